@@ -1,0 +1,377 @@
+"""A Wasmtime code image (the ELF that Wasmtime compiles to and maps to run).
+
+Read from any ByteSource: a `.cwasm` file, bytes, or a debugger's memory. The
+ELF structure is parsed with pyelftools; the big tables (.symtab, the stack
+map section) are read as raw bytes in one read each and indexed, so opening a
+large image stays cheap. Nothing is read before it is asked for.
+"""
+
+import bisect
+import io
+import re
+import struct
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from .errors import CorruptSection, NotAnImage, ReadError, StackMapsError
+from .source import ByteSource, BytesSource, FileSource
+from .stackmap import SECTION_NAME, StackMapEntry, StackMapSection
+
+ELFOSABI_WASMTIME = 200
+EF_WASMTIME_MODULE = 1 << 0
+EF_WASMTIME_COMPONENT = 1 << 1
+EF_WASMTIME_PULLEY32 = 1 << 2
+EF_WASMTIME_PULLEY64 = 1 << 3
+
+EM_NAMES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
+
+# Sanity bounds: a real image is far below these; corrupt headers must not make
+# us allocate or read without limit.
+MAX_IMAGE_SIZE = 1 << 32
+MAX_SECTION_READ = 1 << 30
+
+_FUNC_NAME = re.compile(r"^wasm\[(\d+)\]::function\[(\d+)\](?:::(.*))?$")
+
+
+class Function(NamedTuple):
+    start: int  # text offset
+    size: int
+    name: str
+    module: Optional[int]  # wasm[M]
+    index: Optional[int]  # function[N]; None for trampolines and builtins
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    @property
+    def is_wasm(self) -> bool:
+        return self.index is not None
+
+
+class ElfHeader(NamedTuple):
+    little_endian: bool
+    osabi: int
+    machine: int
+    flags: int
+    shoff: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+
+    @property
+    def image_size(self) -> int:
+        """Bytes from the ELF header to the end of the section header table."""
+        return self.shoff + self.shnum * self.shentsize
+
+
+def parse_elf_header(data: bytes, where: str = "image") -> ElfHeader:
+    """Check the 64-byte ELF header of a Wasmtime image; raise NotAnImage if it is not one."""
+    if len(data) < 64 or data[:4] != b"\x7fELF":
+        raise NotAnImage(f"{where}: not an ELF file")
+    if data[4] != 2:
+        raise NotAnImage(f"{where}: not a 64-bit ELF (EI_CLASS={data[4]})")
+    if data[5] not in (1, 2):
+        raise NotAnImage(f"{where}: bad ELF byte order (EI_DATA={data[5]})")
+    if data[7] != ELFOSABI_WASMTIME:
+        raise NotAnImage(f"{where}: ELF OS/ABI is {data[7]}, not Wasmtime's {ELFOSABI_WASMTIME}")
+    e = "<" if data[5] == 1 else ">"
+    machine, = struct.unpack_from(e + "H", data, 18)
+    shoff, flags = struct.unpack_from(e + "QI", data, 40)
+    shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 58)
+    hdr = ElfHeader(data[5] == 1, data[7], machine, flags, shoff, shentsize, shnum, shstrndx)
+    if shentsize != 64 or shnum == 0 or shoff < 64 or hdr.image_size > MAX_IMAGE_SIZE:
+        raise NotAnImage(
+            f"{where}: implausible section header table (e_shoff={shoff:#x}, e_shnum={shnum}, "
+            f"e_shentsize={shentsize})")
+    return hdr
+
+
+class _SourceStream(io.RawIOBase):
+    """A seekable read-only stream over a ByteSource, for pyelftools."""
+
+    def __init__(self, source: ByteSource, size: int):
+        self._src = source
+        self._size = size
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, pos, whence=io.SEEK_SET):
+        if whence == io.SEEK_SET:
+            self._pos = pos
+        elif whence == io.SEEK_CUR:
+            self._pos += pos
+        else:
+            self._pos = self._size + pos
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            n = self._size - self._pos
+        n = max(0, min(n, self._size - self._pos))
+        data = self._src.read(self._pos, n) if n else b""
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+class EngineInfo(NamedTuple):
+    version: str  # as Wasmtime wrote it, e.g. "49" or "50.0.1"
+    target: Optional[str]  # target triple
+
+    @property
+    def major(self) -> Optional[int]:
+        m = re.match(r"(\d+)", self.version)
+        return int(m.group(1)) if m else None
+
+
+class WasmtimeImage:
+    """One Wasmtime code image. `base` is its load address when read from a process."""
+
+    def __init__(self, source: ByteSource, base: Optional[int] = None, path: Optional[str] = None):
+        self.source = source
+        self.base = base
+        self.path = path
+        self.name = path or source.name
+        head = source.read(0, 64) if source.size is None or source.size >= 64 else b""
+        self.header = parse_elf_header(head, self.name)
+        self.size = self.header.image_size
+        if source.size is not None and source.size < self.size:
+            raise NotAnImage(
+                f"{self.name}: section header table ends at {self.size:#x}, past the end of the "
+                f"data ({source.size:#x} bytes): truncated image")
+        if source.size is None:
+            source.size = self.size
+        self._sections: Optional[Dict[str, Tuple[int, int]]] = None
+        self._engine: Optional[EngineInfo] = None
+        self._functions: Optional[List[Function]] = None
+        self._func_starts: Optional[List[int]] = None
+        self._stackmaps: Optional[StackMapSection] = None
+        self._stackmaps_loaded = False
+
+    @classmethod
+    def from_file(cls, path: str) -> "WasmtimeImage":
+        return cls(FileSource(path), path=path)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "<bytes>") -> "WasmtimeImage":
+        return cls(BytesSource(data, name))
+
+    # -- header facts ---------------------------------------------------------
+    @property
+    def flags(self) -> int:
+        return self.header.flags
+
+    @property
+    def kind(self) -> str:
+        return "component" if self.flags & EF_WASMTIME_COMPONENT else "module"
+
+    @property
+    def pulley(self) -> Optional[int]:
+        """32 or 64 for Pulley bytecode images, None for native code."""
+        if self.flags & EF_WASMTIME_PULLEY64:
+            return 64
+        if self.flags & EF_WASMTIME_PULLEY32:
+            return 32
+        return None
+
+    @property
+    def arch(self) -> str:
+        """x86_64, aarch64, riscv64, s390x, pulley32 or pulley64 (Pulley bits first)."""
+        if self.pulley:
+            return f"pulley{self.pulley}"
+        return EM_NAMES.get(self.header.machine, f"e_machine={self.header.machine}")
+
+    # -- sections -------------------------------------------------------------
+    @property
+    def sections(self) -> Dict[str, Tuple[int, int]]:
+        """name -> (file offset, size), from the section header table (via pyelftools)."""
+        if self._sections is None:
+            from elftools.common.exceptions import ELFError
+            from elftools.elf.elffile import ELFFile
+            try:
+                elf = ELFFile(_SourceStream(self.source, self.size))
+                secs = {}
+                for i in range(elf.num_sections()):
+                    sh = elf._get_section_header(i)
+                    name = elf._get_section_name(sh)
+                    secs[name] = (sh["sh_offset"], sh["sh_size"], sh["sh_type"])
+            except StackMapsError:
+                raise
+            except (ELFError, Exception) as e:  # pyelftools raises many types on garbage
+                raise NotAnImage(f"{self.name}: bad ELF section headers: {e}") from None
+            self._sections = {}
+            for name, (off, size, typ) in secs.items():
+                if typ == "SHT_NOBITS":
+                    continue
+                if off + size > self.size:
+                    # Ignore what lies outside the image rather than read past it; a needed
+                    # section that is missing gives its own error below.
+                    continue
+                self._sections[name] = (off, size)
+        return self._sections
+
+    def section_data(self, name: str) -> Optional[bytes]:
+        sec = self.sections.get(name)
+        if sec is None:
+            return None
+        off, size = sec
+        if size > MAX_SECTION_READ:
+            raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
+        return self.source.read(off, size)
+
+    @property
+    def text_range(self) -> Tuple[int, int]:
+        """(file offset, size) of .text."""
+        sec = self.sections.get(".text")
+        if sec is None:
+            raise NotAnImage(f"{self.name}: no .text section")
+        return sec
+
+    @property
+    def text_start(self) -> Optional[int]:
+        """Runtime address of .text (None when the image has no load address)."""
+        return None if self.base is None else self.base + self.text_range[0]
+
+    def text_offset(self, address: int) -> Optional[int]:
+        """Text offset of a runtime address, or None if it is not in .text."""
+        if self.base is None:
+            return None
+        off, size = self.text_range
+        rel = address - self.base - off
+        return rel if 0 <= rel < size else None
+
+    # -- engine ---------------------------------------------------------------
+    @property
+    def engine(self) -> EngineInfo:
+        if self._engine is None:
+            data = self.section_data(".wasmtime.engine")
+            if data is None:
+                self._engine = EngineInfo("unknown", None)
+            else:
+                self._engine = parse_engine(data, self.name)
+        return self._engine
+
+    # -- functions ------------------------------------------------------------
+    @property
+    def functions(self) -> List[Function]:
+        """STT_FUNC symbols sorted by text offset."""
+        if self._functions is None:
+            self._functions = self._read_functions()
+            self._func_starts = [f.start for f in self._functions]
+        return self._functions
+
+    def _read_functions(self) -> List[Function]:
+        sym = self.sections.get(".symtab")
+        if sym is None:
+            return []
+        data = self.section_data(".symtab")
+        strtab = self.section_data(".strtab") or b""
+        e = "<" if self.header.little_endian else ">"
+        st = struct.Struct(e + "IBBHQQ")
+        usable = len(data) - len(data) % st.size
+        funcs = []
+        for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable]):
+            if st_info & 0xF != 2:  # STT_FUNC
+                continue
+            end = strtab.find(b"\0", st_name)
+            name = strtab[st_name:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+            m = _FUNC_NAME.match(name)
+            module = index = None
+            if m:
+                module, index = int(m.group(1)), int(m.group(2))
+            elif name.startswith("wasm["):
+                mm = re.match(r"wasm\[(\d+)\]", name)
+                module = int(mm.group(1)) if mm else None
+            funcs.append(Function(value, size, name, module, index))
+        funcs.sort(key=lambda f: f.start)
+        return funcs
+
+    def function_at(self, text_offset: int) -> Optional[Function]:
+        """The function whose [start, end) contains `text_offset` (binary search)."""
+        funcs = self.functions
+        i = bisect.bisect_right(self._func_starts, text_offset) - 1
+        if i >= 0 and funcs[i].start <= text_offset < funcs[i].end:
+            return funcs[i]
+        return None
+
+    def find_function(self, spec: str) -> List[Function]:
+        """Functions matching a name, a name suffix (`::build`) or a wasm index."""
+        if spec.isdigit():
+            return [f for f in self.functions if f.index == int(spec)]
+        return [f for f in self.functions
+                if f.name == spec or f.name.endswith("::" + spec)]
+
+    # -- stack maps -----------------------------------------------------------
+    @property
+    def stackmaps(self) -> Optional[StackMapSection]:
+        """The indexed `.wasmtime.stackmap` section, or None when the image has none."""
+        if not self._stackmaps_loaded:
+            data = self.section_data(SECTION_NAME)
+            self._stackmaps = (None if data is None
+                               else StackMapSection(data, f"{self.name}: {SECTION_NAME}"))
+            self._stackmaps_loaded = True
+        return self._stackmaps
+
+    def no_stackmaps_reason(self) -> str:
+        """Why an image has no stack map section (call when `stackmaps` is None)."""
+        major = self.engine.major
+        if major is not None and major <= 31:
+            return (f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 "
+                    f"(this image is from {self.engine.version}), not supported")
+        return "no call site in this image has live GC references (no .wasmtime.stackmap section)"
+
+    def lookup(self, text_offset: int) -> Optional[StackMapEntry]:
+        sm = self.stackmaps
+        return sm.lookup(text_offset) if sm is not None else None
+
+    def describe_no_map(self, text_offset: int) -> str:
+        """Why there is no stack map at `text_offset`."""
+        off, size = self.text_range
+        if not 0 <= text_offset < size:
+            return f"outside .text (size {size:#x})"
+        if self.stackmaps is None:
+            return self.no_stackmaps_reason()
+        return "not a safepoint: not the return address of a call with live GC references"
+
+    def identity(self) -> Tuple:
+        """What identifies this image's contents cheaply (for caches keyed by base)."""
+        return (self.header, self.engine.version)
+
+
+def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
+    """`.wasmtime.engine`: u8 format version, u8 len, version string, postcard record."""
+    if len(data) < 2:
+        raise CorruptSection(f"{where}: .wasmtime.engine is {len(data)} bytes")
+    n = data[1]
+    if 2 + n > len(data):
+        raise CorruptSection(f"{where}: .wasmtime.engine version string runs past the section")
+    version = data[2:2 + n].decode("utf-8", "replace")
+    pos = 2 + n
+    length, shift = 0, 0
+    target = None
+    while pos < len(data) and shift < 35:
+        b = data[pos]
+        pos += 1
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            if pos + length <= len(data) and length <= 256:
+                target = data[pos:pos + length].decode("utf-8", "replace")
+            break
+    return EngineInfo(version, target)
+
+
+def open_image(path: str) -> WasmtimeImage:
+    return WasmtimeImage.from_file(path)

@@ -1,0 +1,208 @@
+"""The `.wasmtime.stackmap` section format alone: bytes in, plain records out.
+
+Layout (Wasmtime >= 32, `crates/environ/src/compile/stack_maps.rs`), every
+field a little-endian u32 whatever the ELF's own byte order::
+
+    N, pc[N] (ascending text offsets of return addresses), index[N],
+    data[...]: at data[index[i]]: frame_size, M, M bitmap words
+    (bit b of word w set => live GC ref at SP + 4 * (32 * w + b)).
+
+Opening indexes the header only (O(1): the pc and index arrays are views on
+the section bytes); entries are decoded and checked one at a time when asked
+for; `validate()` checks everything.
+"""
+
+import bisect
+import struct
+import sys
+from array import array
+from typing import Iterator, List, NamedTuple, Optional, Tuple
+
+from .errors import CorruptSection
+
+SECTION_NAME = ".wasmtime.stackmap"
+
+_U32 = struct.Struct("<I")
+
+
+class StackMapEntry(NamedTuple):
+    """One safepoint: a return address (text offset) and its frame's live slots."""
+
+    pc: int
+    frame_size: int
+    offsets: Tuple[int, ...]  # byte offsets from SP, ascending
+    map_index: int  # where the map starts in data[] (u32 units)
+
+
+def _u32_view(buf: memoryview):
+    """A read-only sequence of little-endian u32 over `buf` (zero copy on LE hosts)."""
+    if sys.byteorder == "little":
+        return buf.cast("I") if len(buf) else ()
+    arr = array("I")
+    arr.frombytes(buf.tobytes())
+    arr.byteswap()
+    return arr
+
+
+class StackMapSection:
+    """An indexed `.wasmtime.stackmap` section. `where` names it in error messages."""
+
+    def __init__(self, data: bytes, where: str = SECTION_NAME):
+        self.where = where
+        self._raw = data
+        size = len(data)
+        if size < 4:
+            raise CorruptSection(f"{where}: section is {size} bytes, too short for the entry count")
+        (n,) = _U32.unpack_from(data, 0)
+        header = 4 + 8 * n
+        if header > size:
+            raise CorruptSection(
+                f"{where}: entry count N={n} needs {header} bytes of pcs and indices "
+                f"but the section has {size}")
+        if (size - header) % 4:
+            raise CorruptSection(
+                f"{where}: map data is {size - header} bytes, not a whole number of u32 words")
+        mv = memoryview(data)
+        self._n = n
+        self._pcs = _u32_view(mv[4:4 + 4 * n])
+        self._index = _u32_view(mv[4 + 4 * n:header])
+        self._data = _u32_view(mv[header:])
+        self._nwords = (size - header) // 4
+        self._validated = False
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def pcs(self):
+        """The sorted return-address text offsets (a sequence of ints)."""
+        return self._pcs
+
+    def entry(self, i: int) -> StackMapEntry:
+        """Decode entry `i`, checking every bound it touches."""
+        if not 0 <= i < self._n:
+            raise CorruptSection(f"{self.where}: entry {i} out of range (N={self._n})")
+        pc = self._pcs[i]
+        k = self._index[i]
+        frame_size, words = self._map_at(k, f"entry {i} (pc {pc:#x})")
+        offsets = _bit_offsets(words)
+        if offsets and offsets[-1] >= frame_size:
+            raise CorruptSection(
+                f"{self.where}: entry {i} (pc {pc:#x}): slot at SP+{offsets[-1]} is beyond "
+                f"frame_size {frame_size}")
+        return StackMapEntry(pc, frame_size, offsets, k)
+
+    def _map_at(self, k: int, what: str):
+        nwords = self._nwords
+        if k + 2 > nwords:
+            raise CorruptSection(
+                f"{self.where}: {what}: map index {k} is past the end of the map data "
+                f"({nwords} words)")
+        frame_size = self._data[k]
+        m = self._data[k + 1]
+        if frame_size == 0:
+            raise CorruptSection(f"{self.where}: {what}: frame_size is 0")
+        if m == 0:
+            raise CorruptSection(f"{self.where}: {what}: bitmap has 0 words")
+        if k + 2 + m > nwords:
+            raise CorruptSection(
+                f"{self.where}: {what}: bitmap of {m} words at data[{k + 2}] runs past the end "
+                f"of the map data ({nwords} words)")
+        return frame_size, self._data[k + 2:k + 2 + m]
+
+    def find(self, pc: int) -> int:
+        """Index of the entry whose pc is exactly `pc`, or -1 (binary search)."""
+        pcs = self._pcs
+        i = bisect.bisect_left(pcs, pc)
+        if i < self._n and pcs[i] == pc:
+            return i
+        return -1
+
+    def lookup(self, pc: int) -> Optional[StackMapEntry]:
+        """The stack map at return-address text offset `pc`, or None if it has none."""
+        i = self.find(pc)
+        return self.entry(i) if i >= 0 else None
+
+    def __iter__(self) -> Iterator[StackMapEntry]:
+        for i in range(self._n):
+            yield self.entry(i)
+
+    def entries_between(self, start: int, end: int) -> Iterator[StackMapEntry]:
+        """Entries whose pc is in [start, end)."""
+        lo = bisect.bisect_left(self._pcs, start)
+        hi = bisect.bisect_left(self._pcs, end)
+        for i in range(lo, hi):
+            yield self.entry(i)
+
+    def validate(self) -> None:
+        """Check the whole section; raise CorruptSection naming the first problem."""
+        if self._validated:
+            return
+        pcs = self._pcs
+        prev = -1
+        for i in range(self._n):
+            pc = pcs[i]
+            if pc <= prev:
+                raise CorruptSection(
+                    f"{self.where}: pcs not strictly ascending at entry {i}: "
+                    f"{pc:#x} after {prev:#x}")
+            prev = pc
+        checked = set()
+        for i in range(self._n):
+            k = self._index[i]
+            if k in checked:
+                continue
+            self.entry(i)
+            checked.add(k)
+        self._validated = True
+
+    def distinct_maps(self) -> int:
+        """How many different (frame_size, bitmap) maps the entries use."""
+        seen = set()
+        for k in set(self._index):
+            fs, words = self._map_at(k, f"map at data[{k}]")
+            seen.add((fs, tuple(words)))
+        return len(seen)
+
+
+def _bit_offsets(words) -> Tuple[int, ...]:
+    out: List[int] = []
+    for w, word in enumerate(words):
+        base = 128 * w  # 32 bits a word, 4 bytes a bit
+        while word:
+            low = word & -word
+            out.append(base + 4 * (low.bit_length() - 1))
+            word ^= low
+    return tuple(out)
+
+
+def encode(entries) -> bytes:
+    """Write a section from (pc, frame_size, offsets) triples, sharing identical maps.
+
+    The inverse of the reader, used by tests and benchmarks to build sections
+    (like Wasmtime's `StackMapSection::finish`). Offsets must be multiples of 4.
+    """
+    entries = sorted(entries, key=lambda e: e[0])
+    pcs: List[int] = []
+    index: List[int] = []
+    data: List[int] = []
+    shared = {}
+    for pc, frame_size, offsets in entries:
+        nbits = max(offsets) // 4 + 1 if offsets else 1
+        words = [0] * ((nbits + 31) // 32)
+        for off in offsets:
+            if off % 4:
+                raise ValueError(f"offset {off} is not a multiple of 4")
+            b = off // 4
+            words[b // 32] |= 1 << (b % 32)
+        key = (frame_size, tuple(words))
+        k = shared.get(key)
+        if k is None:
+            k = shared[key] = len(data)
+            data.extend((frame_size, len(words), *words))
+        pcs.append(pc)
+        index.append(k)
+    out = array("I", [len(pcs)] + pcs + index + data)
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out.tobytes()
