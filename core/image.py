@@ -144,6 +144,9 @@ class WasmtimeImage:
         self.base = base
         self.path = path
         self.name = path or source.name
+        # Where the bytes come from: "file", "memory" (a debugger), "bytes", "user" (stackmap load).
+        self.loaded_from = "file" if isinstance(source, FileSource) else (
+            "bytes" if isinstance(source, BytesSource) else "memory")
         head = source.read(0, 64) if source.size is None or source.size >= 64 else b""
         self.header = parse_elf_header(head, self.name)
         self.size = self.header.image_size

@@ -1,0 +1,162 @@
+"""Finding Wasmtime images in a target's memory, and a registry to look pcs up in them."""
+
+import bisect
+import os
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from .errors import NotAnImage, ReadError, StackMapsError
+from .image import WasmtimeImage, parse_elf_header
+from .source import FileSource, MemorySource
+from .target import Region, Target
+
+PAGE = 4096
+# How far back from a pc we look for an image's ELF header (.text offset + pc offset).
+MAX_SCAN_BACK = 256 * 1024 * 1024
+SCAN_BLOCK = 256 * 1024
+
+
+class ImageRegistry:
+    """The images known in one target, with a sorted index of their .text ranges.
+
+    `image_at(address)` is the hot path (called for every pc the unwinder sees):
+    a min/max reject, then one binary search.
+    """
+
+    def __init__(self):
+        self.images: Dict[int, WasmtimeImage] = {}
+        self.problems: Dict[int, str] = {}  # base -> why an image there could not be used
+        self._starts: List[int] = []
+        self._ranges: List[Tuple[int, int, WasmtimeImage]] = []
+        self.lo = self.hi = 0
+
+    def add(self, image: WasmtimeImage) -> WasmtimeImage:
+        old = self.images.get(image.base)
+        if old is not None and old.identity() == image.identity():
+            return old
+        self.images[image.base] = image
+        self._reindex()
+        return image
+
+    def _reindex(self) -> None:
+        ranges = []
+        for img in self.images.values():
+            try:
+                off, size = img.text_range
+            except StackMapsError:
+                continue
+            ranges.append((img.base + off, img.base + off + size, img))
+        ranges.sort(key=lambda r: r[0])
+        self._ranges = ranges
+        self._starts = [r[0] for r in ranges]
+        self.lo = ranges[0][0] if ranges else 0
+        self.hi = max((r[1] for r in ranges), default=0)
+
+    def image_at(self, address: int) -> Optional[WasmtimeImage]:
+        """The image whose .text contains `address`, or None."""
+        if not self.lo <= address < self.hi:
+            return None
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self._ranges[i][1]:
+            return self._ranges[i][2]
+        return None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self):
+        return iter(sorted(self.images.values(), key=lambda i: i.base))
+
+
+def probe_image(target: Target, base: int, path: Optional[str] = None) -> Optional[WasmtimeImage]:
+    """The Wasmtime image whose ELF header is at `base`, or None if there is none.
+
+    The image is read through target memory. When the header is readable but the
+    sections are not (a file-backed `.cwasm` left out of a core dump), the file
+    named by the mapping is used instead if it still holds the same header.
+    """
+    try:
+        head = target.read_memory(base, 64)
+    except ReadError:
+        return None
+    try:
+        hdr = parse_elf_header(head, f"image at {base:#x}")
+    except NotAnImage:
+        return None
+    src = MemorySource(target.read_memory, base, hdr.image_size,
+                       name=path or f"[anon image at {base:#x}]")
+    img = WasmtimeImage(src, base=base, path=path)
+    try:
+        img.sections  # reads the section header table at the end of the image
+        img.text_range
+        return img
+    except ReadError as e:
+        if path and os.path.isfile(path):
+            fimg = WasmtimeImage(FileSource(path), base=base, path=path)
+            if fimg.header == hdr:
+                return fimg
+        raise ReadError(f"image at {base:#x}{' (' + path + ')' if path else ''}: header is "
+                        f"readable but its sections are not ({e}); use 'stackmap load FILE ADDR'")
+
+
+def discover_from_regions(target: Target, regions: Iterable[Region],
+                          registry: ImageRegistry) -> None:
+    """Probe the start of every readable mapping for a Wasmtime ELF header."""
+    for r in regions:
+        if r.perms and not r.perms.startswith("r"):
+            continue
+        if r.start in registry.images or r.start in registry.problems:
+            continue
+        try:
+            img = probe_image(target, r.start, r.path)
+        except StackMapsError as e:
+            registry.problems[r.start] = str(e)
+            continue
+        if img is not None:
+            registry.add(img)
+
+
+def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,
+                     limit: int = MAX_SCAN_BACK) -> Optional[WasmtimeImage]:
+    """Scan back page by page from `pc` to an image header whose .text contains pc.
+
+    Memory is read in large blocks (one debugger read per 256 KiB); the scan
+    stops at the first unreadable block or after `limit` bytes.
+    """
+    img = registry.image_at(pc)
+    if img is not None:
+        return img
+    page = pc - pc % PAGE
+    lowest = max(0, page - limit)
+    block_end = page + PAGE
+    while block_end > lowest:
+        block_start = max(lowest, block_end - SCAN_BLOCK)
+        try:
+            data = target.read_memory(block_start, block_end - block_start)
+        except ReadError:
+            data = None
+        if not data or len(data) != block_end - block_start:
+            # Partly readable: fall back to single pages for this block.
+            data = None
+        for base in range(block_end - PAGE, block_start - 1, -PAGE):
+            if data is not None:
+                head = data[base - block_start:base - block_start + 8]
+            else:
+                try:
+                    head = target.read_memory(base, 8)
+                except ReadError:
+                    return None
+            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] == 200:
+                if base in registry.problems:
+                    return None
+                try:
+                    found = probe_image(target, base)
+                except StackMapsError as e:
+                    registry.problems[base] = str(e)
+                    return None
+                if found is not None:
+                    off, size = found.text_range
+                    if base + off <= pc < base + off + size:
+                        return registry.add(found)
+                    return None
+        block_end = block_start
+    return None

@@ -1,0 +1,66 @@
+"""Memory maps without a debugger's help: /proc/PID/maps and a core file's segments."""
+
+from typing import List, Optional
+
+from .errors import StackMapsError
+from .target import Region
+
+
+def proc_maps(pid: int) -> Optional[List[Region]]:
+    """Regions of a live local process, or None if /proc/PID/maps cannot be read."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        parts = line.split(None, 5)
+        if len(parts) < 5:
+            continue
+        lo, _, hi = parts[0].partition("-")
+        path = parts[5] if len(parts) > 5 else None
+        if path and path.startswith("["):
+            path = None  # [stack], [heap], [anon:...]: not files
+        try:
+            out.append(Region(int(lo, 16), int(hi, 16), parts[1][:3], path))
+        except ValueError:
+            continue
+    return out
+
+
+def core_regions(path: str) -> Optional[List[Region]]:
+    """PT_LOAD segments of a core file, named from its NT_FILE note where file-backed.
+
+    Segments with no bytes in the core (p_filesz 0) are still listed: their
+    header page may have been dumped elsewhere, and a debugger may read them
+    back from the file named in NT_FILE.
+    """
+    try:
+        from elftools.elf.elffile import ELFFile
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if elf["e_type"] != "ET_CORE":
+                return None
+            files = {}
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_NOTE":
+                    continue
+                for note in seg.iter_notes():
+                    if note["n_type"] == "NT_FILE":
+                        desc = note["n_desc"]
+                        for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"]):
+                            files[entry["vm_start"]] = name
+            out = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD":
+                    continue
+                fl = seg["p_flags"]
+                perms = ("r" if fl & 4 else "-") + ("w" if fl & 2 else "-") + ("x" if fl & 1 else "-")
+                start = seg["p_vaddr"]
+                out.append(Region(start, start + seg["p_memsz"], perms, files.get(start)))
+            return out
+    except (OSError, StackMapsError):
+        return None
+    except Exception:  # pyelftools on a damaged core: fall back to scanning from pcs
+        return None

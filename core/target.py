@@ -1,0 +1,137 @@
+"""The adapter protocol between the core and a debugger (or a test double over bytes).
+
+A debugger plugin implements `Target`: read memory, list threads with their
+innermost registers (and the debugger's own frames where it has them), and
+memory regions when it knows them. Everything else lives in the core.
+"""
+
+import struct
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+from .errors import ReadError
+
+
+class Region(NamedTuple):
+    start: int
+    end: int
+    perms: str  # e.g. "r-x" ("" when unknown)
+    path: Optional[str]  # backing file, None for anonymous
+
+
+class DebuggerFrame(NamedTuple):
+    """A frame as the debugger unwound it (host or wasm)."""
+
+    level: int
+    pc: int
+    fp: Optional[int]  # frame-pointer register value in that frame, if the debugger knows it
+    sp: Optional[int]
+    name: Optional[str]
+
+
+class ThreadState(NamedTuple):
+    num: int  # the debugger's thread number (gdb: global num; lldb: index id)
+    tid: Optional[int]
+    name: Optional[str]
+    pc: int
+    fp: int
+    sp: int
+    lr: Optional[int]  # link register (aarch64/riscv64), None on x86_64
+    frames: Optional[Callable[[], List[DebuggerFrame]]] = None  # lazy: unwinding costs
+
+
+class Target:
+    """What a debugger must provide. `arch` is x86_64, aarch64 or riscv64."""
+
+    arch: str = "x86_64"
+    pointer_size: int = 8
+    little_endian: bool = True
+    description: str = "target"
+
+    def read_memory(self, address: int, size: int) -> bytes:  # pragma: no cover - protocol
+        """Exactly `size` bytes at `address`, or ReadError."""
+        raise NotImplementedError
+
+    def regions(self) -> Optional[List[Region]]:
+        """Mapped regions, or None when the debugger cannot tell (remote, some cores)."""
+        return None
+
+    def threads(self) -> List[ThreadState]:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def identity(self) -> Tuple:
+        """What distinguishes one inferior/process run from another (pid, core path...)."""
+        return ()
+
+    def selected_thread(self) -> int:
+        """Number of the debugger's selected thread."""
+        return self.threads()[0].num
+
+    def selected_frame(self) -> Optional[DebuggerFrame]:
+        """The debugger's selected frame (pc and, if known, its FP), or None."""
+        return None
+
+
+class MemoryCache:
+    """Bulk, chunked reads of target memory for the length of one command.
+
+    A frame walk asks for many small reads (saved FP, return address, slots);
+    they are served from 16 KiB chunks read once each, so a deep stack costs
+    a handful of debugger reads instead of several per frame. A chunk that is
+    not wholly readable is retried page by page.
+    """
+
+    PAGE = 4096
+    CHUNK = 16 * 1024
+
+    def __init__(self, target: Target):
+        self.target = target
+        self._pages: Dict[int, Optional[bytes]] = {}
+        self.reads = 0
+        self._endian = "<" if target.little_endian else ">"
+
+    def _fetch(self, address: int, size: int) -> Optional[bytes]:
+        self.reads += 1
+        try:
+            data = self.target.read_memory(address, size)
+        except ReadError:
+            return None
+        return data if len(data) == size else None
+
+    def _page(self, pn: int) -> Optional[bytes]:
+        if pn not in self._pages:
+            per = self.CHUNK // self.PAGE
+            first = pn - pn % per
+            data = self._fetch(first * self.PAGE, self.CHUNK)
+            if data is not None:
+                for i in range(per):
+                    self._pages[first + i] = data[i * self.PAGE:(i + 1) * self.PAGE]
+            else:
+                self._pages[pn] = self._fetch(pn * self.PAGE, self.PAGE)
+        return self._pages[pn]
+
+    def read(self, address: int, size: int) -> bytes:
+        if address < 0 or size < 0 or address + size > 1 << 64:
+            raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
+        out = []
+        pos, end = address, address + size
+        while pos < end:
+            pn, within = divmod(pos, self.PAGE)
+            page = self._page(pn)
+            if page is None:
+                raise ReadError(f"cannot read memory at {pos:#x}", pos)
+            n = min(self.PAGE - within, end - pos)
+            out.append(page[within:within + n])
+            pos += n
+        return b"".join(out)
+
+    def u64(self, address: int) -> int:
+        return struct.unpack(self._endian + "Q", self.read(address, 8))[0]
+
+    def u32(self, address: int) -> int:
+        return struct.unpack(self._endian + "I", self.read(address, 4))[0]
+
+    def try_u64(self, address: int) -> Optional[int]:
+        try:
+            return self.u64(address)
+        except ReadError:
+            return None

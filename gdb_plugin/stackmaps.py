@@ -1,0 +1,325 @@
+"""GDB plugin: `source /path/to/gdb_plugin/stackmaps.py`.
+
+A thin adapter over the core (`wasmtime_stackmaps`): the Target protocol over
+`gdb`, the `stackmap` commands, an unwinder that lets GDB's own `bt` walk
+through wasm frames, and a frame filter that names them.
+"""
+
+import importlib.util
+import os
+import re
+
+import gdb
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location(
+    "wasmtime_stackmaps_bootstrap", os.path.join(_REPO, "core", "bootstrap.py"))
+_boot = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_boot)
+wsm = _boot.load(_REPO)
+
+if wsm is not None:
+    import gdb.unwinder
+    from gdb.FrameDecorator import FrameDecorator
+
+    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted
+    from wasmtime_stackmaps.errors import ReadError, StackMapsError
+    from wasmtime_stackmaps.regions import core_regions, proc_maps
+    from wasmtime_stackmaps.render import Style
+    from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
+    from wasmtime_stackmaps.walk import caller_of
+
+    # Register names per architecture: pc, frame pointer, stack pointer, link register.
+    _REGS = {
+        "x86_64": ("rip", "rbp", "rsp", None),
+        "aarch64": ("pc", "x29", "sp", "x30"),
+        "riscv64": ("pc", "fp", "sp", "ra"),
+    }
+    # How far GDB's own unwinder is asked to go looking for the first wasm frame
+    # of a thread stopped in host code (the stack scan finds the rest).
+    _MAX_HOST_FRAMES = 256
+
+    def _arch_of(frame) -> str:
+        name = frame.architecture().name()
+        if "x86-64" in name:
+            return "x86_64"
+        if name.startswith("aarch64"):
+            return "aarch64"
+        if name.startswith("riscv"):
+            return "riscv64"
+        raise StackMapsError(f"unsupported architecture {name!r} (x86_64, aarch64, riscv64)")
+
+    class GdbTarget(Target):
+        """The Target protocol over GDB's selected inferior."""
+
+        def __init__(self):
+            inf = gdb.selected_inferior()
+            if inf is None or inf.pid == 0 or not inf.threads():
+                raise StackMapsError("no process: run the program, attach, or load a core file")
+            try:
+                frame = gdb.selected_frame()
+            except gdb.error:
+                raise StackMapsError("no frame selected (the process is running or has exited)")
+            self.inferior = inf
+            self.arch = _arch_of(frame)
+            self.little_endian = "little" in gdb.execute("show endian", to_string=True)
+            self.description = f"process {inf.pid}"
+            self._core = _core_file()
+
+        def read_memory(self, address, size):
+            try:
+                return self.inferior.read_memory(address, size).tobytes()
+            except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
+                raise ReadError(f"cannot read {size} bytes at {address:#x}: {e}", address)
+
+        def regions(self):
+            if self._core:
+                return core_regions(self._core)
+            conn = getattr(self.inferior, "connection", None)
+            if conn is not None and getattr(conn, "type", "native") != "native":
+                return None  # remote: /proc here is not the target's
+            return proc_maps(self.inferior.pid)
+
+        def identity(self):
+            return (self.inferior.num, self.inferior.pid, self._core)
+
+        def selected_thread(self):
+            return gdb.selected_thread().num
+
+        def selected_frame(self):
+            f = gdb.selected_frame()
+            pcr, fpr, spr, _ = _REGS[self.arch]
+            return DebuggerFrame(f.level(), int(f.pc()), _reg(f, fpr), _reg(f, spr), f.name())
+
+        def threads(self):
+            pcr, fpr, spr, lrr = _REGS[self.arch]
+            out = []
+            orig_thread = gdb.selected_thread()
+            orig_frame = gdb.selected_frame()
+            try:
+                for th in sorted(self.inferior.threads(), key=lambda t: t.num):
+                    if not th.is_valid() or th.is_exited():
+                        continue
+                    th.switch()
+                    f = gdb.newest_frame()
+                    out.append(ThreadState(
+                        th.num, th.ptid[1] or th.ptid[0], th.name, int(f.pc()), _reg(f, fpr) or 0,
+                        _reg(f, spr) or 0, _reg(f, lrr) if lrr else None,
+                        _frames_lister(th, self.arch)))
+            finally:
+                orig_thread.switch()
+                orig_frame.select()
+            return out
+
+    def _reg(frame, name):
+        try:
+            return int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+        except (gdb.error, ValueError):
+            return None
+
+    def _frames_lister(thread, arch):
+        """GDB's own frames of `thread` up to the first frame in a Wasmtime image."""
+        def frames():
+            fpr, spr = _REGS[arch][1], _REGS[arch][2]
+            out = []
+            orig_thread = gdb.selected_thread()
+            orig_frame = gdb.selected_frame()
+            try:
+                thread.switch()
+                f = gdb.newest_frame()
+                while f is not None and len(out) < _MAX_HOST_FRAMES:
+                    pc = int(f.pc())
+                    out.append(DebuggerFrame(f.level(), pc, _reg(f, fpr), _reg(f, spr), None))
+                    if _SESSION.registry.image_at(pc) is not None:
+                        break
+                    try:
+                        f = f.older()
+                    except gdb.error:
+                        break
+            finally:
+                orig_thread.switch()
+                orig_frame.select()
+            return out
+        return frames
+
+    def _core_file():
+        try:
+            text = gdb.execute("info target", to_string=True)
+        except gdb.error:
+            return None
+        m = re.search(r"Local core dump file:\s*`([^']+)'", text)
+        return m.group(1) if m else None
+
+    _SESSION = Session()
+
+    def _run(argv: str, from_tty=False):
+        style = Style(color_wanted(_gdb_styling()) and from_tty)
+        try:
+            text = _SESSION.run(gdb.string_to_argv(argv), GdbTarget, style)
+        except StackMapsError as e:
+            raise gdb.GdbError(f"stackmap: {e}")
+        if text:
+            gdb.write(text + "\n")
+
+    def _gdb_styling() -> bool:
+        try:
+            return gdb.parameter("style enabled")
+        except (gdb.error, RuntimeError):
+            return False
+
+    class StackmapCommand(gdb.Command):
+        """Show live GC references in WebAssembly frames of a Wasmtime process.
+
+Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
+  stackmap frame [N] [-x] [--json]    live GC-reference slots of one wasm frame
+  stackmap bt [--all-threads] [--full] [-n N] [--json]
+                                      wasm frames with their live GC references
+  stackmap images [--json]            Wasmtime images found in the inferior
+  stackmap load FILE ADDR             use FILE as the image mapped at ADDR"""
+
+        def __init__(self):
+            super().__init__("stackmap", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
+
+        def invoke(self, argument, from_tty):
+            _run(argument, from_tty)
+
+    class _Sub(gdb.Command):
+        def __init__(self, name):
+            self._name = name
+            self.__doc__ = (SUBCOMMANDS[name] + ".\n\n" +
+                            _SESSION.run([name, "--help"]).split("\n\n", 1)[-1])
+            super().__init__("stackmap " + name, gdb.COMMAND_STACK)
+
+        def invoke(self, argument, from_tty):
+            _run(self._name + " " + argument, from_tty)
+
+    # -- unwinder: GDB's own bt through wasm frames --------------------------------
+    class WasmUnwinder(gdb.unwinder.Unwinder):
+        """Claims frames whose pc is in a Wasmtime image's .text; O(1) reject otherwise."""
+
+        def __init__(self):
+            super().__init__("wasmtime-stackmaps")
+            self.mem = None
+
+        def __call__(self, pending):
+            reg = _SESSION.registry
+            if not reg.hi:
+                return None
+            pcv = pending.read_register("pc")
+            pc = int(pcv) & 0xFFFFFFFFFFFFFFFF
+            if not reg.lo <= pc < reg.hi:
+                return None
+            img = reg.image_at(pc)
+            if img is None:
+                return None
+            try:
+                arch = _arch_of(pending)
+                _, fpr, spr, lrr = _REGS[arch]
+                fp = int(pending.read_register(fpr)) & 0xFFFFFFFFFFFFFFFF
+                sp = int(pending.read_register(spr)) & 0xFFFFFFFFFFFFFFFF
+                lr = int(pending.read_register(lrr)) if lrr else None
+                if self.mem is None:
+                    self.mem = MemoryCache(_UNWIND_TARGET)
+                ra, caller_fp, caller_sp, _ = caller_of(
+                    arch, self.mem.u64, self.mem.read, img, pc, fp, sp, lr, pending.level() == 0)
+                off = img.text_offset(pc)
+                func = img.function_at(off)
+                start = img.text_start + (func.start if func else off)
+                ptr = gdb.lookup_type("unsigned long")
+                info = pending.create_unwind_info(
+                    _FrameId(gdb.Value(caller_sp).cast(ptr), gdb.Value(start).cast(ptr)))
+                info.add_saved_register(_REGS[arch][0], gdb.Value(ra).cast(ptr))
+                info.add_saved_register(fpr, gdb.Value(caller_fp).cast(ptr))
+                info.add_saved_register(spr, gdb.Value(caller_sp).cast(ptr))
+                return info
+            except (StackMapsError, gdb.error, ValueError):
+                return None
+
+    class _FrameId:
+        """A frame id: GDB 13 takes any object with `sp` and `pc` (gdb.unwinder.FrameId is 14+)."""
+
+        def __init__(self, sp, pc):
+            self.sp = sp
+            self.pc = pc
+
+    class _UnwindTarget(Target):
+        def read_memory(self, address, size):
+            try:
+                return gdb.selected_inferior().read_memory(address, size).tobytes()
+            except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
+                raise ReadError(f"cannot read memory at {address:#x}: {e}", address)
+
+    _UNWIND_TARGET = _UnwindTarget()
+
+    # -- frame names ----------------------------------------------------------------
+    class WasmFrameDecorator(FrameDecorator):
+        def __init__(self, fobj, name):
+            super().__init__(fobj)
+            self._wasm_name = name
+
+        def function(self):
+            return self._wasm_name
+
+    class WasmFrameFilter:
+        """Names frames in Wasmtime images: `wasm[0]::function[3]::build`."""
+
+        def __init__(self):
+            self.name = "wasmtime-stackmaps"
+            self.priority = 100
+            self.enabled = True
+
+        def filter(self, frame_iter):
+            for fd in frame_iter:
+                pc = fd.inferior_frame().pc()
+                img = _SESSION.registry.image_at(pc)
+                if img is not None:
+                    off = img.text_offset(pc)
+                    func = img.function_at(off)
+                    if func is not None:
+                        fd = WasmFrameDecorator(fd, func.name)
+                yield fd
+
+    # -- events: keep the registry in step with the inferior ------------------------
+    def _on_stop(_event=None):
+        _UNWINDER.mem = None
+        try:
+            target = GdbTarget()
+            _SESSION.discover(target)
+        except (StackMapsError, gdb.error):
+            return
+        # Frames GDB cached before the images were known were unwound without us.
+        gdb.invalidate_cached_frames()
+
+    def _on_exit(_event=None):
+        _UNWINDER.mem = None
+        _SESSION.invalidate()
+
+    def _on_memory_changed(_event=None):
+        _UNWINDER.mem = None
+
+    def _install():
+        state = getattr(wsm, "_gdb_state", None)
+        if state:  # loaded twice: drop the first load's hooks
+            for ev, fn in state["events"]:
+                try:
+                    ev.disconnect(fn)
+                except (ValueError, RuntimeError):
+                    pass
+        events = [(gdb.events.stop, _on_stop), (gdb.events.exited, _on_exit),
+                  (gdb.events.new_objfile, _on_stop), (gdb.events.memory_changed,
+                                                        _on_memory_changed)]
+        for ev, fn in events:
+            ev.connect(fn)
+        wsm._gdb_state = {"events": events}
+        gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
+        gdb.frame_filters[_FILTER.name] = _FILTER
+        StackmapCommand()
+        for name in SUBCOMMANDS:
+            _Sub(name)
+        # Already stopped (core file, attach) when the plugin is sourced.
+        if gdb.selected_inferior().pid:
+            _on_stop()
+
+    _UNWINDER = WasmUnwinder()
+    _FILTER = WasmFrameFilter()
+    _install()
