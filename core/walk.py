@@ -214,7 +214,7 @@ def _stack_bounds(target: Target, regions: Optional[List[Region]], sp: int):
 
 def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread: ThreadState,
                regions: Optional[List[Region]], covered: Set[int],
-               max_depth: int = DEFAULT_MAX_DEPTH) -> List[Activation]:
+               covered_spans: List, max_depth: int = DEFAULT_MAX_DEPTH) -> List[Activation]:
     """Find activations the debugger did not reach by scanning the stack for frame records.
 
     A candidate is a word pair (saved FP, return address into an image) at an
@@ -263,9 +263,10 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
         if not _clean(act, registry):
             continue
         fps = {f.fp for f in act.frames}
-        if fps & covered:
+        if fps & covered or any(lo_fp < fp < hi_fp for lo_fp, hi_fp in covered_spans):
             continue
         covered |= fps
+        covered_spans.append((act.frames[0].fp, act.frames[-1].fp))
         out.append(Activation(act.frames, "scan", act.end))
     return out
 
@@ -273,7 +274,7 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
 def _clean(act: Activation, registry: ImageRegistry) -> bool:
     if not act.frames or act.end != "left wasm code":
         return False
-    if any(f.error for f in act.frames):
+    if any(f.error for f in act.frames) or not any(f.is_wasm_function for f in act.frames):
         return False
     last = act.frames[-1]
     return last.function is not None and not last.function.is_wasm
@@ -286,11 +287,13 @@ def thread_activations(target: Target, registry: ImageRegistry, mem: MemoryCache
     """Every wasm activation of a thread, innermost first."""
     acts: List[Activation] = []
     covered: Set[int] = set()
+    covered_spans: List = []  # (innermost fp, outermost fp) of each activation found
 
     def add(act: Activation):
         if act.frames:
             acts.append(act)
             covered.update(f.fp for f in act.frames)
+            covered_spans.append((act.frames[0].fp, act.frames[-1].fp))
 
     if registry.image_at(thread.pc) is not None:
         add(walk_chain(mem, target, registry, thread.pc, thread.fp, True, thread, max_depth))
@@ -307,7 +310,8 @@ def thread_activations(target: Target, registry: ImageRegistry, mem: MemoryCache
                 f.debugger_level = df.level if f is act.frames[0] else None
             add(act)
     if scan:
-        for act in scan_stack(mem, target, registry, thread, regions, covered, max_depth):
+        for act in scan_stack(mem, target, registry, thread, regions, covered, covered_spans,
+                              max_depth):
             acts.append(act)
     # Innermost first: activations deeper in the stack have lower FPs.
     acts.sort(key=lambda a: a.frames[0].fp)

@@ -1,0 +1,258 @@
+"""Plugin scenarios, written once and run under real GDB and real LLDB.
+
+Each test starts the debugger in batch mode on a real Wasmtime process (the
+`wasmtime` CLI or a Python embedder) or on a core file of one, runs
+`stackmap ... --json`, and checks the frames against what the wasm program
+put on the stack and against `wasmtime objdump`'s stack maps.
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugins import driver
+from tests.tooling import REPO, wasmtime_cli
+from wasmtime_stackmaps import WasmtimeImage
+
+PROGRAMS = REPO / "tests" / "programs"
+PY = sys.executable  # the venv's python: it has the wasmtime package
+CLI_FLAGS = ["-W", "gc=y", "-O", "memory-reservation=16777216,memory-guard-size=65536"]
+CLI_DEPTH = 5  # fixed in deep_trap.wat's _start
+
+
+@pytest.fixture(params=driver.DEBUGGERS)
+def dbg(request):
+    name = request.param
+    if driver.debugger_path(name) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed on the CI machine: the set-up is broken")
+        pytest.skip(f"{name} is not installed here (make setup installs lldb-19 as root)")
+    return name
+
+
+def cli_program():
+    return [wasmtime_cli(), "run", *CLI_FLAGS, str(PROGRAMS / "deep_trap.wat")]
+
+
+def host_program(mode, *args):
+    return [PY, str(PROGRAMS / "host.py"), mode, *map(str, args)]
+
+
+@pytest.fixture(scope="session")
+def cli_image(tmp_path_factory):
+    """deep_trap.wat compiled with the same flags as `wasmtime run` above."""
+    out = tmp_path_factory.mktemp("cli") / "deep_trap.cwasm"
+    from tests.tooling import run_wasmtime
+    run_wasmtime("compile", *CLI_FLAGS, "-o", out, PROGRAMS / "deep_trap.wat")
+    return out
+
+
+def objdump_maps(path):
+    """{text offset: (frame_size, offsets)} as printed by `wasmtime objdump --stack-maps`."""
+    from tests.tooling import run_wasmtime
+    text = run_wasmtime("objdump", "--addresses", "--funcs", "all", "--stack-maps",
+                        path).stdout
+    maps = {}
+    last_addr = None
+    for line in text.splitlines():
+        m = re.match(r"\s*([0-9a-f]+):\s", line)
+        if m:
+            last_addr = int(m.group(1), 16)
+            continue
+        m = re.search(r"stack_map: frame_size=(\d+), frame_offsets=\[([\d, ]*)\]", line)
+        if m and last_addr is not None:
+            offs = tuple(int(x) for x in m.group(2).split(",") if x.strip())
+            maps[last_addr] = (int(m.group(1)), offs)
+    return maps
+
+
+def only_doc(result):
+    assert result.docs, f"no JSON from the debugger:\n{result.output[-3000:]}"
+    return result.docs[-1]
+
+
+def frames_of(doc, thread=None):
+    ths = doc["threads"]
+    assert ths, doc
+    return ths[0]["frames"] if thread is None else next(
+        t for t in ths if t["thread"] == thread)["frames"]
+
+
+def build_frames(frames):
+    return [f for f in frames if f["function"] and f["function"].endswith("::build")]
+
+
+def check_slots_distinct_heap(frames):
+    heap = [s["value"] for f in frames for s in f["slots"] if s["kind"] == "heap"]
+    assert heap, "no heap refs"
+    assert all(v and v % 2 == 0 for v in heap), heap
+    assert len(set(heap)) == len(heap), f"heap refs not distinct: {heap}"
+
+
+# -- the wasmtime CLI, trapping on a fiber stack ---------------------------------------
+def test_cli_trap_frames(dbg, cli_image):
+    r = driver.run(dbg, ["stackmap bt --json"], cli_program())
+    frames = frames_of(only_doc(r))
+    builds = build_frames(frames)
+    assert len(builds) == CLI_DEPTH + 1, r.output[-3000:]
+    inner = builds[0]
+    assert inner["level"] == 0 and not inner["safepoint"]
+    assert "innermost" in inner["reason"]
+    at_calls = builds[1:]
+    assert all(f["safepoint"] for f in at_calls), at_calls
+    i31s = [[s["value"] for s in f["slots"] if s["kind"] == "i31"] for f in at_calls]
+    expected = [[3 * (n + 1) + 1] for n in range(1, CLI_DEPTH)] + [[-7]]
+    assert i31s == expected
+    check_slots_distinct_heap(at_calls)
+    # Every frame pointer above the previous, SP = FP - frame_size.
+    fps = [f["fp"] for f in frames]
+    assert fps == sorted(fps) and len(set(fps)) == len(fps)
+    for f in at_calls:
+        assert f["sp"] == f["fp"] - f["frame_size"]
+        for s in f["slots"]:
+            assert s["address"] == f["sp"] + s["offset"]
+
+
+def test_cli_trap_matches_objdump(dbg, cli_image):
+    """Frame sizes and slot offsets agree with `wasmtime objdump` at the same return address."""
+    maps = objdump_maps(cli_image)
+    assert maps, "objdump printed no stack maps"
+    r = driver.run(dbg, ["stackmap bt --json"], cli_program())
+    safepoints = [f for f in frames_of(only_doc(r)) if f["safepoint"]]
+    assert len(safepoints) >= CLI_DEPTH
+    for f in safepoints:
+        assert f["text_offset"] in maps, (hex(f["text_offset"]), maps)
+        size, offs = maps[f["text_offset"]]
+        assert f["frame_size"] == size
+        assert tuple(s["offset"] for s in f["slots"]) == offs
+
+
+def test_cli_frame_command(dbg):
+    r = driver.run(dbg, ["stackmap frame 2 --json", "stackmap frame 2 -x"], cli_program())
+    fr = frames_of(only_doc(r))[0]
+    assert fr["level"] == 2 and fr["safepoint"]
+    assert [s["value"] for s in fr["slots"] if s["kind"] == "i31"] == [10]
+    # The text form shows the same slots, and the hexdump marks them.
+    assert "i31 10" in r.output
+    assert re.search(r"SP\+0\s+[0-9a-f]{8}", r.output), r.output[-2000:]
+    assert "(* = live GC reference slot)" in r.output
+
+
+def test_cli_images(dbg):
+    r = driver.run(dbg, ["stackmap images --json"], cli_program())
+    doc = only_doc(r)
+    imgs = [i for i in doc["images"] if not i["error"]]
+    assert len(imgs) == 1, doc
+    img = imgs[0]
+    assert img["kind"] == "module" and img["path"] is None
+    assert img["target"].startswith("x86_64") and img["wasmtime_version"].startswith("49")
+    assert img["stackmap_entries"] >= 1 and img["functions"] >= 2
+
+
+# -- a Python embedder stopped in a host function ----------------------------------------
+def check_host_activations(frames, depth=3, activations=2):
+    builds = [f for f in build_frames(frames) if f["safepoint"]]
+    assert len(builds) == depth * activations, frames
+    acts = sorted({f["activation"] for f in frames})
+    assert len(acts) == activations
+    # Innermost activation first: act = activations-1 down to 0.
+    got = [[s["value"] for s in f["slots"] if s["kind"] == "i31"] for f in builds]
+    expected = []
+    for act in reversed(range(activations)):
+        expected += [[3 * (n + 1) + 1 + 1000 * act] for n in range(1, depth)] + [[-7 - act]]
+    assert got == expected
+    check_slots_distinct_heap(builds)
+
+
+@pytest.mark.parametrize("mode", ["inproc", "cwasm"])
+def test_python_host(dbg, mode, tmp_path):
+    args = [mode] + ([tmp_path / "nested.cwasm"] if mode == "cwasm" else []) + [3, 2]
+    r = driver.run(dbg, ["stackmap images --json", "stackmap bt --json"], host_program(*args))
+    images, bt = r.docs[-2], r.docs[-1]
+    imgs = [i for i in images["images"] if not i["error"]]
+    assert len(imgs) == 1
+    if mode == "cwasm":
+        assert imgs[0]["path"] == str(tmp_path / "nested.cwasm")
+    else:
+        assert imgs[0]["path"] is None
+    check_host_activations(frames_of(bt))
+
+
+# -- a core file of the same stop: the same answer -------------------------------------
+@pytest.fixture(scope="session")
+def host_core(tmp_path_factory):
+    d = tmp_path_factory.mktemp("core")
+    prog = host_program("inproc", 3, 2)
+    core = driver.gcore(prog, str(d / "host.core"))
+    return core, prog
+
+
+def test_core_file_same_as_live(dbg, host_core):
+    core, prog = host_core
+    r = driver.run(dbg, ["stackmap bt --json"], core=core, executable=prog[0])
+    frames = frames_of(only_doc(r))
+    check_host_activations(frames)
+
+
+def test_core_file_live_equivalence(host_core):
+    """GDB and LLDB agree on the core file frame for frame."""
+    core, prog = host_core
+    docs = {}
+    for name in driver.DEBUGGERS:
+        if driver.debugger_path(name) is None:
+            pytest.fail(f"{name} missing")
+        docs[name] = frames_of(only_doc(driver.run(name, ["stackmap bt --json"], core=core,
+                                                   executable=prog[0])))
+    keys = ("level", "pc", "function", "fp", "sp", "frame_size", "safepoint", "slots")
+    strip = [[{k: f[k] for k in keys} for f in d] for d in docs.values()]
+    assert strip[0] == strip[1]
+
+
+# -- bad cases: one clear line, no traceback ---------------------------------------------
+def assert_one_error(output, pattern):
+    assert "Traceback" not in output, output[-3000:]
+    assert re.search(pattern, output), output[-3000:]
+
+
+def test_no_process(dbg):
+    r = driver.run(dbg, ["stackmap bt"], None)
+    assert_one_error(r.output, r"stackmap: no process")
+
+
+def test_not_a_wasmtime_process(dbg):
+    prog = [PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"]
+    r = driver.run(dbg, ["stackmap bt", "stackmap images"], prog)
+    assert_one_error(r.output, r"stackmap: no Wasmtime images found")
+
+
+def test_exited_process(dbg):
+    prog = [PY, "-c", "print('bye')"]
+    r = driver.run(dbg, ["stackmap bt"], prog)
+    assert_one_error(r.output, r"stackmap: no process")
+
+
+def test_corrupt_stackmap_in_memory(dbg, tmp_path):
+    """An image whose .wasmtime.stackmap index points past the data: errors on the frames."""
+    import wasmtime
+    sys.path.insert(0, str(PROGRAMS))
+    import host  # noqa: E402  (the program's own engine settings)
+    path = tmp_path / "corrupt.cwasm"
+    data = bytearray(wasmtime.Module(host.engine(),
+                                     (PROGRAMS / "host_nested.wat").read_text()).serialize())
+    img = WasmtimeImage.from_bytes(bytes(data))
+    off, size = img.sections[".wasmtime.stackmap"]
+    n = int.from_bytes(data[off:off + 4], "little")
+    for i in range(n):  # every index[i] -> far past the end
+        at = off + 4 + 4 * n + 4 * i
+        data[at:at + 4] = (0x7FFFFFF0).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt"], host_program("cwasm", path, 3, 1))
+    frames = frames_of(only_doc(r))
+    builds = build_frames(frames)
+    assert len(builds) == 4  # the walk went on
+    errs = [f["error"] for f in builds if f["error"]]
+    assert errs and all("past the end of the map data" in e for e in errs), builds
+    assert "Traceback" not in r.output

@@ -1,0 +1,68 @@
+"""A Wasmtime embedder in Python that stops itself inside a host function.
+
+    python host.py inproc [DEPTH] [ACTIVATIONS]   compile host_nested.wat in-process
+    python host.py cwasm FILE [DEPTH] [ACTIVATIONS]  load a serialized image from FILE
+                                                  (written first if it does not exist)
+
+wasm start(0, DEPTH) -> host hit(0) -> start(1, DEPTH) -> ... -> hit(ACTIVATIONS-1),
+which raises SIGTRAP: a debugger stops there with ACTIVATIONS wasm activations
+on the thread, each DEPTH+1 frames deep.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import wasmtime
+
+HERE = Path(__file__).resolve().parent
+
+
+def engine() -> wasmtime.Engine:
+    cfg = wasmtime.Config()
+    cfg.wasm_gc = True
+    cfg.wasm_function_references = True
+    cfg.wasm_reference_types = True
+    # Small reservations keep core files small (the default reserves GiBs that
+    # gcore would write out as zeros).
+    cfg.memory_reservation = 16 << 20
+    cfg.memory_guard_size = 64 << 10
+    cfg.memory_reservation_for_growth = 0
+    return wasmtime.Engine(cfg)
+
+
+def main(argv):
+    mode = argv[1]
+    rest = argv[2:]
+    eng = engine()
+    wat = (HERE / "host_nested.wat").read_text()
+    if mode == "inproc":
+        module = wasmtime.Module(eng, wat)
+    elif mode == "cwasm":
+        path = rest.pop(0)
+        if not os.path.exists(path):
+            Path(path).write_bytes(wasmtime.Module(eng, wat).serialize())
+        module = wasmtime.Module.deserialize_file(eng, path)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    depth = int(rest[0]) if rest else 3
+    activations = int(rest[1]) if len(rest) > 1 else 2
+    store = wasmtime.Store(eng)
+    holder = {}
+
+    def hit(act):
+        if act + 1 < activations:
+            holder["start"](store, act + 1, depth)
+        else:
+            print("host: stopping with SIGTRAP", flush=True)
+            os.kill(os.getpid(), signal.SIGTRAP)
+
+    func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []), hit)
+    inst = wasmtime.Instance(store, module, [func])
+    holder["start"] = inst.exports(store)["start"]
+    print("result", holder["start"](store, 0, depth), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
