@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 
-SETUP_HINT = "make -C {repo} setup"
+SETUP_HINT = "bash {repo}/dev.sh setup"
 
 
 def _venv_site_packages(repo):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins import driver
-from tests.tooling import REPO, wasmtime_cli
+from tests.tooling import REPO, objdump, run_wasmtime, wasmtime_cli
 from wasmtime_stackmaps import WasmtimeImage
 
 PROGRAMS = REPO / "tests" / "programs"
@@ -45,28 +45,13 @@ def host_program(mode, *args):
 def cli_image(tmp_path_factory):
     """deep_trap.wat compiled with the same flags as `wasmtime run` above."""
     out = tmp_path_factory.mktemp("cli") / "deep_trap.cwasm"
-    from tests.tooling import run_wasmtime
     run_wasmtime("compile", *CLI_FLAGS, "-o", out, PROGRAMS / "deep_trap.wat")
     return out
 
 
 def objdump_maps(path):
     """{text offset: (frame_size, offsets)} as printed by `wasmtime objdump --stack-maps`."""
-    from tests.tooling import run_wasmtime
-    text = run_wasmtime("objdump", "--addresses", "--funcs", "all", "--stack-maps",
-                        path).stdout
-    maps = {}
-    last_addr = None
-    for line in text.splitlines():
-        m = re.match(r"\s*([0-9a-f]+):\s", line)
-        if m:
-            last_addr = int(m.group(1), 16)
-            continue
-        m = re.search(r"stack_map: frame_size=(\d+), frame_offsets=\[([\d, ]*)\]", line)
-        if m and last_addr is not None:
-            offs = tuple(int(x) for x in m.group(2).split(",") if x.strip())
-            maps[last_addr] = (int(m.group(1)), offs)
-    return maps
+    return {m.pc: (m.frame_size, m.offsets) for m in objdump(path).stack_maps}
 
 
 def only_doc(result):
