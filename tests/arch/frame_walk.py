@@ -1,0 +1,140 @@
+"""Stand-alone check used by tests/arch: walk wasm frames at a stop and decode their stack maps.
+
+Independent of the plugin on purpose (it only proves what a remote stub lets a debugger
+read). Works in both debuggers:
+
+    gdb:   source tests/arch/frame_walk.py          (runs at once on the selected frame)
+    lldb:  command script import tests/arch/frame_walk.py   then: archwalk
+
+It finds the Wasmtime image around the PC by scanning back page by page for an ELF
+header with EI_OSABI 200, reads the section headers from memory, then follows the
+frame-pointer chain ([FP] = caller FP, [FP+8] = return address, PAC bits stripped) and
+prints the live slots of every frame whose return address has a stack map.
+"""
+
+import struct
+
+FP_REG = {"aarch64": "x29", "riscv64": "s0", "x86_64": "rbp"}
+ADDR_MASK = (1 << 48) - 1  # user VA is 48 bits under qemu-user: higher bits of a signed RA are PAC
+
+
+def find_image(read, pc, max_pages=4096):
+    page = pc & ~0xFFF
+    for _ in range(max_pages):
+        h = read(page, 64)
+        if h and h[:4] == b"\x7fELF" and h[7] == 200:
+            return page, h
+        page -= 0x1000
+    raise RuntimeError("no Wasmtime image header found below pc %#x" % pc)
+
+
+def sections(read, base, h):
+    e_machine, = struct.unpack_from("<H", h, 18)
+    e_shoff, = struct.unpack_from("<Q", h, 0x28)
+    e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", h, 0x3A)
+    raw = read(base + e_shoff, e_shnum * e_shentsize)
+    shdrs = [struct.unpack_from("<IIQQQQIIQQ", raw, i * e_shentsize) for i in range(e_shnum)]
+    strtab = read(base + shdrs[e_shstrndx][4], shdrs[e_shstrndx][5])
+    out = {}
+    for s in shdrs:
+        name = strtab[s[0]:strtab.index(b"\0", s[0])].decode()
+        out[name] = (s[4], s[5])  # (sh_offset, sh_size)
+    return e_machine, out
+
+
+def parse_stackmaps(data):
+    n, = struct.unpack_from("<I", data, 0)
+    pcs = struct.unpack_from("<%dI" % n, data, 4)
+    idx = struct.unpack_from("<%dI" % n, data, 4 + 4 * n)
+    words = data[4 + 8 * n:]
+    maps = {}
+    for p, k in zip(pcs, idx):
+        frame_size, m = struct.unpack_from("<II", words, 4 * k)
+        bits = struct.unpack_from("<%dI" % m, words, 4 * k + 8)
+        offs = [4 * (32 * w + b) for w in range(m) for b in range(32) if bits[w] >> b & 1]
+        maps[p] = (frame_size, offs)
+    return maps
+
+
+def describe(r):
+    if r == 0:
+        return "null"
+    if r & 1:
+        v = r >> 1
+        return "i31 %d" % (v - (1 << 31) if v >> 30 else v)
+    return "gc heap index %#x" % r
+
+
+def walk(read, pc, fp, arch, out=print):
+    base, h = find_image(read, pc)
+    e_machine, secs = sections(read, base, h)
+    t_off, t_size = secs[".text"]
+    text = base + t_off
+    out("image at %#x e_machine=%d .text=%#x..%#x" % (base, e_machine, text, text + t_size))
+    maps = {}
+    if ".wasmtime.stackmap" in secs:
+        off, size = secs[".wasmtime.stackmap"]
+        maps = parse_stackmaps(read(base + off, size))
+    out("stack map pcs: %s" % ", ".join("%#x" % p for p in sorted(maps)))
+    out("frame 0 pc=text+%#x fp=%#x" % (pc - text, fp))
+    for i in range(1, 64):
+        caller_fp, = struct.unpack("<Q", read(fp, 8))
+        ra_raw, = struct.unpack("<Q", read(fp + 8, 8))
+        ra = ra_raw & ADDR_MASK
+        pac = " (raw %#x, PAC bits stripped)" % ra_raw if ra != ra_raw else ""
+        if not text <= ra < text + t_size:
+            out("frame %d ra=%#x%s: outside .text, host caller; stop" % (i, ra, pac))
+            return
+        line = "frame %d ra=text+%#x%s fp=%#x" % (i, ra - text, pac, caller_fp)
+        if ra - text in maps:
+            frame_size, offs = maps[ra - text]
+            sp = caller_fp - frame_size
+            vals = ["sp+%d=%#x (%s)" % (o, r, describe(r))
+                    for o in offs for r in struct.unpack("<I", read(sp + o, 4))]
+            line += " frame_size=%d live: %s" % (frame_size, ", ".join(vals))
+        else:
+            line += " (no stack map: no live GC refs)"
+        out(line)
+        fp = caller_fp
+
+
+try:
+    import gdb  # noqa: F401
+
+    def _gdb_main():
+        inf = gdb.selected_inferior()
+        arch = gdb.selected_frame().architecture().name().split(":")[0]
+        arch = {"i386": "x86_64", "riscv": "riscv64"}.get(arch, arch)
+
+        def read(addr, n):
+            try:
+                return inf.read_memory(addr, n).tobytes()
+            except gdb.MemoryError:
+                return None
+        pc = int(gdb.parse_and_eval("$pc"))
+        fp = int(gdb.parse_and_eval("$" + FP_REG[arch]))
+        walk(read, pc, fp, arch)
+
+    _gdb_main()
+except ImportError:
+    pass
+
+
+def _lldb_archwalk(debugger, command, result, internal_dict):
+    import lldb
+    process = debugger.GetSelectedTarget().GetProcess()
+    frame = process.GetSelectedThread().GetFrameAtIndex(0)
+    triple = debugger.GetSelectedTarget().GetTriple() or ""
+    arch = triple.split("-")[0]
+
+    def read(addr, n):
+        err = lldb.SBError()
+        data = process.ReadMemory(addr, n, err)
+        return data if err.Success() else None
+    pc = frame.GetPC()
+    fp = frame.FindRegister(FP_REG.get(arch, "fp")).GetValueAsUnsigned()
+    walk(read, pc, fp, arch, out=lambda s: result.AppendMessage(s))
+
+
+def __lldb_init_module(debugger, internal_dict):
+    debugger.HandleCommand("command script add -f %s._lldb_archwalk archwalk" % __name__)
