@@ -6,6 +6,7 @@ import sys
 from typing import List, Optional
 
 from .errors import CorruptSection, StackMapsError
+from . import triage
 from .image import WasmtimeImage
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="a Wasmtime image (.cwasm)")
     s.set_defaults(func=cmd_check)
 
+    triage.add_parser(sub)
     return p
 
 

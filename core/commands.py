@@ -10,15 +10,17 @@ import argparse
 import json
 import os
 import shlex
+import signal
 from typing import Dict, List, Optional, Tuple
 
-from .discover import ImageRegistry, discover_from_pc, discover_from_regions, probe_image
-from .errors import NotAnImage, StackMapsError
+from .discover import ImageRegistry, discover_from_pc, discover_from_regions
+from .errors import StackMapsError
 from .image import WasmtimeImage
 from .render import Style, bt_lines, frame_lines, hexdump_lines
 from .report import document, frame_record, image_record, thread_record
 from .source import FileSource
 from .target import MemoryCache, Target
+from .traps import lookup_trap, lookup_wasm_offset
 from .walk import DEFAULT_MAX_DEPTH, thread_activations
 
 SUBCOMMANDS = {
@@ -26,6 +28,9 @@ SUBCOMMANDS = {
     "bt": "wasm frames of the thread(s) with their live GC references",
     "images": "Wasmtime code images found in the inferior",
     "load": "tell the plugin that an image file is mapped at an address",
+    "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
+    "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
+    "diff": "compare the live GC roots now with a snapshot: which roots changed value",
 }
 
 
@@ -97,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
                                    "files whose image memory was not dumped and remote targets.")
     s.add_argument("file")
     s.add_argument("address", type=_int)
+
+    s = sub.add_parser("report", help=SUBCOMMANDS["report"],
+                       description="Everything for a crash triage in one document: the stop "
+                                   "signal and faulting pc, the trap code (.wasmtime.traps) and "
+                                   "wasm bytecode offset (.wasmtime.addrmap) when the pc is a "
+                                   "trap site, the images, and every thread's wasm frames.")
+    s.add_argument("--json", action="store_true", help="one JSON document")
+
+    for name in ("snapshot", "diff"):
+        s = sub.add_parser(name, help=SUBCOMMANDS[name], description=SUBCOMMANDS[name] + (
+            ". Frames are matched by thread, frame pointer and pc; a root whose value changed "
+            "is what a moving collector must have updated." if name == "diff" else
+            ". Kept for this debugger session under NAME, or written to FILE as JSON."))
+        s.add_argument("--name", default="default", help="snapshot name (default: default)")
+        s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
+        if name == "diff":
+            s.add_argument("--json", action="store_true", help="one JSON document")
     return p
 
 
@@ -109,6 +131,7 @@ class Session:
         self._regions_seen: set = set()
         self.max_depth = DEFAULT_MAX_DEPTH
         self.last_stats: Dict[str, int] = {}
+        self.snapshots: Dict[str, Dict] = {}
 
     # -- inferior tracking ----------------------------------------------------
     def invalidate(self) -> None:
@@ -167,6 +190,12 @@ class Session:
             return self.cmd_images(args, target)
         if args.sub == "bt":
             return self.cmd_bt(args, target, style)
+        if args.sub == "report":
+            return self.cmd_report(args, target, style)
+        if args.sub == "snapshot":
+            return self.cmd_snapshot(args, target)
+        if args.sub == "diff":
+            return self.cmd_diff(args, target)
         return self.cmd_frame(args, target, style)
 
     def cmd_load(self, args, target: Target) -> str:
@@ -289,6 +318,179 @@ class Session:
         elif args.dump:
             lines.append("  (no stack map at this pc: no frame size, nothing to dump)")
         return "\n".join(lines)
+
+
+    # -- crash report -----------------------------------------------------------
+    def cmd_report(self, args, target: Target, style: Style) -> str:
+        collected, _ = self._collect(target, None, True, self.max_depth)
+        doc = self._doc(collected)
+        doc["stats"] = self.last_stats
+        doc["process"] = {"description": target.description, **target.process_info()}
+        stop = target.stop_info()
+        if stop and stop.get("signal") and not stop.get("signal_name"):
+            stop["signal_name"] = signal_name(stop["signal"])
+        doc["stop"] = stop
+        doc["trap"] = self._trap_info(stop, collected)
+        doc["images"] = [image_record(img) for img in self.registry]
+        if args.json:
+            return json.dumps(doc, indent=1)
+        return "\n".join(report_lines(doc, style))
+
+    def _trap_info(self, stop: Optional[Dict], collected) -> Optional[Dict]:
+        """Trap code and wasm offset when the stopped thread's pc is in wasm code."""
+        if not stop or stop.get("pc") is None:
+            return None
+        img = self.registry.image_at(stop["pc"])
+        if img is None:
+            return None
+        off = img.text_offset(stop["pc"])
+        func = img.function_at(off)
+        info = {"pc": stop["pc"], "text_offset": off, "function": func.name if func else None,
+                "code": None, "name": None, "wasm_offset": None, "note": None}
+        try:
+            traps = img.section_data(".wasmtime.traps")
+            hit = lookup_trap(traps, off, img.engine.major) if traps else None
+            if hit:
+                info.update(hit)
+            else:
+                info["note"] = "pc is not a trap site (a breakpoint or a fault in a call?)"
+            addrmap = img.section_data(".wasmtime.addrmap")
+            if addrmap:
+                info["wasm_offset"] = lookup_wasm_offset(addrmap, off, img.engine.major)
+        except StackMapsError as e:
+            info["note"] = str(e)
+        return info
+
+    # -- snapshots ----------------------------------------------------------------
+    def _roots(self, target: Target) -> Dict:
+        collected, _ = self._collect(target, None, True, self.max_depth)
+        frames = []
+        for t, acts in collected:
+            for a in acts:
+                for f in a.frames:
+                    if f.entry is None:
+                        continue
+                    frames.append({"thread": t.num, "level": f.level, "pc": f.pc, "fp": f.fp,
+                                   "function": f.function_name,
+                                   "slots": [{"offset": s.offset, "address": s.address,
+                                              "raw": s.raw} for s in f.slots]})
+        return {"schema": 1, "kind": "stackmap-snapshot", "frames": frames}
+
+    def cmd_snapshot(self, args, target: Target) -> str:
+        snap = self._roots(target)
+        self.snapshots[args.name] = snap
+        n = sum(len(f["slots"]) for f in snap["frames"])
+        msg = f"snapshot {args.name!r}: {n} roots in {len(snap['frames'])} frames"
+        if args.file:
+            with open(args.file, "w") as fh:
+                json.dump(snap, fh)
+            msg += f", written to {args.file}"
+        return msg
+
+    def cmd_diff(self, args, target: Target) -> str:
+        if args.file:
+            try:
+                with open(args.file) as fh:
+                    old = json.load(fh)
+            except (OSError, ValueError) as e:
+                raise StackMapsError(f"cannot read snapshot {args.file}: {e}")
+            if not isinstance(old, dict) or old.get("kind") != "stackmap-snapshot":
+                raise StackMapsError(f"{args.file} is not a 'stackmap snapshot' file")
+        elif args.name in self.snapshots:
+            old = self.snapshots[args.name]
+        else:
+            raise StackMapsError(f"no snapshot named {args.name!r}: run 'stackmap snapshot' "
+                                 f"at an earlier stop")
+        result = diff_roots(old, self._roots(target))
+        if args.json:
+            return json.dumps({"schema": 1, **result}, indent=1)
+        return "\n".join(diff_lines(result))
+
+
+def diff_roots(old: Dict, new: Dict) -> Dict:
+    """Match frames by (thread, fp, pc) and slots by offset; classify each root."""
+    def key(f):
+        return (f.get("thread"), f.get("fp"), f.get("pc"))
+
+    before = {key(f): f for f in old.get("frames", []) if isinstance(f, dict)}
+    after = {key(f): f for f in new["frames"]}
+    frames = []
+    counts = {"changed": 0, "unchanged": 0, "added": 0, "removed": 0}
+    for k, f in after.items():
+        o = before.get(k)
+        if o is None:
+            continue
+        old_slots = {s.get("offset"): s.get("raw") for s in o.get("slots", [])
+                     if isinstance(s, dict)}
+        slots = []
+        for s in f["slots"]:
+            if s["offset"] not in old_slots:
+                state = "added"
+            elif old_slots[s["offset"]] != s["raw"]:
+                state = "changed"
+            else:
+                state = "unchanged"
+            counts[state] += 1
+            slots.append({"offset": s["offset"], "address": s["address"],
+                          "old": old_slots.get(s["offset"]), "new": s["raw"], "state": state})
+        for off in set(old_slots) - {s["offset"] for s in f["slots"]}:
+            counts["removed"] += 1
+            slots.append({"offset": off, "address": None, "old": old_slots[off], "new": None,
+                          "state": "removed"})
+        frames.append({"thread": f["thread"], "level": f["level"], "pc": f["pc"],
+                       "fp": f["fp"], "function": f["function"], "slots": slots})
+    return {"frames": frames, "counts": counts,
+            "frames_gone": [{"thread": k[0], "fp": k[1], "pc": k[2]}
+                            for k in before if k not in after],
+            "frames_new": [{"thread": k[0], "fp": k[1], "pc": k[2]}
+                           for k in after if k not in before]}
+
+
+def diff_lines(result: Dict) -> List[str]:
+    c = result["counts"]
+    out = [f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
+           + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"]
+              else "")
+           + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"]
+    for f in result["frames"]:
+        out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
+        for s in f["slots"]:
+            old = "-" if s["old"] is None else f"{s['old']:#010x}"
+            new = "-" if s["new"] is None else f"{s['new']:#010x}"
+            out.append(f"      SP+{s['offset']:<5} {old} -> {new}  {s['state']}")
+    return out
+
+
+def report_lines(doc: Dict, style: Style) -> List[str]:
+    out = []
+    proc = doc.get("process") or {}
+    out.append("process: " + ", ".join(f"{k}={v}" for k, v in proc.items() if v is not None))
+    stop = doc.get("stop")
+    if stop:
+        sig = stop.get("signal_name") or stop.get("signal")
+        pc = stop.get("pc")
+        out.append(f"stop: thread {stop.get('thread')}"
+                   + (f", signal {sig}" if sig else "") + (f" at pc {pc:#x}" if pc else ""))
+    trap = doc.get("trap")
+    if trap:
+        what = trap["name"] or "no trap code"
+        out.append(f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
+                   + (f", wasm offset {trap['wasm_offset']:#x}"
+                      if trap["wasm_offset"] is not None else "")
+                   + (f" ({trap['note']})" if trap.get("note") else ""))
+    for img in doc.get("images", []):
+        out.append(f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
+                   f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}")
+    out.extend(bt_lines(doc, style))
+    return out
+
+
+def signal_name(signo: int) -> Optional[str]:
+    """Linux signal name (the numbers are the same on every architecture we walk)."""
+    try:
+        return signal.Signals(signo).name
+    except ValueError:
+        return None
 
 
 def color_wanted(debugger_styling: bool) -> bool:

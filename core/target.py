@@ -70,6 +70,14 @@ class Target:
         """The debugger's selected frame (pc and, if known, its FP), or None."""
         return None
 
+    def stop_info(self) -> Optional[Dict]:
+        """Why the process stopped: {"thread", "pc", "signal", "signal_name"}, or None."""
+        return None
+
+    def process_info(self) -> Dict:
+        """{"pid", "executable", "core_file"} as far as the debugger knows them."""
+        return {}
+
 
 class MemoryCache:
     """Bulk, chunked reads of target memory for the length of one command.

@@ -86,6 +86,22 @@ if wsm is not None:
         def selected_thread(self):
             return gdb.selected_thread().num
 
+        def stop_info(self):
+            th = gdb.selected_thread()
+            try:
+                signo = int(gdb.parse_and_eval("$_siginfo.si_signo"))
+            except (gdb.error, ValueError):
+                signo = None
+            try:
+                pc = int(gdb.newest_frame().pc()) if th is not None else None
+            except gdb.error:
+                pc = None
+            return {"thread": th.num if th else None, "pc": pc, "signal": signo}
+
+        def process_info(self):
+            return {"pid": self.inferior.pid, "executable": self.inferior.progspace.filename,
+                    "core_file": self._core}
+
         def selected_frame(self):
             f = gdb.selected_frame()
             pcr, fpr, spr, _ = _REGS[self.arch]

@@ -1,0 +1,123 @@
+"""Running GDB or LLDB in batch mode with the plugin loaded: one place for the command lines.
+
+Used by `wasmtime-stackmaps triage` and by the test driver, so what the tests
+run is what users run.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+GDB_PLUGIN = REPO / "gdb_plugin" / "stackmaps.py"
+LLDB_PLUGIN = REPO / "lldb_plugin" / "stackmaps.py"
+DEBUGGERS = ("gdb", "lldb")
+# Signals a stopped Wasmtime program typically shows: traps (SIGILL on x86_64
+# and aarch64 `unreachable`, SIGSEGV/SIGBUS for bad accesses), SIGTRAP, SIGABRT.
+STOP_SIGNALS = "SIGILL SIGTRAP SIGSEGV SIGBUS SIGFPE SIGABRT"
+
+
+class BatchResult(NamedTuple):
+    output: str  # stdout and stderr
+    stdout: str
+    docs: List[dict]
+    returncode: int
+
+
+def debugger_path(name: str) -> Optional[str]:
+    if name == "gdb":
+        return shutil.which("gdb")
+    return shutil.which("lldb-19") or shutil.which("lldb")
+
+
+def json_docs(text: str) -> List[dict]:
+    """Every JSON document the `stackmap ... --json` commands printed (they carry "schema")."""
+    dec = json.JSONDecoder()
+    docs = []
+    pos = 0
+    while True:
+        i = text.find('{\n "schema"', pos)
+        if i < 0:
+            return docs
+        try:
+            doc, end = dec.raw_decode(text, i)
+        except ValueError:
+            pos = i + 1
+            continue
+        docs.append(doc)
+        pos = end
+
+
+def gdb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
+             core: Optional[str] = None, executable: Optional[str] = None,
+             pid: Optional[int] = None, run: bool = True, load: bool = True) -> List[str]:
+    argv = [debugger_path("gdb") or "gdb", "-nx", "-batch",
+            "-iex", "set debuginfod enabled off",
+            "-iex", "set auto-load safe-path /nonexistent",
+            "-ex", "set pagination off", "-ex", "set confirm off"]
+    if executable and (core or pid):
+        argv += ["-ex", f"file {executable}"]
+    if load:
+        argv += ["-ex", f"source {GDB_PLUGIN}"]
+    if core:
+        argv += ["-ex", f"core-file {core}"]
+    elif pid:
+        argv += ["-ex", f"attach {pid}"]
+    elif program and run:
+        argv += ["-ex", "run"]
+    for c in commands:
+        argv += ["-ex", c]
+    if pid:
+        argv += ["-ex", "detach"]
+    if program and not core and not pid:
+        argv += ["--args", *program]
+    return argv
+
+
+def lldb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
+              core: Optional[str] = None, executable: Optional[str] = None,
+              pid: Optional[int] = None, run: bool = True, load: bool = True) -> List[str]:
+    argv = [debugger_path("lldb") or "lldb", "--no-lldbinit", "-b"]
+    if core:
+        argv += ["-c", core] + ([executable] if executable else [])
+    elif pid:
+        argv += ["-p", str(pid)] + ([executable] if executable else [])
+    argv += ["-o", "settings set auto-confirm true", "-o", "settings set use-color false"]
+    if load:
+        argv += ["-o", f"command script import {LLDB_PLUGIN}"]
+    after = []
+    for c in commands:
+        after += [c]
+    if program and not core and not pid and run:
+        argv += ["-o", f"process handle {STOP_SIGNALS} -s true -p false -n true",
+                 "-o", "process launch"]
+    # In batch mode a stop on a signal counts as a crash: LLDB then skips the
+    # remaining -o commands and runs the -k ones instead. Give the commands to both;
+    # only one list runs.
+    for c in after:
+        argv += ["-o", c]
+    for c in after:
+        argv += ["-k", c]
+    if pid:
+        argv += ["-o", "process detach", "-k", "process detach"]
+    if program and not core and not pid:
+        argv += ["--", *program]
+    return argv
+
+
+def run_batch(debugger: str, commands: Sequence[str], program: Optional[Sequence[str]] = None,
+              core: Optional[str] = None, executable: Optional[str] = None,
+              pid: Optional[int] = None, run: bool = True, load: bool = True,
+              timeout: float = 300, cwd: Optional[str] = None) -> BatchResult:
+    build = gdb_argv if debugger == "gdb" else lldb_argv
+    argv = build(commands, program, core, executable, pid, run, load)
+    env = dict(os.environ)
+    env["NO_COLOR"] = "1"
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                       cwd=cwd, stdin=subprocess.DEVNULL)
+    return BatchResult(p.stdout + "\n" + p.stderr, p.stdout, json_docs(p.stdout), p.returncode)

@@ -1,0 +1,208 @@
+"""`.wasmtime.traps` and `.wasmtime.addrmap`: what trapped, and where in the wasm bytecode.
+
+Formats (`crates/environ/src/trap_encoding.rs`, `address_map.rs`), little-endian u32s:
+    traps:   N, offset[N] (sorted .text offsets of trapping instructions), u8 code[N]
+    addrmap: N, offset[N] (sorted .text offsets), u32 wasm_offset[N]; a pc maps to the
+             last entry at or before it; 0xFFFFFFFF = no position.
+
+Trap codes are the index of the variant in Wasmtime's `Trap` enum, which changed
+between releases: the names below were read from each release tag (32 to 48 and
+main as of 49.0.0-dev); codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 46.
+"""
+
+import bisect
+import struct
+from typing import List, Optional
+
+from .errors import CorruptSection
+
+_L47 = [
+    "StackOverflow", "MemoryOutOfBounds", "HeapMisaligned", "TableOutOfBounds",
+    "IndirectCallToNull", "BadSignature", "IntegerOverflow", "IntegerDivisionByZero",
+    "BadConversionToInteger", "UnreachableCodeReached", "Interrupt", "OutOfFuel",
+    "AtomicWaitNonSharedMemory", "NullReference", "ArrayOutOfBounds", "AllocationTooLarge",
+    "CastFailure", "CannotEnterComponent", "NoAsyncResult", "UnhandledTag",
+    "ContinuationAlreadyConsumed", "DisabledOpcode", "AsyncDeadlock", "CannotLeaveComponent",
+    "CannotBlockSyncTask", "InvalidChar", "DebugAssertStringEncodingFinished",
+    "DebugAssertEqualCodeUnits", "DebugAssertPointerAligned", "DebugAssertUpperBitsUnset",
+    "StringOutOfBounds", "ListOutOfBounds", "InvalidDiscriminant", "UnalignedPointer",
+    "TaskCancelNotCancelled", "TaskCancelOrReturnTwice", "SubtaskCancelAfterTerminal",
+    "TaskReturnInvalid", "WaitableSetDropHasWaiters", "SubtaskDropNotResolved",
+    "ThreadNewIndirectInvalidType", "ThreadNewIndirectUninitialized", "BackpressureOverflow",
+    "UnsupportedCallbackCode", "CannotResumeThread", "ConcurrentFutureStreamOp",
+    "ReferenceCountOverflow", "StreamOpTooBig", "WaitableSyncAndAsync", "UncaughtException",
+]
+# 32..41 still had AlwaysTrapAdapter after Interrupt; 41 had DebugAssertMayEnterUnset.
+_L41 = (_L47[:11] + ["AlwaysTrapAdapter"] + _L47[11:28] + ["DebugAssertMayEnterUnset"]
+        + _L47[28:34])
+
+
+def trap_names(major: Optional[int]) -> List[str]:
+    """The `Trap` variants in code order for a Wasmtime major version."""
+    if major is None or major >= 47:
+        return _L47
+    cut = {46: 49, 45: 48, 44: 46, 43: 45, 42: 34}
+    if major in cut:
+        return _L47[:cut[major]]
+    if major == 41:
+        return _L41
+    if major == 40:
+        return _L41[:26]
+    if major == 39:
+        return _L41[:25]
+    if major >= 35:
+        return _L41[:24]
+    if major == 34:
+        return _L41[:20] + ["DisabledOpcode"]
+    return _L41[:20]
+
+
+def trap_name(code: int, major: Optional[int]) -> str:
+    if major is None or major >= 46:
+        if code == 0xFE:
+            return "GcHeapCorrupt"
+        if code == 0xFF:
+            return "InternalAssert"
+    names = trap_names(major)
+    return names[code] if code < len(names) else f"unknown trap code {code}"
+
+
+BLOCK_SIZE = 128  # entries per block in the 47+ encodings (TRAP_/ADDRMAP_BLOCK_SIZE)
+
+
+def _u32s(data: bytes, at: int, n: int, what: str):
+    if at + 4 * n > len(data):
+        raise CorruptSection(f"{what}: {n} words at {at} run past the section ({len(data)} bytes)")
+    return struct.unpack_from(f"<{n}I", data, at)
+
+
+def _uleb(data: bytes, pos: int, what: str):
+    result = shift = 0
+    while shift < 64:
+        if pos >= len(data):
+            raise CorruptSection(f"{what}: truncated LEB128 at byte {pos}")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return result, pos
+    raise CorruptSection(f"{what}: LEB128 longer than 64 bits at byte {pos}")
+
+
+def _sleb(data: bytes, pos: int, what: str):
+    result, start = 0, pos
+    shift = 0
+    while shift < 64:
+        if pos >= len(data):
+            raise CorruptSection(f"{what}: truncated LEB128 at byte {pos}")
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            if b & 0x40:
+                result -= 1 << shift
+            return result, pos
+    raise CorruptSection(f"{what}: LEB128 longer than 64 bits at byte {start}")
+
+
+def _is_flat(data: bytes, value_size: int, major: Optional[int]) -> bool:
+    """Flat (<= 46: N, u32 offsets, values) or blocked (47+) encoding?"""
+    if major is not None:
+        return major <= 46
+    if len(data) < 4:
+        return True
+    (n,) = struct.unpack_from("<I", data, 0)
+    return len(data) == 4 + n * (4 + value_size)
+
+
+def _blocks(data: bytes, what: str):
+    """(entries, [(first_offset, body_pos)], bodies offset) of a 47+ blocked section."""
+    entries, nblocks = _u32s(data, 0, 2, what)
+    if nblocks != (entries + BLOCK_SIZE - 1) // BLOCK_SIZE:
+        raise CorruptSection(f"{what}: {nblocks} blocks for {entries} entries")
+    flat = _u32s(data, 8, 2 * nblocks, what)
+    return entries, flat[0::2], flat[1::2], 8 + 8 * nblocks
+
+
+def _block_for(firsts, text_offset: int) -> int:
+    return bisect.bisect_right(firsts, text_offset) - 1
+
+
+def lookup_trap(data: bytes, text_offset: int, major: Optional[int]) -> Optional[dict]:
+    """The trap at exactly `text_offset`, or None if that pc is not a trap site."""
+    what = ".wasmtime.traps"
+    code = None
+    if _is_flat(data, 1, major):
+        (n,) = _u32s(data, 0, 1, what)
+        offsets = _u32s(data, 4, n, what)
+        if 4 + 5 * n > len(data):
+            raise CorruptSection(f"{what}: N={n} needs {4 + 5 * n} bytes, has {len(data)}")
+        i = bisect.bisect_left(offsets, text_offset)
+        if i < n and offsets[i] == text_offset:
+            code = data[4 + 4 * n + i]
+    else:
+        entries, firsts, poss, bodies = _blocks(data, what)
+        b = _block_for(firsts, text_offset)
+        if b < 0:
+            return None
+        pos = bodies + poss[b]
+        if pos >= len(data):
+            raise CorruptSection(f"{what}: block {b} body at {pos} is past the end")
+        default = data[pos]
+        pos += 1
+        pc = firsts[b]
+        for _ in range(min(BLOCK_SIZE, entries - b * BLOCK_SIZE)):
+            token, pos = _uleb(data, pos, what)
+            pc += token >> 1
+            this = default
+            if token & 1:
+                if pos >= len(data):
+                    raise CorruptSection(f"{what}: truncated block {b}")
+                this = data[pos]
+                pos += 1
+            if pc == text_offset:
+                code = this
+                break
+            if pc > text_offset:
+                break
+    if code is None:
+        return None
+    return {"code": code, "name": trap_name(code, major)}
+
+
+def lookup_wasm_offset(data: bytes, text_offset: int, major: Optional[int] = None) -> Optional[int]:
+    """Offset in the original wasm binary of the instruction covering `text_offset`."""
+    what = ".wasmtime.addrmap"
+    if _is_flat(data, 4, major):
+        (n,) = _u32s(data, 0, 1, what)
+        offsets = _u32s(data, 4, n, what)
+        i = bisect.bisect_right(offsets, text_offset) - 1
+        if i < 0:
+            return None
+        (pos,) = _u32s(data, 4 + 4 * n + 4 * i, 1, what)
+        return None if pos == 0xFFFFFFFF else pos
+    entries, firsts, poss, bodies = _blocks(data, what)
+    b = _block_for(firsts, text_offset)
+    if b < 0:
+        return None
+    pos = bodies + poss[b]
+    pc = firsts[b]
+    prev_pos = None
+    found = None
+    for _ in range(min(BLOCK_SIZE, entries - b * BLOCK_SIZE)):
+        token, pos = _uleb(data, pos, what)
+        pc += token >> 1
+        if pc > text_offset:
+            break
+        if token & 1:
+            found = None
+            continue
+        if prev_pos is None:
+            prev_pos, pos = _uleb(data, pos, what)
+        else:
+            delta, pos = _sleb(data, pos, what)
+            prev_pos += delta
+        found = prev_pos
+    return found
