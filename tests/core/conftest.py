@@ -156,17 +156,17 @@ def pytest_terminal_summary(terminalreporter):
     if COMPARED:
         tr.write_line("stack-map entries compared with `wasmtime objdump --stack-maps`, per target:")
         for label in sorted(COMPARED):
-            tr.write_line(f"  {label:40s} {COMPARED[label]:6d}")
-        tr.write_line(f"  {'total':40s} {sum(COMPARED.values()):6d}")
+            tr.write_line(f"  {label:44s} {COMPARED[label]:7d}")
+        tr.write_line(f"  {'total':44s} {sum(COMPARED.values()):7d}")
     if RANDOM:
         tr.write_line("binaryen -ttf random modules:")
         for k in sorted(RANDOM):
-            tr.write_line(f"  {k:40s} {RANDOM[k]:6d}")
+            tr.write_line(f"  {k:44s} {RANDOM[k]:7d}")
     if FUZZ_CASES:
         tr.write_line("decoder fuzz cases run (hypothesis):")
         for k in sorted(FUZZ_CASES):
-            tr.write_line(f"  {k:40s} {FUZZ_CASES[k]:6d}")
-        tr.write_line(f"  {'total':40s} {sum(FUZZ_CASES.values()):6d}")
+            tr.write_line(f"  {k:44s} {FUZZ_CASES[k]:7d}")
+        tr.write_line(f"  {'total':44s} {sum(FUZZ_CASES.values()):7d}")
 
 
 # -- binaryen (npm) --------------------------------------------------------------------------
