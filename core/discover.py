@@ -120,7 +120,11 @@ def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,
     """Scan back page by page from `pc` to an image header whose .text contains pc.
 
     Memory is read in large blocks (one debugger read per 256 KiB); the scan
-    stops at the first unreadable block or after `limit` bytes.
+    stops at the first unreadable block, at the header of any other ELF object
+    (a pc in a shared library or the executable: its own header comes first,
+    and no Wasmtime image spans it), or after `limit` bytes. Without the
+    ELF-header stop a pc in host code costs a read of everything mapped below
+    it, which over a remote protocol (qemu's gdb stub) takes seconds per stop.
     """
     img = registry.image_at(pc)
     if img is not None:
@@ -145,6 +149,8 @@ def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,
                     head = target.read_memory(base, 8)
                 except ReadError:
                     return None
+            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] != 200:
+                return None  # another ELF object's header: pc is in that object
             if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] == 200:
                 if base in registry.problems:
                     return None

@@ -233,7 +233,12 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
                 _, fpr, spr, lrr = _REGS[arch]
                 fp = int(pending.read_register(fpr)) & 0xFFFFFFFFFFFFFFFF
                 sp = int(pending.read_register(spr)) & 0xFFFFFFFFFFFFFFFF
-                lr = int(pending.read_register(lrr)) if lrr else None
+                # The link register only matters for the innermost frame (a stop at a
+                # function's first instruction or its `ret`); in outer frames this
+                # unwinder does not save it, so GDB reports it <not saved> and int()
+                # fails, which would hand the frame to GDB's prologue analyser.
+                lr = (int(pending.read_register(lrr)) & 0xFFFFFFFFFFFFFFFF
+                      if lrr and pending.level() == 0 else None)
                 if self.mem is None:
                     self.mem = MemoryCache(_UNWIND_TARGET)
                 ra, caller_fp, caller_sp, _ = caller_of(
