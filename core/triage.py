@@ -5,6 +5,7 @@ and writes the report (text or JSON). Exit codes:
     0 report made, 1 no Wasmtime frames found, 2 usage/input error, 3 debugger failed.
 """
 
+import argparse
 import json
 import os
 import sys
@@ -24,11 +25,10 @@ def add_parser(sub) -> None:
                     "the live GC references of every wasm frame of every thread. Exit codes: "
                     "0 report made, 1 no Wasmtime frames found, 2 usage/input error, "
                     "3 debugger failed.")
-    src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--core", help="core file (give the executable with --exe)")
-    src.add_argument("--pid", type=int, help="attach to this running process")
-    src.add_argument("--run", nargs="+", metavar="ARG",
-                     help="run this program until it stops (put it last: --run prog args...)")
+    s.add_argument("--core", help="core file (give the executable with --exe)")
+    s.add_argument("--pid", type=int, help="attach to this running process")
+    s.add_argument("--run", nargs=argparse.REMAINDER, metavar="PROGRAM",
+                   help="run PROGRAM [ARGS...] until it stops (must come last)")
     s.add_argument("--exe", help="the executable the core file or process belongs to")
     s.add_argument("--debugger", choices=("gdb", "lldb"), default="gdb")
     s.add_argument("--json", action="store_true", help="one JSON document")
@@ -43,6 +43,8 @@ def _fail(code: int, message: str) -> int:
 
 
 def cmd_triage(args) -> int:
+    if sum(x is not None and x != [] for x in (args.core, args.pid, args.run)) != 1:
+        return _fail(EXIT_USAGE, "give exactly one of --core CORE, --pid PID, --run PROGRAM...")
     if debugger_path(args.debugger) is None:
         return _fail(EXIT_DEBUGGER, f"{args.debugger} is not installed")
     if args.core and not os.path.isfile(args.core):

@@ -6,76 +6,16 @@ Each test starts the debugger in batch mode on a real Wasmtime process (the
 put on the stack and against `wasmtime objdump`'s stack maps.
 """
 
-import os
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.plugins import driver
-from tests.tooling import REPO, objdump, run_wasmtime, wasmtime_cli
+from tests.plugins.common import (CLI_DEPTH, PROGRAMS, PY, build_frames, check_host_activations,
+                                  check_slots_distinct_heap, cli_program, frames_of,
+                                  host_program, objdump_maps, only_doc)
 from wasmtime_stackmaps import WasmtimeImage
-
-PROGRAMS = REPO / "tests" / "programs"
-PY = sys.executable  # the venv's python: it has the wasmtime package
-CLI_FLAGS = ["-W", "gc=y", "-O", "memory-reservation=16777216,memory-guard-size=65536"]
-CLI_DEPTH = 5  # fixed in deep_trap.wat's _start
-
-
-@pytest.fixture(params=driver.DEBUGGERS)
-def dbg(request):
-    name = request.param
-    if driver.debugger_path(name) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed on the CI machine: the set-up is broken")
-        pytest.skip(f"{name} is not installed here (make setup installs lldb-19 as root)")
-    return name
-
-
-def cli_program():
-    return [wasmtime_cli(), "run", *CLI_FLAGS, str(PROGRAMS / "deep_trap.wat")]
-
-
-def host_program(mode, *args):
-    return [PY, str(PROGRAMS / "host.py"), mode, *map(str, args)]
-
-
-@pytest.fixture(scope="session")
-def cli_image(tmp_path_factory):
-    """deep_trap.wat compiled with the same flags as `wasmtime run` above."""
-    out = tmp_path_factory.mktemp("cli") / "deep_trap.cwasm"
-    run_wasmtime("compile", *CLI_FLAGS, "-o", out, PROGRAMS / "deep_trap.wat")
-    return out
-
-
-def objdump_maps(path):
-    """{text offset: (frame_size, offsets)} as printed by `wasmtime objdump --stack-maps`."""
-    return {m.pc: (m.frame_size, m.offsets) for m in objdump(path).stack_maps}
-
-
-def only_doc(result):
-    assert result.docs, f"no JSON from the debugger:\n{result.output[-3000:]}"
-    return result.docs[-1]
-
-
-def frames_of(doc, thread=None):
-    ths = doc["threads"]
-    assert ths, doc
-    return ths[0]["frames"] if thread is None else next(
-        t for t in ths if t["thread"] == thread)["frames"]
-
-
-def build_frames(frames):
-    return [f for f in frames if f["function"] and f["function"].endswith("::build")]
-
-
-def check_slots_distinct_heap(frames):
-    heap = [s["value"] for f in frames for s in f["slots"] if s["kind"] == "heap"]
-    assert heap, "no heap refs"
-    assert all(v and v % 2 == 0 for v in heap), heap
-    assert len(set(heap)) == len(heap), f"heap refs not distinct: {heap}"
-
 
 # -- the wasmtime CLI, trapping on a fiber stack ---------------------------------------
 def test_cli_trap_frames(dbg, cli_image):
@@ -138,20 +78,6 @@ def test_cli_images(dbg):
 
 
 # -- a Python embedder stopped in a host function ----------------------------------------
-def check_host_activations(frames, depth=3, activations=2):
-    builds = [f for f in build_frames(frames) if f["safepoint"]]
-    assert len(builds) == depth * activations, frames
-    acts = sorted({f["activation"] for f in frames})
-    assert len(acts) == activations
-    # Innermost activation first: act = activations-1 down to 0.
-    got = [[s["value"] for s in f["slots"] if s["kind"] == "i31"] for f in builds]
-    expected = []
-    for act in reversed(range(activations)):
-        expected += [[3 * (n + 1) + 1 + 1000 * act] for n in range(1, depth)] + [[-7 - act]]
-    assert got == expected
-    check_slots_distinct_heap(builds)
-
-
 @pytest.mark.parametrize("mode", ["inproc", "cwasm"])
 def test_python_host(dbg, mode, tmp_path):
     args = [mode] + ([tmp_path / "nested.cwasm"] if mode == "cwasm" else []) + [3, 2]
@@ -164,15 +90,6 @@ def test_python_host(dbg, mode, tmp_path):
     else:
         assert imgs[0]["path"] is None
     check_host_activations(frames_of(bt))
-
-
-# -- a core file of the same stop: the same answer -------------------------------------
-@pytest.fixture(scope="session")
-def host_core(tmp_path_factory):
-    d = tmp_path_factory.mktemp("core")
-    prog = host_program("inproc", 3, 2)
-    core = driver.gcore(prog, str(d / "host.core"))
-    return core, prog
 
 
 def test_core_file_same_as_live(dbg, host_core):

@@ -3,6 +3,8 @@
     python host.py inproc [DEPTH] [ACTIVATIONS]   compile host_nested.wat in-process
     python host.py cwasm FILE [DEPTH] [ACTIVATIONS]  load a serialized image from FILE
                                                   (written first if it does not exist)
+    ... --gc          after the last stop: collect garbage (store.gc()), stop again
+    ... --stop-each   also stop in every outer activation before it nests the next
 
 wasm start(0, DEPTH) -> host hit(0) -> start(1, DEPTH) -> ... -> hit(ACTIVATIONS-1),
 which raises SIGTRAP: a debugger stops there with ACTIVATIONS wasm activations
@@ -19,20 +21,33 @@ import wasmtime
 HERE = Path(__file__).resolve().parent
 
 
+def _set(cfg: wasmtime.Config, name: str, value) -> None:
+    """`cfg.<name> = value`; for Python packages older than 46, which lack the GC and
+    memory properties, through the C API setter their library already exports."""
+    if hasattr(type(cfg), name):
+        setattr(cfg, name, value)
+    else:
+        from wasmtime import _ffi
+        getattr(_ffi, f"wasmtime_config_{name}_set")(cfg.ptr(), value)
+
+
 def engine() -> wasmtime.Engine:
     cfg = wasmtime.Config()
-    cfg.wasm_gc = True
-    cfg.wasm_function_references = True
-    cfg.wasm_reference_types = True
+    _set(cfg, "wasm_gc", True)
+    _set(cfg, "wasm_function_references", True)
+    _set(cfg, "wasm_reference_types", True)
     # Small reservations keep core files small (the default reserves GiBs that
     # gcore would write out as zeros).
-    cfg.memory_reservation = 16 << 20
-    cfg.memory_guard_size = 64 << 10
-    cfg.memory_reservation_for_growth = 0
+    _set(cfg, "memory_reservation", 16 << 20)
+    _set(cfg, "memory_guard_size", 64 << 10)
+    _set(cfg, "memory_reservation_for_growth", 0)
     return wasmtime.Engine(cfg)
 
 
 def main(argv):
+    gc_between = "--gc" in argv
+    stop_each = "--stop-each" in argv
+    argv = [a for a in argv if a not in ("--gc", "--stop-each")]
     mode = argv[1]
     rest = argv[2:]
     eng = engine()
@@ -53,10 +68,17 @@ def main(argv):
 
     def hit(act):
         if act + 1 < activations:
+            if stop_each:
+                print(f"host: stopping in activation {act}", flush=True)
+                os.kill(os.getpid(), signal.SIGTRAP)
             holder["start"](store, act + 1, depth)
         else:
             print("host: stopping with SIGTRAP", flush=True)
             os.kill(os.getpid(), signal.SIGTRAP)
+            if gc_between:
+                store.gc()  # a copying collector moves every live object: roots change
+                print("host: collected; stopping again", flush=True)
+                os.kill(os.getpid(), signal.SIGTRAP)
 
     func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []), hit)
     inst = wasmtime.Instance(store, module, [func])
