@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Example 1: a GC program traps deep in a recursion under the `wasmtime` CLI;
+# GDB stops at the trap and `stackmap bt` shows the live GC roots of every frame.
+# Usage: bash examples/01-cli-trap/run.sh [gdb|lldb]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+WASMTIME=$(.venv/bin/python -c 'import os, wasmtime_cli; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')
+PROG=examples/01-cli-trap/gc_list.wat
+case "${1:-gdb}" in
+gdb)
+    gdb -nx -batch -iex 'set debuginfod enabled off' \
+        -ex 'source gdb_plugin/stackmaps.py' -ex run -ex 'stackmap bt' -ex 'stackmap frame 1' \
+        --args "$WASMTIME" run -W gc=y "$PROG" 2>&1 | grep -E '^(#|Thread|frame|  |      )' ;;
+lldb)
+    lldb-19 --no-lldbinit -b -o 'settings set use-color false' \
+        -o 'command script import lldb_plugin/stackmaps.py' -o 'process launch' \
+        -k 'stackmap bt' -k 'stackmap frame 1' \
+        -- "$WASMTIME" run -W gc=y "$PROG" 2>&1 | grep -E '^(#|Thread|frame|  |      )' ;;
+*) echo "usage: $0 [gdb|lldb]" >&2; exit 2 ;;
+esac
