@@ -12,7 +12,7 @@ import re
 import struct
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import CorruptSection, NotAnImage, ReadError, StackMapsError
+from .errors import CorruptSection, NotAnImage, StackMapsError
 from .source import ByteSource, BytesSource, FileSource
 from .stackmap import SECTION_NAME, StackMapEntry, StackMapSection
 

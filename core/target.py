@@ -143,3 +143,32 @@ class MemoryCache:
             return self.u64(address)
         except ReadError:
             return None
+
+
+class MemoryTarget(Target):
+    """A Target over byte blocks in memory: for tests and offline use, no debugger.
+
+    `blocks` maps a start address to bytes; `threads` are ThreadStates.
+    """
+
+    def __init__(self, blocks: Dict[int, bytes], threads: List[ThreadState],
+                 arch: str = "x86_64", regions: Optional[List[Region]] = None):
+        self.blocks = sorted(blocks.items())
+        self._threads = threads
+        self.arch = arch
+        self._regions = regions
+        self.reads = 0
+        self.description = "memory"
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        self.reads += 1
+        for start, data in self.blocks:
+            if start <= address and address + size <= start + len(data):
+                return data[address - start:address - start + size]
+        raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
+
+    def regions(self):
+        return self._regions
+
+    def threads(self):
+        return self._threads

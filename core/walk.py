@@ -225,12 +225,11 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
     """
     lo, hi = _stack_bounds(target, regions, thread.sp)
     lo -= lo % 8
-    data = b""
-    # Read up to the end of readable memory, a block at a time (cached reads).
+    # Read up to the end of readable memory, page by page from the chunked cache.
     pos = lo
     parts = []
     while pos < hi:
-        n = min(64 * 1024, hi - pos)
+        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
         try:
             parts.append(mem.read(pos, n))
         except ReadError:
