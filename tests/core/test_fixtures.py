@@ -182,3 +182,27 @@ def test_fixture_matrix_is_complete(fixture_store, compared):
     """Every .wat built for every target (this also reports the totals)."""
     assert len(fixture_store.all()) == len(WATS) * (len(tooling.NATIVE_TARGETS)
                                                    + len(tooling.PULLEY_TARGETS) + 2)
+
+
+def test_memory_source_and_base(built):
+    """Read as a debugger would (memory at a load address, size unknown): same result."""
+    from wasmtime_stackmaps import MemorySource
+    data = built.path.read_bytes()
+    base = 0x7F12_3456_0000
+
+    def read_memory(addr, size):
+        off = addr - base
+        return data[max(0, off):max(0, off) + size]
+
+    src = MemorySource(read_memory, base)
+    img = WasmtimeImage(src, base=base)
+    assert img.size <= len(data)
+    assert decoded(img) == decoded(WasmtimeImage.from_bytes(data))
+    text_off, text_size = img.text_range
+    assert img.text_start == base + text_off
+    for pc, _, _ in decoded(img):
+        assert img.text_offset(base + text_off + pc) == pc
+    assert img.text_offset(base + text_off - 1) is None
+    assert img.text_offset(base + text_off + text_size) is None
+    assert src.reads <= 2 + len(data) // src.CHUNK + 1
+    assert WasmtimeImage.from_bytes(data).text_start is None
