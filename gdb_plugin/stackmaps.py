@@ -291,7 +291,11 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
 
         def filter(self, frame_iter):
             for fd in frame_iter:
-                pc = fd.inferior_frame().pc()
+                try:
+                    pc = fd.inferior_frame().pc()
+                except gdb.error:  # GDB's own unwind failed here: leave the frame as it is
+                    yield fd
+                    continue
                 img = _SESSION.registry.image_at(pc)
                 if img is not None:
                     off = img.text_offset(pc)
