@@ -13,6 +13,7 @@ import shlex
 import signal
 from typing import Dict, List, Optional, Tuple
 
+from . import gcheap
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .image import WasmtimeImage
@@ -253,6 +254,7 @@ class Session:
             out.append((t, acts))
         self.last_stats = {"memory_reads": mem.reads,
                            "frames": sum(len(a.frames) for _, acts in out for a in acts)}
+        self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
         return out, mem
 
     def _doc(self, collected, limit=None) -> Dict:
@@ -262,7 +264,7 @@ class Session:
             if limit is not None:
                 rec["frames"] = rec["frames"][:limit]
             threads.append(rec)
-        return document(threads)
+        return self.heap.apply(document(threads))
 
     def cmd_bt(self, args, target: Target, style: Style) -> str:
         sel = target.selected_thread()
@@ -303,6 +305,7 @@ class Session:
                                      f"'stackmap frame N' picks one")
         rec = frame_record(frame)
         rec["thread"] = frame.thread
+        self.heap.apply_frame(rec)
         if args.json:
             return json.dumps(document([{"thread": frame.thread, "frames": [rec]}]), indent=1)
         lines = frame_lines(rec, style)
