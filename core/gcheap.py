@@ -49,8 +49,9 @@ What is shown:
   - each heap slot gets an `object` dict: kind, type_index (Wasmtime's
     engine-wide VMSharedTypeIndex, None for "no type" 0xFFFFFFFF), size,
     length (arrays), header (raw hex of the collector's header), payload (hex
-    of the first bytes after it), collector, address, and `forwarded` when a
-    copying collection left a forwarding header;
+    of the first bytes after it, the array length excluded), collector,
+    address, `ref_count` (DRC), and `forwarded` (copying: the header says the
+    object was already copied, the value is the forwarding ref);
   - each activation gets a `heap` dict (base, length, vmctx, store_context,
     where the vmctx was found, collector) or {"located": False, "note": ...};
   - frames with heap refs get a `heap_note`: where the heap is, or

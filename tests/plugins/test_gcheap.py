@@ -123,6 +123,41 @@ def test_core_file_objects(dbg, host_core):
     check_heap_records(doc, at_calls)
 
 
+ARRAYS_WAT = """
+(module
+  (type $arr (array (mut i32)))
+  (type $bytes (array i8))
+  (func $inner (param $a (ref $arr)) (result i32) (unreachable))
+  (func (export "_start")
+    (local $a (ref $arr)) (local $b (ref $bytes))
+    (local.set $a (array.new_fixed $arr 3 (i32.const 101) (i32.const 202) (i32.const 303)))
+    (local.set $b (array.new $bytes (i32.const 7) (i32.const 40)))
+    (drop (call $inner (local.get $a)))
+    (drop (array.len (local.get $b)))
+    (drop (array.get $arr (local.get $a) (i32.const 0)))))
+"""
+
+
+def test_cli_array_objects(dbg, tmp_path):
+    """Two arrays live across a call: kind arrayref, their lengths and elements."""
+    wat = tmp_path / "arrays.wat"
+    wat.write_text(ARRAYS_WAT)
+    prog = cli_program()
+    prog[-1] = str(wat)
+    r = driver.run(dbg, ["stackmap bt --json"], prog)
+    frames = [f for f in frames_of(only_doc(r)) if f["safepoint"]]
+    assert len(frames) == 1, r.output[-3000:]
+    objs = sorted((s["object"] for s in heap_slots(frames[0])), key=lambda o: o["length"])
+    assert [o["kind"] for o in objs] == ["arrayref", "arrayref"]
+    assert [o["length"] for o in objs] == [3, 40]
+    assert len({o["type_index"] for o in objs}) == 2  # two array types
+    assert all(o["collector"] == "copying" for o in objs)
+    small, big = objs
+    assert struct.unpack_from("<3i", bytes.fromhex(small["payload"])) == (101, 202, 303)
+    assert small["size"] >= 16 + 4 + 12 and big["size"] >= 16 + 4 + 40
+    assert bytes.fromhex(big["payload"]) == b"\x07" * 32  # the first 32 of 40 elements
+
+
 # -- synthetic memory: no debugger ------------------------------------------------------------
 
 STACK = 0x7F00_0000_0000
