@@ -302,9 +302,15 @@ def thread_activations(target: Target, registry: ImageRegistry, mem: MemoryCache
                 continue
             if registry.image_at(df.pc) is None:
                 continue
+            if df.fp % 8:
+                # Not a frame pointer: a debugger that lost its way in host code (no unwind
+                # info) lists words of the stack as frames; one may look like a wasm pc.
+                continue
             act = walk_chain(mem, target, registry, df.pc, df.fp, False, max_depth=max_depth)
             if act.frames and act.frames[0].fp in covered:
                 continue
+            if len(act.frames) == 1 and act.end == "unreadable frame record":
+                continue  # the same kind of guess: no frame record at its FP
             for f in act.frames:
                 f.debugger_level = df.level if f is act.frames[0] else None
             add(act)
