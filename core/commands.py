@@ -20,6 +20,7 @@ from .image import WasmtimeImage
 from .render import Style, bt_lines, frame_lines, hexdump_lines
 from .report import document, frame_record, image_record, thread_record
 from .source import FileSource
+from .suspicious import find_suspicious
 from .target import MemoryCache, Target
 from .traps import lookup_trap, lookup_wasm_offset
 from .walk import DEFAULT_MAX_DEPTH, thread_activations
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument("--no-scan", action="store_true",
                    help="do not scan the stack for activations the debugger cannot unwind to")
+    s.add_argument("--suspicious", action="store_true",
+                   help="HEURISTIC: also list words in each frame that point at a GC object "
+                        "but are not in its stack map (a missing root, or a dead copy)")
     s.add_argument("--max-depth", type=_int, default=None,
                    help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})")
 
@@ -252,9 +256,9 @@ class Session:
             acts = thread_activations(target, self.registry, mem, t, regions, scan=scan,
                                       max_depth=max_depth)
             out.append((t, acts))
+        self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
         self.last_stats = {"memory_reads": mem.reads,
                            "frames": sum(len(a.frames) for _, acts in out for a in acts)}
-        self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
         return out, mem
 
     def _doc(self, collected, limit=None) -> Dict:
@@ -269,9 +273,17 @@ class Session:
     def cmd_bt(self, args, target: Target, style: Style) -> str:
         sel = target.selected_thread()
         nums = None if args.all_threads else {sel}
-        collected, _ = self._collect(target, nums, not args.no_scan,
-                                     args.max_depth or self.max_depth)
+        collected, mem = self._collect(target, nums, not args.no_scan,
+                                       args.max_depth or self.max_depth)
         doc = self._doc(collected, args.n)
+        if args.suspicious:
+            found = find_suspicious(mem, collected, self.heap)
+            for th in doc["threads"]:
+                for fr in th["frames"]:
+                    hit = found.get((th["thread"], fr["level"]))
+                    if hit is not None:
+                        fr["suspicious"] = hit["words"]
+                        fr["suspicious_note"] = hit["note"]
         if args.json:
             doc["stats"] = self.last_stats
             return json.dumps(doc, indent=1)

@@ -144,6 +144,27 @@ class HeapReport:
         self.objects: Dict[Tuple[int, int, int], Dict] = {}  # (thread, level, offset) -> object
         self.frame_notes: Dict[Tuple[int, int], str] = {}  # (thread, level) -> note
         self.activations: Dict[Tuple[int, int], Dict] = {}  # (thread, activation) -> heap rec
+        self.heaps: Dict[Tuple[int, int], Heap] = {}  # (thread, activation) -> located heap
+        self.finder: Optional["_Finder"] = None
+
+    def heap_for(self, thread: int, activation: int) -> Optional[Heap]:
+        """The activation's heap, else any heap located in the process (one store, one heap)."""
+        h = self.heaps.get((thread, activation))
+        if h is None and self.finder is not None and self.finder.known:
+            h = self.finder.known[0]
+        return h
+
+    def is_object(self, heap: Heap, r: int) -> Optional[str]:
+        """The kind of the GC object at heap index r, or None if r does not point at one."""
+        if r == 0 or r % 8 or r + 8 > heap.length or self.finder is None:
+            return None
+        try:
+            head = self.finder.object_bytes(heap.base, r, heap.length)
+        except ReadError:
+            return None
+        kind = KINDS.get(self.finder.u32(head, 0) & heap.layout.kind_mask)
+        ty = self.finder.u32(head, 4)
+        return kind if kind and (ty == NO_TYPE or ty < 1 << 24) else None
 
     def apply(self, doc: Dict) -> Dict:
         """Add `object`, `heap_note` and activation `heap` keys to a report document."""
@@ -441,7 +462,7 @@ def annotate(target: Target, mem: MemoryCache, collected: Iterable,
     Never raises StackMapsError: what goes wrong becomes a note.
     """
     rep = HeapReport()
-    f = _Finder(target, mem, regions)
+    f = rep.finder = _Finder(target, mem, regions)
     todo = []  # (thread, activation index, activation, heap (frame, slot) pairs)
     for thread, acts in collected:
         for n, act in enumerate(acts):
@@ -486,6 +507,7 @@ def _annotate_one(rep: HeapReport, f: _Finder, thread, n: int, act, pairs) -> bo
         if len(head) >= 24:
             heads[r] = head
     collector = _choose_collector(f, heap, heads) if heads else None
+    rep.heaps[(thread.num, n)] = heap
     rep.activations[(thread.num, n)] = {
         "located": True, "base": heap.base, "length": heap.length,
         "vmctx": heap.vmctx, "store_context": heap.store_context,

@@ -28,6 +28,8 @@ def describe_slot(s: Dict) -> str:
             text += f" ({obj['kind']}"
             if obj.get("type_index") is not None:
                 text += f" type {obj['type_index']}"
+            if obj.get("length") is not None:
+                text += f", length {obj['length']}"
             if obj.get("size") is not None:
                 text += f", {obj['size']} bytes"
             text += ")"
@@ -65,6 +67,7 @@ def bt_lines(doc: Dict, style: Style, full: bool = False,
         out.append(f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
                    f"{nact} activation{'s' * (nact != 1)}")
         prev_act = None
+        shown_heap_note = None
         for fr in frames:
             if prev_act is not None and fr["activation"] != prev_act:
                 out.append(style("brightblack", "     ~~ host frames ~~"))
@@ -89,9 +92,25 @@ def bt_lines(doc: Dict, style: Style, full: bool = False,
                 out.append("      note: " + fr["note"])
             if fr.get("error"):
                 out.append("      " + style("red", "error: " + fr["error"]))
+            note = fr.get("heap_note")
+            if note and note.startswith("GC heap not located") and note != shown_heap_note:
+                out.append("      " + style("brightblack", note))
+                shown_heap_note = note
+            if "suspicious" in fr:
+                out.extend(suspicious_lines(fr, style))
         if th.get("host_return"):
             out.append(style("brightblack", f"     ~~ host frames ({th['host_return']}) ~~"))
     return out
+
+
+def suspicious_lines(fr: Dict, style: Style) -> List[str]:
+    words = fr["suspicious"]
+    if words is None:
+        return ["      suspicious-slot check " + fr["suspicious_note"]]
+    if not words:
+        return []
+    shown = ", ".join(f"SP+{w['offset']}={w['raw']:#x} ({w['object_kind']})" for w in words)
+    return ["      " + style("red", f"suspicious (heuristic, not in the map): {shown}")]
 
 
 def slot_lines(fr: Dict, style: Style) -> List[str]:

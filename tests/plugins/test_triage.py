@@ -127,3 +127,27 @@ def test_snapshot_and_diff(dbg, tmp_path):
     assert "roots changed value" in r.output
     saved = json.loads(snap.read_text())
     assert saved["kind"] == "stackmap-snapshot" and len(saved["frames"]) == 3
+
+
+def test_suspicious_slots(dbg):
+    """`bt --suspicious` flags non-map words that point at GC objects (a heuristic).
+
+    In deep_trap.wat each frame still holds its `$prev` parameter in its frame
+    after storing it into the new struct: a dead copy of a ref, not in the map.
+    The check must find exactly that word in frames 1..4 (frame 5's $prev is
+    null), pointing at the object the caller frame roots.
+    """
+    r = driver.run(dbg, ["stackmap bt --suspicious --json", "stackmap bt --suspicious"],
+                   cli_program())
+    doc = [d for d in r.docs if "threads" in d][-1]
+    builds = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
+    assert len(builds) == CLI_DEPTH
+    for f, caller in zip(builds, builds[1:]):
+        heap = [s["value"] for s in caller["slots"] if s["kind"] == "heap"]
+        assert [w["raw"] for w in f["suspicious"]] == heap, f
+        assert all(w["offset"] not in [s["offset"] for s in f["slots"]]
+                   for w in f["suspicious"])
+        assert f["suspicious"][0]["object_kind"] == "structref"
+        assert "heuristic" in f["suspicious_note"]
+    assert builds[-1]["suspicious"] == []
+    assert "suspicious (heuristic, not in the map)" in r.output
