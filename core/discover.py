@@ -34,7 +34,21 @@ class ImageRegistry:
         if old is not None and old.identity() == image.identity():
             return old
         self.images[image.base] = image
-        self._reindex()
+        if old is not None:
+            self._reindex()
+            return image
+        # A new base: insert its .text range (what _reindex would give, without
+        # re-sorting every image: discovering N images stays O(N log N)).
+        try:
+            off, size = image.text_range
+        except StackMapsError:
+            return image
+        start = image.base + off
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ranges.insert(i, (start, start + size, image))
+        self.lo = self._ranges[0][0]
+        self.hi = max(self.hi, start + size)
         return image
 
     def _reindex(self) -> None:
@@ -100,7 +114,14 @@ def probe_image(target: Target, base: int, path: Optional[str] = None) -> Option
 
 def discover_from_regions(target: Target, regions: Iterable[Region],
                           registry: ImageRegistry) -> None:
-    """Probe the start of every readable mapping for a Wasmtime ELF header."""
+    """Probe the start of every readable mapping for a Wasmtime ELF header.
+
+    Images mapped back to back (many small modules compiled in one process)
+    share mappings: the kernel merges an image's trailing `r--` pages with the
+    next image's leading `r--` pages, so only the first image of such a run
+    starts a mapping. After each image found, the page right after its end is
+    probed too (one 64-byte read), and so on along the run.
+    """
     for r in regions:
         if r.perms and not r.perms.startswith("r"):
             continue
@@ -113,6 +134,23 @@ def discover_from_regions(target: Target, regions: Iterable[Region],
             continue
         if img is not None:
             registry.add(img)
+            _probe_following(target, img, registry)
+
+
+def _probe_following(target: Target, img: WasmtimeImage, registry: ImageRegistry) -> None:
+    """Add the images that start on the page right after `img`, one after another."""
+    while True:
+        nxt = img.base + -(-img.size // PAGE) * PAGE
+        if nxt in registry.images or nxt in registry.problems:
+            return
+        try:
+            img = probe_image(target, nxt)
+        except StackMapsError as e:
+            registry.problems[nxt] = str(e)
+            return
+        if img is None:
+            return
+        registry.add(img)
 
 
 def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,

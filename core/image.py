@@ -1,9 +1,11 @@
 """A Wasmtime code image (the ELF that Wasmtime compiles to and maps to run).
 
 Read from any ByteSource: a `.cwasm` file, bytes, or a debugger's memory. The
-ELF structure is parsed with pyelftools; the big tables (.symtab, the stack
-map section) are read as raw bytes in one read each and indexed, so opening a
-large image stays cheap. Nothing is read before it is asked for.
+section header table is read with `struct` in one read (pyelftools decides,
+with its own error messages, whenever the table is not plainly well formed);
+the big tables (.symtab, the stack map section) are read as raw bytes in one
+read each and indexed, so opening a large image stays cheap. Nothing is read
+before it is asked for.
 """
 
 import bisect
@@ -28,6 +30,11 @@ EM_NAMES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
 # us allocate or read without limit.
 MAX_IMAGE_SIZE = 1 << 32
 MAX_SECTION_READ = 1 << 30
+
+# Elf64_Shdr: name, type, flags, addr, offset, size, link, info, addralign, entsize.
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SHDR_BE = struct.Struct(">IIQQQQIIQQ")
+_SHT_NOBITS = 8
 
 _FUNC_NAME = re.compile(r"^wasm\[(\d+)\]::function\[(\d+)\](?:::(.*))?$")
 
@@ -160,6 +167,8 @@ class WasmtimeImage:
         self._engine: Optional[EngineInfo] = None
         self._functions: Optional[List[Function]] = None
         self._func_starts: Optional[List[int]] = None
+        self._func_index = None
+        self._func_cache: Dict[int, Function] = {}
         self._stackmaps: Optional[StackMapSection] = None
         self._stackmaps_loaded = False
 
@@ -199,24 +208,15 @@ class WasmtimeImage:
     # -- sections -------------------------------------------------------------
     @property
     def sections(self) -> Dict[str, Tuple[int, int]]:
-        """name -> (file offset, size), from the section header table (via pyelftools)."""
+        """name -> (file offset, size), from the section header table (struct; pyelftools
+        for anything unusual)."""
         if self._sections is None:
-            from elftools.common.exceptions import ELFError
-            from elftools.elf.elffile import ELFFile
-            try:
-                elf = ELFFile(_SourceStream(self.source, self.size))
-                secs = {}
-                for i in range(elf.num_sections()):
-                    sh = elf._get_section_header(i)
-                    name = elf._get_section_name(sh)
-                    secs[name] = (sh["sh_offset"], sh["sh_size"], sh["sh_type"])
-            except StackMapsError:
-                raise
-            except (ELFError, Exception) as e:  # pyelftools raises many types on garbage
-                raise NotAnImage(f"{self.name}: bad ELF section headers: {e}") from None
+            secs = self._section_headers_fast()
+            if secs is None:
+                secs = self._section_headers_elftools()
             self._sections = {}
             for name, (off, size, typ) in secs.items():
-                if typ == "SHT_NOBITS":
+                if typ == "SHT_NOBITS" or typ == _SHT_NOBITS:
                     continue
                 if off + size > self.size:
                     # Ignore what lies outside the image rather than read past it; a needed
@@ -224,6 +224,57 @@ class WasmtimeImage:
                     continue
                 self._sections[name] = (off, size)
         return self._sections
+
+    def _section_headers_fast(self) -> Optional[Dict[str, Tuple[int, int, int]]]:
+        """The section table in two reads (the table, .shstrtab) with `struct`.
+
+        Only for a table that is wholly readable and plainly well formed (every
+        name NUL-terminated inside .shstrtab); anything else returns None and
+        the pyelftools path below decides, with its own error messages. Both
+        paths give the same names, offsets and sizes for a well-formed table.
+        """
+        h = self.header
+        if h.shstrndx >= h.shnum or h.shentsize != _SHDR.size:
+            return None
+        try:
+            table = self.source.read(h.shoff, h.shnum * h.shentsize)
+        except StackMapsError:
+            return None
+        if len(table) != h.shnum * h.shentsize:
+            return None
+        shdr = _SHDR if h.little_endian else _SHDR_BE
+        rows = list(shdr.iter_unpack(table))
+        str_off, str_size = rows[h.shstrndx][4], rows[h.shstrndx][5]
+        if str_off + str_size > self.size or str_size > MAX_SECTION_READ:
+            return None
+        try:
+            strtab = self.source.read(str_off, str_size) if str_size else b""
+        except StackMapsError:
+            return None
+        secs = {}
+        find = strtab.find
+        for name_off, typ, _flags, _addr, off, size, _link, _info, _align, _ent in rows:
+            end = find(b"\0", name_off) if name_off < str_size else -1
+            if end < 0:
+                return None
+            secs[strtab[name_off:end].decode("utf-8", "replace")] = (off, size, typ)
+        return secs
+
+    def _section_headers_elftools(self) -> Dict[str, Tuple[int, int, str]]:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+        try:
+            elf = ELFFile(_SourceStream(self.source, self.size))
+            secs = {}
+            for i in range(elf.num_sections()):
+                sh = elf._get_section_header(i)
+                name = elf._get_section_name(sh)
+                secs[name] = (sh["sh_offset"], sh["sh_size"], sh["sh_type"])
+        except StackMapsError:
+            raise
+        except (ELFError, Exception) as e:  # pyelftools raises many types on garbage
+            raise NotAnImage(f"{self.name}: bad ELF section headers: {e}") from None
+        return secs
 
     def section_data(self, name: str) -> Optional[bytes]:
         sec = self.sections.get(name)
@@ -271,42 +322,50 @@ class WasmtimeImage:
     def functions(self) -> List[Function]:
         """STT_FUNC symbols sorted by text offset."""
         if self._functions is None:
-            self._functions = self._read_functions()
-            self._func_starts = [f.start for f in self._functions]
+            starts, raw, strtab = self._function_index()
+            self._functions = [_make_function(v, size, st_name, strtab)
+                               for v, size, st_name in raw]
+            self._func_starts = starts
         return self._functions
 
-    def _read_functions(self) -> List[Function]:
-        sym = self.sections.get(".symtab")
-        if sym is None:
-            return []
-        data = self.section_data(".symtab")
-        strtab = self.section_data(".strtab") or b""
-        e = "<" if self.header.little_endian else ">"
-        st = struct.Struct(e + "IBBHQQ")
-        usable = len(data) - len(data) % st.size
-        funcs = []
-        for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable]):
-            if st_info & 0xF != 2:  # STT_FUNC
-                continue
-            end = strtab.find(b"\0", st_name)
-            name = strtab[st_name:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
-            m = _FUNC_NAME.match(name)
-            module = index = None
-            if m:
-                module, index = int(m.group(1)), int(m.group(2))
-            elif name.startswith("wasm["):
-                mm = re.match(r"wasm\[(\d+)\]", name)
-                module = int(mm.group(1)) if mm else None
-            funcs.append(Function(value, size, name, module, index))
-        funcs.sort(key=lambda f: f.start)
-        return funcs
+    def _function_index(self):
+        """(starts, [(start, size, st_name)], strtab) of the STT_FUNC symbols, sorted by
+        start (stably, like `functions`). Names are decoded only for the Functions made."""
+        if self._func_index is None:
+            sym = self.sections.get(".symtab")
+            if sym is None:
+                self._func_index = ([], [], b"")
+                return self._func_index
+            data = self.section_data(".symtab")
+            strtab = self.section_data(".strtab") or b""
+            e = "<" if self.header.little_endian else ">"
+            st = struct.Struct(e + "IBBHQQ")
+            usable = len(data) - len(data) % st.size
+            raw = [(value, size, st_name)
+                   for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable])
+                   if st_info & 0xF == 2]  # STT_FUNC
+            raw.sort(key=_first)
+            self._func_index = ([r[0] for r in raw], raw, strtab)
+        return self._func_index
 
     def function_at(self, text_offset: int) -> Optional[Function]:
         """The function whose [start, end) contains `text_offset` (binary search)."""
-        funcs = self.functions
-        i = bisect.bisect_right(self._func_starts, text_offset) - 1
-        if i >= 0 and funcs[i].start <= text_offset < funcs[i].end:
-            return funcs[i]
+        if self._functions is not None:
+            funcs = self._functions
+            i = bisect.bisect_right(self._func_starts, text_offset) - 1
+            if i >= 0 and funcs[i].start <= text_offset < funcs[i].end:
+                return funcs[i]
+            return None
+        # Without building every Function: a large image answers its first lookup fast.
+        starts, raw, strtab = self._function_index()
+        i = bisect.bisect_right(starts, text_offset) - 1
+        if i >= 0:
+            value, size, st_name = raw[i]
+            if value <= text_offset < value + size:
+                f = self._func_cache.get(i)
+                if f is None:
+                    f = self._func_cache[i] = _make_function(value, size, st_name, strtab)
+                return f
         return None
 
     def find_function(self, spec: str) -> List[Function]:
@@ -351,6 +410,28 @@ class WasmtimeImage:
     def identity(self) -> Tuple:
         """What identifies this image's contents cheaply (for caches keyed by base)."""
         return (self.header, self.engine.version)
+
+
+def _first(t):
+    return t[0]
+
+
+_WASM_MODULE = re.compile(r"wasm\[(\d+)\]")
+
+
+def _make_function(value: int, size: int, st_name: int, strtab: bytes) -> Function:
+    """A Function from one STT_FUNC symbol (name at `st_name` in .strtab)."""
+    end = strtab.find(b"\0", st_name)
+    name = strtab[st_name:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+    module = index = None
+    if name.startswith("wasm["):  # _FUNC_NAME is anchored there too
+        m = _FUNC_NAME.match(name)
+        if m:
+            module, index = int(m.group(1)), int(m.group(2))
+        else:
+            mm = _WASM_MODULE.match(name)
+            module = int(mm.group(1)) if mm else None
+    return Function(value, size, name, module, index)
 
 
 def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
