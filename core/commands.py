@@ -51,7 +51,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the debugger."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message}")
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise UsageError(f"{sub + ': ' if sub else ''}{message}")
 
     def exit(self, status=0, message=None):
         raise HelpShown(message or "")

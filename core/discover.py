@@ -103,7 +103,7 @@ def probe_image(target: Target, base: int, path: Optional[str] = None) -> Option
         img.sections  # reads the section header table at the end of the image
         img.text_range
         return img
-    except ReadError as e:
+    except (ReadError, NotAnImage) as e:  # sections unreadable (or garbage) in memory
         if path and os.path.isfile(path):
             fimg = WasmtimeImage(FileSource(path), base=base, path=path)
             if fimg.header == hdr:

@@ -1,5 +1,6 @@
 """Memory maps without a debugger's help: /proc/PID/maps and a core file's segments."""
 
+import os
 from typing import List, Optional
 
 from .errors import StackMapsError
@@ -50,7 +51,8 @@ def core_regions(path: str) -> Optional[List[Region]]:
                     if note["n_type"] == "NT_FILE":
                         desc = note["n_desc"]
                         for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"]):
-                            files[entry["vm_start"]] = name
+                            files[entry["vm_start"]] = (os.fsdecode(name) if isinstance(name, bytes)
+                                                        else name)
             out = []
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_LOAD":

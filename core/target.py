@@ -96,6 +96,8 @@ class MemoryCache:
         self._pages: Dict[int, Optional[bytes]] = {}
         self.reads = 0
         self._endian = "<" if target.little_endian else ">"
+        self._u64 = struct.Struct(self._endian + "Q").unpack
+        self._u32 = struct.Struct(self._endian + "I").unpack
 
     def _fetch(self, address: int, size: int) -> Optional[bytes]:
         self.reads += 1
@@ -120,23 +122,34 @@ class MemoryCache:
     def read(self, address: int, size: int) -> bytes:
         if address < 0 or size < 0 or address + size > 1 << 64:
             raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
+        # Fast path (most reads of a walk): inside one page already read.
+        pn, within = divmod(address, self.PAGE)
+        if within + size <= self.PAGE:
+            page = self._pages.get(pn)
+            if page is not None:
+                return page[within:within + size]
         out = []
         pos, end = address, address + size
         while pos < end:
             pn, within = divmod(pos, self.PAGE)
             page = self._page(pn)
-            if page is None:
-                raise ReadError(f"cannot read memory at {pos:#x}", pos)
             n = min(self.PAGE - within, end - pos)
-            out.append(page[within:within + n])
+            if page is None:
+                # Part of a page may be readable (a minidump saves a stack from SP up).
+                part = self._fetch(pos, n)
+                if part is None:
+                    raise ReadError(f"cannot read memory at {pos:#x}", pos)
+                out.append(part)
+            else:
+                out.append(page[within:within + n])
             pos += n
         return b"".join(out)
 
     def u64(self, address: int) -> int:
-        return struct.unpack(self._endian + "Q", self.read(address, 8))[0]
+        return self._u64(self.read(address, 8))[0]
 
     def u32(self, address: int) -> int:
-        return struct.unpack(self._endian + "I", self.read(address, 4))[0]
+        return self._u32(self.read(address, 4))[0]
 
     def try_u64(self, address: int) -> Optional[int]:
         try:

@@ -82,6 +82,8 @@ class WasmFrame:
             return None
         if self.innermost:
             return "innermost frame: pc is at a trap or breakpoint, not a call site"
+        if self.error and self.is_wasm_function:
+            return "stack map unusable here (see error)"
         if self.function is None:
             return "not in any function of the image"
         if not self.function.is_wasm:
@@ -255,7 +257,10 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
         img = registry.image_at(ra)
         if img is None:
             continue
-        entry = img.lookup(img.text_offset(ra))
+        try:
+            entry = img.lookup(img.text_offset(ra))
+        except StackMapsError:  # a corrupt map: the walk shows it on the frame
+            entry = None
         if entry is not None and a + 16 != fp - entry.frame_size:
             continue
         act = walk_chain(mem, target, registry, ra, fp, False, max_depth=max_depth)
@@ -273,7 +278,9 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
 def _clean(act: Activation, registry: ImageRegistry) -> bool:
     if not act.frames or act.end != "left wasm code":
         return False
-    if any(f.error for f in act.frames) or not any(f.is_wasm_function for f in act.frames):
+    # Chain faults end the walk early (checked above); a frame's own error (a corrupt
+    # map, unreadable slots) does not make the chain doubtful.
+    if not any(f.is_wasm_function for f in act.frames):
         return False
     last = act.frames[-1]
     return last.function is not None and not last.function.is_wasm
