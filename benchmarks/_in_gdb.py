@@ -1,0 +1,430 @@
+"""Measurements run inside GDB's Python, after gdb_plugin/stackmaps.py is sourced.
+
+`source benchmarks/_in_gdb.py`, then `python bench_...()`. Each result is one
+line `@@BENCH {json}` on stdout for the driver script to pick up. The
+plugin's objects are reached through `__main__` (GDB sources scripts there);
+the plugin file itself is not changed: counters wrap its objects at run time.
+"""
+
+import json
+import time
+
+import __main__ as P
+import gdb
+
+_perf = time.perf_counter
+# The plugin unwinder's own __call__, before any wrapper below.
+ORIG_CALL = P.WasmUnwinder.__call__ if hasattr(P, "WasmUnwinder") else None
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+class _PcAlias:
+    """A PendingFrame whose read_register('pc') reads the architecture's own pc register."""
+
+    __slots__ = ("_p", "_pc")
+
+    def __init__(self, pending, pcname):
+        self._p = pending
+        self._pc = pcname
+
+    def read_register(self, name):
+        return self._p.read_register(self._pc if name == "pc" else name)
+
+    def __getattr__(self, attr):
+        return getattr(self._p, attr)
+
+
+def suggested_call(unwinder, pending):
+    """The change suggested for WasmUnwinder.__call__ (gdb_plugin/stackmaps.py): read the
+    architecture's pc register (`rip` on x86_64) instead of GDB's `pc` alias, which in
+    GDB 13 goes through the frame machinery and costs several times more. Everything
+    else is the plugin's own code (called through _PcAlias for frames it claims)."""
+    reg = P._SESSION.registry
+    if not reg.hi:
+        return None
+    try:
+        pcname = P._REGS[P._arch_of(pending)][0]
+    except Exception:
+        return None
+    pc = int(pending.read_register(pcname)) & _M64
+    if not reg.lo <= pc < reg.hi or reg.image_at(pc) is None:
+        return None
+    return ORIG_CALL(unwinder, _PcAlias(pending, pcname))
+
+
+def use_unwinder(variant):
+    """'original' or 'suggested' as the plugin unwinder's __call__ (no counters)."""
+    P.WasmUnwinder.__call__ = ORIG_CALL if variant == "original" else suggested_call
+    COUNTERS.installed = False
+
+
+def emit(**kw):
+    gdb.write("@@BENCH " + json.dumps(kw) + "\n")
+    gdb.flush()
+
+
+class Counters:
+    """Counts the unwinder's calls, claims, time and debugger memory reads."""
+
+    def __init__(self):
+        self.reset()
+        self.installed = False
+
+    def reset(self):
+        self.calls = 0
+        self.claimed = 0
+        self.time = 0.0
+        self.reads = 0
+        self.read_bytes = 0
+
+    def install(self):
+        if self.installed or not hasattr(P, "WasmUnwinder"):
+            return
+        self.installed = True
+        cls = P.WasmUnwinder
+        orig_call = cls.__call__
+        me = self
+
+        def counted_call(unwinder, pending):
+            t0 = _perf()
+            r = orig_call(unwinder, pending)
+            me.time += _perf() - t0
+            me.calls += 1
+            if r is not None:
+                me.claimed += 1
+            return r
+
+        cls.__call__ = counted_call
+        tgt = P._UNWIND_TARGET
+        orig_read = tgt.read_memory
+
+        def counted_read(address, size):
+            me.reads += 1
+            me.read_bytes += size
+            return orig_read(address, size)
+
+        tgt.read_memory = counted_read
+
+
+COUNTERS = Counters()
+
+
+def flush_frames():
+    """Make GDB forget its frame cache (and the unwinder's memory cache)."""
+    try:
+        gdb.execute("maintenance flush register-cache", to_string=True)
+    except gdb.error:
+        gdb.execute("flushregs", to_string=True)
+    if hasattr(P, "_UNWINDER"):
+        P._UNWINDER.mem = None
+
+
+def time_cmd(cmd):
+    """(seconds, output); a gdb.error ends the output with its message."""
+    t0 = _perf()
+    try:
+        out = gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        out = f"\n<gdb.error: {e}>"
+    return _perf() - t0, out
+
+
+def count_bt_frames(text):
+    return sum(1 for line in text.splitlines() if line.startswith("#"))
+
+
+def bench_stackmap_bt(label, repeat=3, args="--json"):
+    """`stackmap bt --json`: first (cold) and later runs, with the stats it reports."""
+    runs = []
+    doc = None
+    for i in range(repeat):
+        flush_frames()
+        dt, out = time_cmd(f"stackmap bt {args}")
+        runs.append(dt)
+        if doc is None:
+            start = out.find("{")
+            doc = json.loads(out[start:])
+    frames = sum(len(t["frames"]) for t in doc["threads"])
+    acts = sum(len(t.get("activations", [])) for t in doc["threads"])
+    emit(kind="stackmap_bt", label=label, runs=runs, frames=frames, activations=acts,
+         stats=doc.get("stats"))
+
+
+def bench_gdb_bt(label, repeat=3, args=""):
+    """GDB's own `bt`, cold frame cache each time; unwinder counters when the plugin is loaded."""
+    COUNTERS.install()
+    runs = []
+    frames = None
+    calls = []
+    for i in range(repeat):
+        flush_frames()
+        COUNTERS.reset()
+        dt, out = time_cmd(f"bt {args}".strip())
+        runs.append(dt)
+        frames = count_bt_frames(out)
+        calls.append({"calls": COUNTERS.calls, "claimed": COUNTERS.claimed,
+                      "unwinder_time": COUNTERS.time, "reads": COUNTERS.reads,
+                      "read_bytes": COUNTERS.read_bytes})
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+    emit(kind="gdb_bt", label=label, args=args, runs=runs, frames=frames,
+         unwinder=calls[0] if COUNTERS.installed else None, last_line=last[:200],
+         plugin=hasattr(P, "_SESSION"))
+
+
+def bench_frame_walk(label, repeat=3, limit=1_000_000):
+    """Unwind only: newest_frame().older() to the end (no printing, no frame filters)."""
+    COUNTERS.install()
+    runs = []
+    first = None
+    for _ in range(repeat):
+        flush_frames()
+        COUNTERS.reset()
+        t0 = _perf()
+        n = 0
+        err = None
+        try:
+            f = gdb.newest_frame()
+            while f is not None and n < limit:
+                n += 1
+                f = f.older()
+        except gdb.error as e:
+            err = str(e)
+        runs.append(_perf() - t0)
+        if first is None:
+            first = {"calls": COUNTERS.calls, "claimed": COUNTERS.claimed,
+                     "unwinder_time": COUNTERS.time, "reads": COUNTERS.reads,
+                     "read_bytes": COUNTERS.read_bytes}
+    emit(kind="frame_walk", label=label, runs=runs, frames=n, error=err,
+         unwinder=first if COUNTERS.installed else None)
+
+
+def bench_cmd(label, cmd, repeat=3, cold=None):
+    """Any command; `cold()` is called before each run."""
+    runs = []
+    out = ""
+    for _ in range(repeat):
+        if cold:
+            cold()
+        dt, out = time_cmd(cmd)
+        runs.append(dt)
+    emit(kind="cmd", label=label, cmd=cmd, runs=runs, output_tail=out[-400:])
+
+
+def forget_images():
+    """A fresh plugin session for this inferior: the next command rediscovers every image."""
+    P._SESSION.invalidate()
+    P._SESSION._identity = None
+
+
+def bench_stop_hook(label, repeat=3):
+    """The plugin's stop hook (image discovery) from an empty registry."""
+    runs = []
+    for _ in range(repeat):
+        forget_images()
+        t0 = _perf()
+        P._on_stop()
+        runs.append(_perf() - t0)
+    emit(kind="stop_hook", label=label, runs=runs, images=len(P._SESSION.registry),
+         problems=len(P._SESSION.registry.problems))
+
+
+def profile_cmd(cmd, path, cold=None, top=25):
+    """cProfile one command; stats to `path`, the top entries on stdout."""
+    import cProfile
+    import io
+    import pstats
+    if cold:
+        cold()
+    pr = cProfile.Profile()
+    pr.enable()
+    try:
+        gdb.execute(cmd, to_string=True)
+    except gdb.error as e:
+        gdb.write(f"(error: {e})\n")
+    pr.disable()
+    pr.dump_stats(path)
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(top)
+    gdb.write(s.getvalue())
+
+
+def install_noop_unwinder():
+    """A Python unwinder that only reads the pc and declines: the floor cost of any
+    Python unwinder in GDB (GDB's sniffer, gdb._execute_unwinders, read_register)."""
+    import gdb.unwinder
+
+    class Noop(gdb.unwinder.Unwinder):
+        def __init__(self):
+            super().__init__("bench-noop")
+            self.calls = 0
+            self.time = 0.0
+
+        def __call__(self, pending):
+            t0 = _perf()
+            int(pending.read_register("pc"))
+            self.time += _perf() - t0
+            self.calls += 1
+            return None
+
+    global NOOP
+    NOOP = Noop()
+    gdb.unwinder.register_unwinder(None, NOOP, replace=True)
+
+
+def bench_reject_micro(label, n=20000):
+    """Time the plugin's reject path on a real PendingFrame: a probe unwinder (run
+    first) calls the plugin unwinder's __call__ n times on the same pending frame."""
+    import gdb.unwinder
+    result = {}
+
+    class Probe(gdb.unwinder.Unwinder):
+        def __init__(self):
+            super().__init__("bench-probe")
+
+        def __call__(self, pending):
+            if result:
+                return None
+            pc = int(pending.read_register("pc"))
+            reg = P._SESSION.registry
+            if reg.image_at(pc) is not None:
+                return None
+            u = P._UNWINDER
+            t0 = _perf()
+            for _ in range(n):
+                ORIG_CALL(u, pending)
+            t_full = (_perf() - t0) / n
+            t0 = _perf()
+            for _ in range(n):
+                suggested_call(u, pending)
+            t_sugg = (_perf() - t0) / n
+            t0 = _perf()
+            for _ in range(n):
+                int(pending.read_register(P._REGS[P._arch_of(pending)][0]))
+            t_rip = (_perf() - t0) / n
+            t0 = _perf()
+            for _ in range(n):
+                int(pending.read_register("pc"))
+            t_reg = (_perf() - t0) / n
+            t0 = _perf()
+            for _ in range(n):
+                pass
+            t_loop = (_perf() - t0) / n
+            result.update(pc=pc, in_range=reg.lo <= pc < reg.hi, reject=t_full - t_loop,
+                          read_register=t_reg - t_loop, reject_suggested=t_sugg - t_loop,
+                          read_arch_pc=t_rip - t_loop)
+            return None
+
+    probe = Probe()
+    gdb.unwinder.register_unwinder(None, probe, replace=True)
+    # Our probe is now first in gdb.frame_unwinders: the next unwind calls it.
+    flush_frames()
+    try:
+        f = gdb.newest_frame()
+        for _ in range(3):
+            f = f.older()
+            if f is None:
+                break
+    finally:
+        probe.enabled = False
+        gdb.frame_unwinders[:] = [u for u in gdb.frame_unwinders if u is not probe]
+        flush_frames()
+    emit(kind="reject_micro", label=label, **result)
+
+
+def _walk_once(limit=1_000_000):
+    flush_frames()
+    t0 = _perf()
+    n = 0
+    try:
+        f = gdb.newest_frame()
+        while f is not None and n < limit:
+            n += 1
+            f = f.older()
+    except gdb.error:
+        pass
+    return _perf() - t0, n
+
+
+def bench_unwinder_ab(label, rounds=15):
+    """Interleaved in one session: the frame walk and `bt` with the plugin's unwinder
+    (and frame filter) on, with them off, and with only a no-op Python unwinder."""
+    install_noop_unwinder()
+    NOOP.enabled = False
+    U = P._UNWINDER
+    F = P._FILTER
+    configs = {
+        "plugin off": (False, False, False, "original"),
+        "no-op unwinder only": (False, False, True, "original"),
+        "plugin unwinder only": (True, False, False, "original"),
+        "plugin unwinder + frame filter": (True, True, False, "original"),
+        "suggested unwinder only": (True, False, False, "suggested"),
+        "suggested unwinder + frame filter": (True, True, False, "suggested"),
+    }
+    saved = P.WasmUnwinder.__call__
+    res = {k: {"walk": [], "bt": []} for k in configs}
+    frames = {}
+    for _ in range(rounds):
+        for name, (u_on, f_on, noop_on, variant) in configs.items():
+            use_unwinder(variant)
+            U.enabled, F.enabled, NOOP.enabled = u_on, f_on, noop_on
+            dt, n = _walk_once()
+            res[name]["walk"].append(dt)
+            frames[name] = n
+            flush_frames()
+            dt, out = time_cmd("bt")
+            res[name]["bt"].append(dt)
+    U.enabled, F.enabled, NOOP.enabled = True, True, False
+    P.WasmUnwinder.__call__ = saved
+    emit(kind="unwinder_ab", label=label, results=res, frames=frames)
+
+
+def bench_json(label, repeat=3):
+    """How much of `stackmap bt --json` is JSON encoding: the same document encoded
+    as core/commands.py does (indent=1: Python's pure-Python encoder) and compactly
+    (the C encoder), in GDB's Python."""
+    dt, out = time_cmd("stackmap bt --json")
+    doc = json.loads(out[out.find("{"):])
+
+    def t(fn):
+        best = None
+        for _ in range(repeat):
+            t0 = _perf()
+            fn()
+            d = _perf() - t0
+            best = d if best is None else min(best, d)
+        return best
+
+    t_indent = t(lambda: json.dumps(doc, indent=1))
+    t_compact = t(lambda: json.dumps(doc))
+
+    def top_level_indent():
+        # Same top-level layout (so '{\n "schema": 1' still starts the document),
+        # each value encoded by the C encoder.
+        return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) + "\n}"
+
+    t_top = t(top_level_indent)
+    emit(kind="json", label=label, command=dt, indent1=t_indent, compact=t_compact,
+         top_level_indent=t_top, bytes_indent=len(json.dumps(doc, indent=1)))
+
+
+def bench_unwinder_variants(label, rounds=3):
+    """GDB's `bt` and the unwind alone through the deep stack with the plugin's unwinder
+    as it is and with the suggested change (the arch's pc register), interleaved."""
+    runs = {"original": [], "suggested": [], "original, unwind only": [],
+            "suggested, unwind only": []}
+    frames = {}
+    saved = P.WasmUnwinder.__call__
+    try:
+        for _ in range(rounds):
+            for variant in ("original", "suggested"):
+                use_unwinder(variant)
+                flush_frames()
+                dt, out = time_cmd("bt")
+                runs[variant].append(dt)
+                frames[variant] = count_bt_frames(out)
+                dt, n = _walk_once()
+                runs[variant + ", unwind only"].append(dt)
+                frames[variant + ", unwind only"] = n
+    finally:
+        P.WasmUnwinder.__call__ = saved
+    emit(kind="variants", label=label, runs=runs, frames=frames)
