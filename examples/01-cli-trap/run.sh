@@ -12,9 +12,11 @@ gdb)
         -ex 'source gdb_plugin/stackmaps.py' -ex run -ex 'stackmap bt' -ex 'stackmap frame 1' \
         --args "$WASMTIME" run -W gc=y "$PROG" 2>&1 | grep -E '^(#|Thread|frame|  |      )' ;;
 lldb)
+    # -o runs after an ordinary stop, -k after a stop LLDB calls a crash: one list runs.
     lldb-19 --no-lldbinit -b -o 'settings set use-color false' \
         -o 'command script import lldb_plugin/stackmaps.py' -o 'process launch' \
+        -o 'stackmap bt' -o 'stackmap frame 1' \
         -k 'stackmap bt' -k 'stackmap frame 1' \
-        -- "$WASMTIME" run -W gc=y "$PROG" 2>&1 | grep -E '^(#|Thread|frame|  |      )' ;;
+        -- "$WASMTIME" run -W gc=y "$PROG" 2>&1 | grep -vE '^( {4}frame #[0-9]+: |-> |\s+0x[0-9a-f]+(: | <))' | grep -E '^(#|Thread|frame|  |      )' ;;
 *) echo "usage: $0 [gdb|lldb]" >&2; exit 2 ;;
 esac
