@@ -23,6 +23,7 @@ from .errors import CorruptSection
 SECTION_NAME = ".wasmtime.stackmap"
 
 _U32 = struct.Struct("<I")
+_DECODED_MAX = 4096
 
 
 class StackMapEntry(NamedTuple):
@@ -69,6 +70,10 @@ class StackMapSection:
         self._data = _u32_view(mv[header:])
         self._nwords = (size - header) // 4
         self._validated = False
+        # map index -> (frame_size, offsets) of maps already decoded and checked. Wasmtime
+        # shares identical maps, so a few decoded maps serve most lookups; bounded so
+        # that memory stays O(1) per section.
+        self._decoded = {}
 
     def __len__(self) -> int:
         return self._n
@@ -84,12 +89,18 @@ class StackMapSection:
             raise CorruptSection(f"{self.where}: entry {i} out of range (N={self._n})")
         pc = self._pcs[i]
         k = self._index[i]
+        known = self._decoded.get(k)
+        if known is not None:  # a map shared with an entry decoded (and checked) before
+            return StackMapEntry(pc, known[0], known[1], k)
         frame_size, words = self._map_at(k, f"entry {i} (pc {pc:#x})")
         offsets = _bit_offsets(words)
         if offsets and offsets[-1] >= frame_size:
             raise CorruptSection(
                 f"{self.where}: entry {i} (pc {pc:#x}): slot at SP+{offsets[-1]} is beyond "
                 f"frame_size {frame_size}")
+        if len(self._decoded) >= _DECODED_MAX:
+            self._decoded.clear()
+        self._decoded[k] = (frame_size, offsets)
         return StackMapEntry(pc, frame_size, offsets, k)
 
     def _map_at(self, k: int, what: str):
