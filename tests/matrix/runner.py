@@ -189,11 +189,23 @@ def job_key(item) -> Optional[tuple]:
     name = item.originalname
     if name == "test_decoder":
         return ("decoder", v)
-    if name == "test_live_host":
+    if name in ("test_live_host", "test_objects_host"):
         return ("host", v, cs.params["dbg"], cs.params["mode"])
-    if name == "test_live_cli_trap":
+    if name in ("test_live_cli_trap", "test_objects_cli"):
         return ("cli", v, cs.params["dbg"])
     return None
+
+
+def column(item) -> Optional[str]:
+    """The results-table column of an item (see conftest.COLUMNS)."""
+    key = job_key(item)
+    if key is None:
+        return None
+    if key[0] == "decoder":
+        return "decoder"
+    if item.originalname.startswith("test_objects"):
+        return f"{key[2]} objects"
+    return f"{key[2]} {key[0]}"
 
 
 def debugger_skip(dbg: str) -> Optional[str]:

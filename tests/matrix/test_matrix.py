@@ -13,7 +13,10 @@ makes the per-version venvs first. For every version:
   LLDB once lldb_plugin/stackmaps.py exists), stopped in a host function with two
   activations: `stackmap bt --json` must show the i31 values and heap refs of
   tests/plugins/common.check_host_activations, for an in-process image and
-  a `.cwasm`; and the release's CLI trapping on a fiber stack (deep_trap.wat).
+  a `.cwasm`; and the release's CLI trapping on a fiber stack (deep_trap.wat);
+- GC objects: in the same debugger runs, the object behind each live heap ref (core/gcheap:
+  the store's GC heap located with versioned offsets) is the $node struct the program
+  stored, per tests/plugins/test_gcheap.check_structs/check_heap_records.
 
 The subprocess work (compiles, objdumps, debugger runs) is started for the whole
 selection at the first test, on a pool of one worker per core; tests wait for their
@@ -28,6 +31,8 @@ import pytest
 from tests.plugins import driver
 from tests.plugins.common import (build_frames, check_host_activations, check_slots_distinct_heap,
                                   frames_of)
+from tests.plugins import test_gcheap
+from tests.plugins.test_gcheap import check_heap_records, check_structs
 from tests.tooling import REPO, parse_objdump
 
 from wasmtime_stackmaps import WasmtimeImage
@@ -152,3 +157,46 @@ def test_live_cli_trap(ver: Version, dbg, request):
         assert maps.get(f["text_offset"]) == (f["frame_size"],
                                               tuple(s["offset"] for s in f["slots"])), f
     record(request, ver, f"{dbg} cli", f"CLI {ver.cli} ✓")
+
+
+# -- GC objects behind the heap refs, from the same debugger runs ---------------------------
+OBJ_HOST = [(v, d, m) for v, d, m in LIVE if v.major > 31]
+OBJ_CLI = [(v, d) for v, d in CLI_LIVE if v.major > 31]
+
+
+@pytest.fixture
+def headers(monkeypatch):
+    """check_structs' object header sizes for a release: the DRC header is 16 bytes
+    before 35 (the object size in the kind word), 24 from 35 on."""
+    def set_for(ver: Version):
+        if ver.major < 35:
+            monkeypatch.setitem(test_gcheap.HEADER, "drc", 16)
+    return set_for
+
+
+@pytest.mark.parametrize("ver,dbg,mode", OBJ_HOST, ids=[f"{v.py}-{d}-{m}" for v, d, m in OBJ_HOST])
+def test_objects_host(ver: Version, dbg, mode, request, headers):
+    """host_nested.wat: frame n of activation act holds a $node with v = 1000*act + n."""
+    headers(ver)
+    r = job(request, ("host", ver.py, dbg, mode)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    doc = r.docs[-1]
+    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
+    expected = [1000 * act + n for act in reversed(range(ACTIVATIONS))
+                for n in range(1, DEPTH + 1)]
+    collector = check_structs(at_calls, expected)
+    check_heap_records(doc, at_calls)
+    record(request, ver, f"{dbg} objects", f"{mode}: {collector} ✓")
+
+
+@pytest.mark.parametrize("ver,dbg", OBJ_CLI, ids=[f"{v.py}-{d}" for v, d in OBJ_CLI])
+def test_objects_cli(ver: Version, dbg, request, headers):
+    """deep_trap.wat under the release's CLI: frame n holds a $node with v = n."""
+    headers(ver)
+    r = job(request, ("cli", ver.py, dbg)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    doc = r.docs[-1]
+    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
+    collector = check_structs(at_calls, list(range(1, CLI_DEPTH + 1)))
+    check_heap_records(doc, at_calls)
+    record(request, ver, f"{dbg} objects", f"cli: {collector} ✓")
