@@ -352,8 +352,23 @@ def bench_unwinder_ab(label, rounds=15):
     NOOP.enabled = False
     U = P._UNWINDER
     F = P._FILTER
+
+    class PassThrough:
+        """A frame filter that changes nothing: GDB's own frame-filter cost."""
+
+        def __init__(self):
+            self.name = "bench-pass-through"
+            self.priority = 0
+            self.enabled = False
+
+        def filter(self, it):
+            return it
+
+    PT = PassThrough()
+    gdb.frame_filters[PT.name] = PT
     configs = {
         "plugin off": (False, False, False, "original"),
+        "pass-through frame filter only": (False, "pt", False, "original"),
         "no-op unwinder only": (False, False, True, "original"),
         "plugin unwinder only": (True, False, False, "original"),
         "plugin unwinder + frame filter": (True, True, False, "original"),
@@ -366,7 +381,8 @@ def bench_unwinder_ab(label, rounds=15):
     for _ in range(rounds):
         for name, (u_on, f_on, noop_on, variant) in configs.items():
             use_unwinder(variant)
-            U.enabled, F.enabled, NOOP.enabled = u_on, f_on, noop_on
+            U.enabled, F.enabled, NOOP.enabled = u_on, f_on is True, noop_on
+            PT.enabled = f_on == "pt"
             dt, n = _walk_once()
             res[name]["walk"].append(dt)
             frames[name] = n
@@ -374,6 +390,7 @@ def bench_unwinder_ab(label, rounds=15):
             dt, out = time_cmd("bt")
             res[name]["bt"].append(dt)
     U.enabled, F.enabled, NOOP.enabled = True, True, False
+    del gdb.frame_filters[PT.name]
     P.WasmUnwinder.__call__ = saved
     emit(kind="unwinder_ab", label=label, results=res, frames=frames)
 
@@ -428,3 +445,54 @@ def bench_unwinder_variants(label, rounds=3):
     finally:
         P.WasmUnwinder.__call__ = saved
     emit(kind="variants", label=label, runs=runs, frames=frames)
+
+
+def bench_phases(label, cmd="stackmap bt --json", repeat=2):
+    """Where the time of one `stackmap` command goes: wraps, at run time, the functions
+    core/commands.py calls (threads, discovery, walk, heap annotation, report, JSON
+    or text rendering). Best of `repeat`."""
+    import types
+
+    import wasmtime_stackmaps.commands as C
+    import wasmtime_stackmaps.gcheap as G
+
+    acc = {}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = _perf()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[name] = acc.get(name, 0.0) + _perf() - t0
+        return wrapper
+
+    saved = []
+
+    def patch(obj, attr, name):
+        orig = getattr(obj, attr)
+        saved.append((obj, attr, orig))
+        setattr(obj, attr, timed(name, orig))
+
+    patch(P.GdbTarget, "threads", "target.threads() (GDB registers, lazy frame lister)")
+    patch(C.Session, "discover", "Session.discover (header checks, /proc maps, pc scan)")
+    patch(C, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
+    patch(G, "annotate", "gcheap.annotate (GC objects of heap refs)")
+    patch(C.Session, "_doc", "Session._doc (report records + heap.apply)")
+    patch(C, "bt_lines", "render.bt_lines (text)")
+    shim = types.SimpleNamespace(**{k: getattr(json, k) for k in dir(json) if not k.startswith("__")})
+    shim.dumps = timed("json.dumps (indent=1)", json.dumps)
+    saved.append((C, "json", C.json))
+    C.json = shim
+    best = None
+    try:
+        for _ in range(repeat):
+            acc.clear()
+            flush_frames()
+            dt, out = time_cmd(cmd)
+            if best is None or dt < best[0]:
+                best = (dt, dict(acc))
+    finally:
+        for obj, attr, orig in reversed(saved):
+            setattr(obj, attr, orig)
+    emit(kind="phases", label=label, cmd=cmd, total=best[0], phases=best[1])

@@ -88,7 +88,7 @@ def bench_synthetic(n: int):
     t0 = time.perf_counter()
     img.functions
     t_funcs = time.perf_counter() - t0
-    rows.append(["index 10,000 function symbols (first name lookup)", fmt_s(t_funcs), "", ""])
+    rows.append(["build all 10,000 Function records (img.functions)", fmt_s(t_funcs), "", ""])
     t0 = time.perf_counter()
     sm.validate()
     t_val = time.perf_counter() - t0

@@ -42,7 +42,9 @@ def run_gdb(depth):
             "python bench_stackmap_bt('stackmap bt --json (after bt)', 1)",
             "python bench_json('json')",
             "python bench_cmd('stackmap bt (text)', 'stackmap bt', 1)",
-            "python bench_unwinder_variants('variants', 3)"]
+            "python bench_unwinder_variants('variants', 3)",
+            "python bench_phases('phases json', 'stackmap bt --json')",
+            "python bench_phases('phases text', 'stackmap bt')"]
     t0 = time.perf_counter()
     out, err, rc = gdb_batch(cmds, program(depth), timeout=900)
     res = results_from(out)
@@ -135,6 +137,8 @@ def main():
     txt = by.get("stackmap bt (text)")
     if txt:
         rows.append(["GDB", "stackmap bt (text output)", fmt_s(txt["runs"][0]), "", ""])
+        rows.append(["GDB", "ratio stackmap bt (text) / bt", f"{txt['runs'][0] / bt['runs'][0]:.2f}",
+                     "", ""])
     var = by.get("variants")
     if var:
         for name, runs in var["runs"].items():
@@ -165,6 +169,17 @@ def main():
         rows.append(["LLDB", "(lldb_plugin/stackmaps.py not there yet: skipped)", "", "", ""])
     table(rows, ["debugger", "measure", "value", "detail", "goal"])
     print(f"(gdb session wall time {wall:.1f} s)")
+    for key in ("phases json", "phases text"):
+        ph = by.get(key)
+        if not ph:
+            continue
+        print(f"\nGDB, where `{ph['cmd']}` spends its time (best of 2, {fmt_s(ph['total'])} in all):")
+        prow = [[name, fmt_s(t), f"{100 * t / ph['total']:.0f}%"] for name, t in
+                sorted(ph["phases"].items(), key=lambda kv: -kv[1])]
+        rest = ph["total"] - sum(ph["phases"].values())
+        prow.append(["(the rest: argument parsing, plugin glue, gdb.write)", fmt_s(rest),
+                     f"{100 * rest / ph['total']:.0f}%"])
+        table(prow, ["phase", "time", "share"])
 
 
 if __name__ == "__main__":
