@@ -49,8 +49,8 @@ def pytest_runtest_logreport(report):
     elif report.outcome == "skipped":
         lr = report.longrepr
         detail = (lr[2] if isinstance(lr, tuple) else str(lr)).replace("Skipped: ", "")
-    _RESULTS.setdefault((key[1], col), []).append((key[3:] if len(key) > 3 else (),
-                                                   report.outcome, detail))
+    sub = key[3:] if len(key) > 3 else ("core",) if key[0] == "core" else ()
+    _RESULTS.setdefault((key[1], col), []).append((sub, report.outcome, detail))
 
 
 _KEYS = {}
@@ -105,7 +105,8 @@ def pytest_sessionfinish(session, exitstatus):
         "same function names; fixtures: tests/core/wat/*.wat, tests/programs/*.wat",
         "- Python host: tests/programs/host.py on that release, stopped in a host function "
         "with 2 activations x 3 GC frames; `stackmap bt --json` shows the expected i31 "
-        "values and distinct heap refs (inproc = compiled in-process, cwasm = loaded file)",
+        "values and distinct heap refs (inproc = compiled in-process, cwasm = loaded file, "
+        "core = a gcore core file of the inproc stop)",
         "- CLI trap: that release's `wasmtime run` trapping in deep_trap.wat on a fiber stack; "
         "i31 values, heap refs and maps equal to its objdump",
         "- GC objects: in the same runs, the object behind each heap ref (core/gcheap) is the "

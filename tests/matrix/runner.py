@@ -172,6 +172,21 @@ def _host(v: Version, dbg: str, mode: str, root: Path) -> driver.Result:
     return driver.run(dbg, ["stackmap images --json", "stackmap bt --json"], program)
 
 
+def _core(v: Version, dbg: str, root: Path) -> driver.Result:
+    """host.py (in-process image) stopped, written to a core file by gcore, read back by
+    `dbg`; the core (~180 MB) is deleted afterwards."""
+    check_venv(v)
+    d = root / v.py / f"core-{dbg}"
+    d.mkdir(parents=True, exist_ok=True)
+    program = [str(v.python), str(PROGRAMS / "host.py"), "inproc", "3", "2"]
+    core = d / "host.core"
+    try:
+        driver.gcore(program, str(core))
+        return driver.run(dbg, ["stackmap bt --json"], core=str(core), executable=program[0])
+    finally:
+        core.unlink(missing_ok=True)
+
+
 def _cli(v: Version, dbg: str, root: Path) -> driver.Result:
     check_venv(v)
     program = [str(v.cli_path), "run", *CLI_RUN_FLAGS, str(PROGRAMS / "deep_trap.wat")]
@@ -193,6 +208,8 @@ def job_key(item) -> Optional[tuple]:
         return ("host", v, cs.params["dbg"], cs.params["mode"])
     if name in ("test_live_cli_trap", "test_objects_cli"):
         return ("cli", v, cs.params["dbg"])
+    if name in ("test_core_file", "test_objects_core"):
+        return ("core", v, cs.params["dbg"])
     return None
 
 
@@ -205,6 +222,8 @@ def column(item) -> Optional[str]:
         return "decoder"
     if item.originalname.startswith("test_objects"):
         return f"{key[2]} objects"
+    if key[0] == "core":  # shown with the live Python host runs
+        return f"{key[2]} host"
     return f"{key[2]} {key[0]}"
 
 
@@ -227,7 +246,7 @@ class Jobs:
         self.lock = threading.Lock()
         by_py = {v.py: v for v in VERSIONS}
         for key in keys:
-            if key[0] in ("host", "cli") and debugger_skip(key[2]):
+            if key[0] in ("host", "cli", "core") and debugger_skip(key[2]):
                 continue
             if key[0] == "cli":
                 self.submit(("cli-objdump", key[1]), by_py)
@@ -238,7 +257,7 @@ class Jobs:
             if key not in self.futures:
                 v = (by_py or {x.py: x for x in VERSIONS})[key[1]]
                 fn = {"decoder": _decoder, "cli-objdump": _cli_objdump, "host": _host,
-                      "cli": _cli}[key[0]]
+                      "cli": _cli, "core": _core}[key[0]]
                 self.futures[key] = self.pool.submit(fn, v, *key[2:], self.root)
             return self.futures[key]
 
@@ -252,7 +271,7 @@ KEYS_KEY = pytest.StashKey[list]() if hasattr(pytest, "StashKey") else None
 
 def job(request, key) -> Future:
     """The future of one job (started with all the others at the first call)."""
-    if key[0] in ("host", "cli"):
+    if key[0] in ("host", "cli", "core"):
         reason = debugger_skip(key[2])
         if reason:
             pytest.skip(reason)

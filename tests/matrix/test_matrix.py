@@ -132,6 +132,29 @@ def test_live_host(ver: Version, dbg, mode, request):
     record(request, ver, f"{dbg} host", f"{mode} ✓")
 
 
+# -- a core file of the same stop ------------------------------------------------------------
+CORE = [(v, d) for v in VERSIONS for d in driver.DEBUGGERS]
+
+
+@pytest.mark.parametrize("ver,dbg", CORE, ids=[f"{v.py}-{d}" for v, d in CORE])
+def test_core_file(ver: Version, dbg, request):
+    record(request, ver, f"{dbg} host", "")
+    r = job(request, ("core", ver.py, dbg)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    frames = frames_of(r.docs[-1])
+    if ver.major <= 31:
+        builds = build_frames(frames)
+        assert len(builds) >= (DEPTH + 1) * ACTIVATIONS, r.output[-4000:]
+        assert not any(f["slots"] for f in frames)
+        record(request, ver, f"{dbg} host", f"core: {len(builds)} frames, no slots")
+        return
+    try:
+        check_host_activations(frames, DEPTH, ACTIVATIONS)
+    except AssertionError as e:
+        raise AssertionError(f"{str(e)[:3000]}\n--- {dbg} said:\n{r.output[-5000:]}") from None
+    record(request, ver, f"{dbg} host", "core ✓")
+
+
 # -- live: the release's CLI trapping on a fiber stack --------------------------------------
 CLI_LIVE = [(v, d) for v in VERSIONS if v.cli for d in driver.DEBUGGERS]
 
@@ -162,6 +185,7 @@ def test_live_cli_trap(ver: Version, dbg, request):
 # -- GC objects behind the heap refs, from the same debugger runs ---------------------------
 OBJ_HOST = [(v, d, m) for v, d, m in LIVE if v.major > 31]
 OBJ_CLI = [(v, d) for v, d in CLI_LIVE if v.major > 31]
+OBJ_CORE = [(v, d) for v, d in CORE if v.major > 31]
 
 
 @pytest.fixture
@@ -200,3 +224,18 @@ def test_objects_cli(ver: Version, dbg, request, headers):
     collector = check_structs(at_calls, list(range(1, CLI_DEPTH + 1)))
     check_heap_records(doc, at_calls)
     record(request, ver, f"{dbg} objects", f"cli: {collector} ✓")
+
+
+@pytest.mark.parametrize("ver,dbg", OBJ_CORE, ids=[f"{v.py}-{d}" for v, d in OBJ_CORE])
+def test_objects_core(ver: Version, dbg, request, headers):
+    """The core file of the Python host: the heap is in the core, the same objects decode."""
+    headers(ver)
+    r = job(request, ("core", ver.py, dbg)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    doc = r.docs[-1]
+    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
+    expected = [1000 * act + n for act in reversed(range(ACTIVATIONS))
+                for n in range(1, DEPTH + 1)]
+    collector = check_structs(at_calls, expected)
+    check_heap_records(doc, at_calls)
+    record(request, ver, f"{dbg} objects", f"core: {collector} ✓")
