@@ -120,8 +120,11 @@ def discover_from_regions(target: Target, regions: Iterable[Region],
     share mappings: the kernel merges an image's trailing `r--` pages with the
     next image's leading `r--` pages, so only the first image of such a run
     starts a mapping. After each image found, the page right after its end is
-    probed too (one 64-byte read), and so on along the run.
+    probed too (one 64-byte read), and so on along the run. A page that starts
+    a mapping of its own is left to the loop, which knows the mapping's file.
     """
+    regions = list(regions)
+    starts = {r.start for r in regions}
     for r in regions:
         if r.perms and not r.perms.startswith("r"):
             continue
@@ -134,14 +137,16 @@ def discover_from_regions(target: Target, regions: Iterable[Region],
             continue
         if img is not None:
             registry.add(img)
-            _probe_following(target, img, registry)
+            _probe_following(target, img, registry, starts)
 
 
-def _probe_following(target: Target, img: WasmtimeImage, registry: ImageRegistry) -> None:
-    """Add the images that start on the page right after `img`, one after another."""
+def _probe_following(target: Target, img: WasmtimeImage, registry: ImageRegistry,
+                     region_starts=frozenset()) -> None:
+    """Add the images that start on the page right after `img`, one after another
+    (inside a merged mapping: a page in `region_starts` is probed with its mapping)."""
     while True:
         nxt = img.base + -(-img.size // PAGE) * PAGE
-        if nxt in registry.images or nxt in registry.problems:
+        if nxt in registry.images or nxt in registry.problems or nxt in region_starts:
             return
         try:
             img = probe_image(target, nxt)
