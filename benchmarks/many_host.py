@@ -8,7 +8,9 @@
                                                  few native frames per level): SIGTRAP
 
 Every module is compiled in-process (an anonymous image mapping each), distinct
-by a constant so that none is shared.
+by a constant so that none is shared. With a fourth argument DIR, each module is
+serialized to DIR/mod_K.cwasm once and loaded from that file (file-backed
+mappings) instead.
 """
 
 import os
@@ -60,6 +62,7 @@ def host_recursion(levels):
 def main(argv):
     mode, nmod = argv[1], int(argv[2])
     arg = int(argv[3]) if len(argv) > 3 else 3
+    cwasm_dir = argv[4] if len(argv) > 4 else None
     eng = engine()
     store = wasmtime.Store(eng)
     starts = []
@@ -72,7 +75,14 @@ def main(argv):
 
     func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []), hit)
     for k in range(nmod):
-        module = wasmtime.Module(eng, WAT.replace("{k}", str(1000 * k)))
+        if cwasm_dir:
+            path = os.path.join(cwasm_dir, f"mod_{k}.cwasm")
+            if not os.path.exists(path):
+                with open(path, "wb") as f:
+                    f.write(wasmtime.Module(eng, WAT.replace("{k}", str(1000 * k))).serialize())
+            module = wasmtime.Module.deserialize_file(eng, path)
+        else:
+            module = wasmtime.Module(eng, WAT.replace("{k}", str(1000 * k)))
         inst = wasmtime.Instance(store, module, [func])
         starts.append(inst.exports(store)["start"])
     print(f"host: {nmod} modules loaded", flush=True)
