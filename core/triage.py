@@ -6,13 +6,10 @@ and writes the report (text or JSON). Exit codes:
 """
 
 import argparse
-import json
 import os
 import sys
 
-from .batch import debugger_path, run_batch
-from .render import Style
-from .commands import report_lines
+# The debugger machinery is imported when triage runs, not when the CLI starts.
 
 EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER = 0, 1, 2, 3
 
@@ -43,6 +40,10 @@ def _fail(code: int, message: str) -> int:
 
 
 def cmd_triage(args) -> int:
+    from .batch import debugger_path, run_batch
+    from .commands import report_lines, to_json
+    from .render import Style
+
     if sum(x is not None and x != [] for x in (args.core, args.pid, args.run)) != 1:
         return _fail(EXIT_USAGE, "give exactly one of --core CORE, --pid PID, --run PROGRAM...")
     if debugger_path(args.debugger) is None:
@@ -71,7 +72,7 @@ def cmd_triage(args) -> int:
     doc = reports[-1]
     doc["triage"] = {"debugger": args.debugger,
                      "source": "core" if args.core else "pid" if args.pid else "run"}
-    text = (json.dumps(doc, indent=1) if args.json
+    text = (to_json(doc) if args.json
             else "\n".join(report_lines(doc, Style(False))))
     if args.output:
         with open(args.output, "w") as f:

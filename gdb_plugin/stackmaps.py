@@ -22,7 +22,7 @@ if wsm is not None:
     import gdb.unwinder
     from gdb.FrameDecorator import FrameDecorator
 
-    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted
+    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
     from wasmtime_stackmaps.regions import core_regions, proc_maps
     from wasmtime_stackmaps.render import Style
@@ -116,15 +116,18 @@ if wsm is not None:
                 for th in sorted(self.inferior.threads(), key=lambda t: t.num):
                     if not th.is_valid() or th.is_exited():
                         continue
-                    th.switch()
-                    f = gdb.newest_frame()
+                    try:
+                        th.switch()
+                        f = gdb.newest_frame()
+                        pc = int(f.pc())
+                    except gdb.error:  # GDB cannot even give this thread's pc: leave it out
+                        continue
                     out.append(ThreadState(
-                        th.num, th.ptid[1] or th.ptid[0], th.name, int(f.pc()), _reg(f, fpr) or 0,
+                        th.num, th.ptid[1] or th.ptid[0], th.name, pc, _reg(f, fpr) or 0,
                         _reg(f, spr) or 0, _reg(f, lrr) if lrr else None,
                         _frames_lister(th, self.arch)))
             finally:
-                orig_thread.switch()
-                orig_frame.select()
+                _restore(orig_thread, orig_frame)
             return out
 
     def _reg(frame, name):
@@ -144,19 +147,27 @@ if wsm is not None:
                 thread.switch()
                 f = gdb.newest_frame()
                 while f is not None and len(out) < _MAX_HOST_FRAMES:
-                    pc = int(f.pc())
-                    out.append(DebuggerFrame(f.level(), pc, _reg(f, fpr), _reg(f, spr), None))
-                    if _SESSION.registry.image_at(pc) is not None:
-                        break
                     try:
+                        pc = int(f.pc())
+                        out.append(DebuggerFrame(f.level(), pc, _reg(f, fpr), _reg(f, spr),
+                                                 None))
+                        if _SESSION.registry.image_at(pc) is not None:
+                            break
                         f = f.older()
-                    except gdb.error:
+                    except gdb.error:  # GDB's own unwind gave up here; the scan goes on
                         break
             finally:
-                orig_thread.switch()
-                orig_frame.select()
+                _restore(orig_thread, orig_frame)
             return out
         return frames
+
+    def _restore(thread, frame):
+        """Put the user's selection back; a frame GDB can no longer select is left as is."""
+        try:
+            thread.switch()
+            frame.select()
+        except (gdb.error, RuntimeError):
+            pass
 
     def _core_file():
         try:
@@ -202,8 +213,7 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
     class _Sub(gdb.Command):
         def __init__(self, name):
             self._name = name
-            self.__doc__ = (SUBCOMMANDS[name] + ".\n\n" +
-                            _SESSION.run([name, "--help"]).split("\n\n", 1)[-1])
+            self.__doc__ = subcommand_help(name)
             super().__init__("stackmap " + name, gdb.COMMAND_STACK)
 
         def invoke(self, argument, from_tty):
@@ -216,13 +226,14 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
         def __init__(self):
             super().__init__("wasmtime-stackmaps")
             self.mem = None
+            self.pc_reg = "pc"  # set to the arch's register name once a process is seen
 
         def __call__(self, pending):
             reg = _SESSION.registry
             if not reg.hi:
                 return None
-            pcv = pending.read_register("pc")
-            pc = int(pcv) & 0xFFFFFFFFFFFFFFFF
+            # The arch's own pc register: the generic "pc" alias costs several µs in GDB 13.
+            pc = int(pending.read_register(self.pc_reg)) & 0xFFFFFFFFFFFFFFFF
             if not reg.lo <= pc < reg.hi:
                 return None
             img = reg.image_at(pc)
@@ -287,7 +298,7 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
         def __init__(self):
             self.name = "wasmtime-stackmaps"
             self.priority = 100
-            self.enabled = True
+            self.enabled = False
 
         def filter(self, frame_iter):
             for fd in frame_iter:
@@ -309,15 +320,19 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
         _UNWINDER.mem = None
         try:
             target = GdbTarget()
+            _UNWINDER.pc_reg = _REGS[target.arch][0]
             _SESSION.discover(target)
         except (StackMapsError, gdb.error):
             return
+        # A frame filter costs GDB ~20% on every bt: on only once there is wasm to name.
+        _FILTER.enabled = len(_SESSION.registry) > 0
         # Frames GDB cached before the images were known were unwound without us.
         gdb.invalidate_cached_frames()
 
     def _on_exit(_event=None):
         _UNWINDER.mem = None
         _SESSION.invalidate()
+        _FILTER.enabled = False
 
     def _on_memory_changed(_event=None):
         _UNWINDER.mem = None

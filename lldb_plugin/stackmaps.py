@@ -23,7 +23,7 @@ _spec.loader.exec_module(_boot)
 wsm = _boot.load(_REPO)
 
 if wsm is not None:
-    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted
+    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
     from wasmtime_stackmaps.regions import core_regions
     from wasmtime_stackmaps.render import Style
@@ -287,8 +287,7 @@ if wsm is not None:
             return SUBCOMMANDS[self.name]
 
         def get_long_help(self):
-            return (SUBCOMMANDS[self.name] + ".\n\n" +
-                    _session().run([self.name, "--help"]).split("\n\n", 1)[-1] + "\n")
+            return subcommand_help(self.name) + "\n"
 
     _CLASSES = {}
     for _name in SUBCOMMANDS:
