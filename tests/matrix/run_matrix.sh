@@ -71,15 +71,17 @@ venvs_done=$(date +%s)
 say "venvs ready in $((venvs_done - start)) s"
 
 versions=$(selected | awk '{print $1}' | tr '\n' ' ')
+# pytest's whole output is also kept in $MATRIX_LOG (failures carry the debugger's output).
+log=${MATRIX_LOG:-${TMPDIR:-/tmp}/wasmtime-stackmaps-matrix.log}
 set +e
 MATRIX_VERSIONS="$versions" MATRIX_SETUP_SECONDS=$((venvs_done - start)) MATRIX_RESULTS="$HERE/RESULTS.md" \
-    .venv/bin/python -m pytest tests/matrix --matrix -p no:cacheprovider -q "$@"
-rc=$?
+    .venv/bin/python -m pytest tests/matrix --matrix -p no:cacheprovider -q "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s)
 say "matrix: venvs $((venvs_done - start)) s, tests $((end - venvs_done)) s, total $((end - start)) s (exit $rc)"
 if [ -f "$HERE/RESULTS.md" ]; then
     grep '^|' "$HERE/RESULTS.md" | cut -c1-400 >&2 || true
 fi
-say "table: tests/matrix/RESULTS.md"
+say "table: tests/matrix/RESULTS.md; pytest output: $log"
 exit $rc
