@@ -7,7 +7,6 @@ The files are not modified."""
 import functools
 import importlib.util
 import os
-import sys
 
 import gdb
 

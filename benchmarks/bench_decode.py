@@ -23,7 +23,7 @@ import sys
 import time
 import tracemalloc
 
-from _common import (REPO, VENV_PY, cache_dir, fmt_s, median_time, table, verdict,
+from _common import (REPO, cache_dir, fmt_s, median_time, table, verdict,
                      wasmtime_cli)
 import _elf
 import _gen

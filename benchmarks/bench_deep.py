@@ -112,10 +112,10 @@ def main():
         rows.append(["GDB", f"{lab} (plugin unwinder), cold, first", fmt_s(r["runs"][0]),
                      f"{r['frames']} frames", ""])
         if u:
-            rows.append(["GDB", f"  unwinder: calls / claimed / time in it",
+            rows.append(["GDB", "  unwinder: calls / claimed / time in it",
                          f"{u['calls']} / {u['claimed']} / {fmt_s(u['unwinder_time'])}",
                          f"{u['unwinder_time'] / max(1, u['calls']) * 1e6:.1f} µs/call", ""])
-            rows.append(["GDB", f"  unwinder memory reads",
+            rows.append(["GDB", "  unwinder memory reads",
                          f"{u['reads']} = {u['reads'] / max(1, u['claimed']):.4f}/frame",
                          f"{u['read_bytes']:,} bytes", ""])
     ratio = sm_first / bt["runs"][0]

@@ -19,7 +19,7 @@ import statistics
 
 import json
 
-from _common import (HERE, LLDB_PLUGIN, VENV_PY, cache_dir, fmt_s, gdb_batch, lldb_path,
+from _common import (HERE, VENV_PY, cache_dir, fmt_s, gdb_batch, lldb_path,
                      lldb_plugin_ready, results_from, table, verdict)
 
 GOAL_CMD = 1.0

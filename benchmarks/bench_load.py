@@ -14,7 +14,6 @@ as in this sandbox where PYTHONDONTWRITEBYTECODE=1 is set).
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess

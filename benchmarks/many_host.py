@@ -33,6 +33,25 @@ WAT = """(module
 )
 """
 
+def block_stop_signal():
+    """Call first: every thread started after it (Wasmtime's compiler threads among
+    them) inherits a blocked SIGTRAP, so the one stop_here() raises reaches its thread."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
+
+
+def stop_here():
+    """SIGTRAP to this very thread: a debugger stops here, with the wasm frames below.
+
+    kill(getpid()) is process-directed: another thread could take it while this
+    one runs on out of the wasm frames. Only this thread unblocks it, and only
+    for the moment of the kill (a kill, not tgkill: LLDB calls that stop a
+    trace, not a crash, and goes on with its batch commands).
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTRAP})
+    os.kill(os.getpid(), signal.SIGTRAP)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
+
+
 
 def engine():
     cfg = wasmtime.Config()
@@ -47,7 +66,7 @@ def engine():
 
 def stop():
     print("host: stopping with SIGTRAP", flush=True)
-    os.kill(os.getpid(), signal.SIGTRAP)
+    stop_here()
 
 
 def host_recursion(levels):
@@ -63,6 +82,7 @@ def main(argv):
     mode, nmod = argv[1], int(argv[2])
     arg = int(argv[3]) if len(argv) > 3 else 3
     cwasm_dir = argv[4] if len(argv) > 4 else None
+    block_stop_signal()
     eng = engine()
     store = wasmtime.Store(eng)
     starts = []

@@ -76,7 +76,8 @@ def _u32s(data: bytes, at: int, n: int, what: str):
     return struct.unpack_from(f"<{n}I", data, at)
 
 
-def _uleb(data: bytes, pos: int, what: str):
+def _leb(data: bytes, pos: int, what: str, signed: bool):
+    """A LEB128 number at `pos`: (value, position after it)."""
     result = shift = 0
     while shift < 64:
         if pos >= len(data):
@@ -86,25 +87,18 @@ def _uleb(data: bytes, pos: int, what: str):
         result |= (b & 0x7F) << shift
         shift += 7
         if not b & 0x80:
+            if signed and b & 0x40:
+                result -= 1 << shift
             return result, pos
     raise CorruptSection(f"{what}: LEB128 longer than 64 bits at byte {pos}")
 
 
+def _uleb(data: bytes, pos: int, what: str):
+    return _leb(data, pos, what, False)
+
+
 def _sleb(data: bytes, pos: int, what: str):
-    result, start = 0, pos
-    shift = 0
-    while shift < 64:
-        if pos >= len(data):
-            raise CorruptSection(f"{what}: truncated LEB128 at byte {pos}")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
-    raise CorruptSection(f"{what}: LEB128 longer than 64 bits at byte {start}")
+    return _leb(data, pos, what, True)
 
 
 def _is_flat(data: bytes, value_size: int, major: Optional[int]) -> bool:

@@ -4,7 +4,6 @@ For maintainers, after a deliberate change of the output: `python examples/refre
 tests/test_examples.py then checks the examples against these files under GDB and LLDB.
 """
 
-import re
 import subprocess
 import sys
 from pathlib import Path

@@ -5,18 +5,15 @@ A thin adapter over the core (`wasmtime_stackmaps`): the Target protocol over
 through wasm frames, and a frame filter that names them.
 """
 
-import importlib.util
 import os
 import re
+import runpy
 
 import gdb
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "wasmtime_stackmaps_bootstrap", os.path.join(_REPO, "core", "bootstrap.py"))
-_boot = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_boot)
-wsm = _boot.load(_REPO)
+# The core becomes importable once the bootstrap (our own file) has set up the paths.
+wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
 
 if wsm is not None:
     import gdb.unwinder

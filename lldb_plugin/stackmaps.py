@@ -9,18 +9,15 @@ LLDB 19 has no Python unwinder API and no scripted frame provider, so LLDB's
 own `bt` is not changed: the wasm frames are named by `stackmap bt` only.
 """
 
-import importlib.util
 import os
+import runpy
 import shlex
 
 import lldb
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_spec = importlib.util.spec_from_file_location(
-    "wasmtime_stackmaps_bootstrap", os.path.join(_REPO, "core", "bootstrap.py"))
-_boot = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_boot)
-wsm = _boot.load(_REPO)
+# The core becomes importable once the bootstrap (our own file) has set up the paths.
+wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
 
 if wsm is not None:
     from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help

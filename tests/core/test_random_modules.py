@@ -20,7 +20,6 @@ import random
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 
 import tooling
 from core_fixtures import long_run

@@ -198,44 +198,36 @@ def headers(monkeypatch):
     return set_for
 
 
+HOST_VALUES = [1000 * act + n for act in reversed(range(ACTIVATIONS)) for n in range(1, DEPTH + 1)]
+
+
+def check_objects(request, ver: Version, dbg, key, expected, label):
+    """The struct behind each live heap ref holds the value the program stored."""
+    r = job(request, key).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    doc = r.docs[-1]
+    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
+    collector = check_structs(at_calls, expected)
+    check_heap_records(doc, at_calls)
+    record(request, ver, f"{dbg} objects", f"{label}: {collector} ✓")
+
+
 @pytest.mark.parametrize("ver,dbg,mode", OBJ_HOST, ids=[f"{v.py}-{d}-{m}" for v, d, m in OBJ_HOST])
 def test_objects_host(ver: Version, dbg, mode, request, headers):
     """host_nested.wat: frame n of activation act holds a $node with v = 1000*act + n."""
     headers(ver)
-    r = job(request, ("host", ver.py, dbg, mode)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
-    doc = r.docs[-1]
-    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
-    expected = [1000 * act + n for act in reversed(range(ACTIVATIONS))
-                for n in range(1, DEPTH + 1)]
-    collector = check_structs(at_calls, expected)
-    check_heap_records(doc, at_calls)
-    record(request, ver, f"{dbg} objects", f"{mode}: {collector} ✓")
+    check_objects(request, ver, dbg, ("host", ver.py, dbg, mode), HOST_VALUES, mode)
 
 
 @pytest.mark.parametrize("ver,dbg", OBJ_CLI, ids=[f"{v.py}-{d}" for v, d in OBJ_CLI])
 def test_objects_cli(ver: Version, dbg, request, headers):
     """deep_trap.wat under the release's CLI: frame n holds a $node with v = n."""
     headers(ver)
-    r = job(request, ("cli", ver.py, dbg)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
-    doc = r.docs[-1]
-    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
-    collector = check_structs(at_calls, list(range(1, CLI_DEPTH + 1)))
-    check_heap_records(doc, at_calls)
-    record(request, ver, f"{dbg} objects", f"cli: {collector} ✓")
+    check_objects(request, ver, dbg, ("cli", ver.py, dbg), list(range(1, CLI_DEPTH + 1)), "cli")
 
 
 @pytest.mark.parametrize("ver,dbg", OBJ_CORE, ids=[f"{v.py}-{d}" for v, d in OBJ_CORE])
 def test_objects_core(ver: Version, dbg, request, headers):
     """The core file of the Python host: the heap is in the core, the same objects decode."""
     headers(ver)
-    r = job(request, ("core", ver.py, dbg)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
-    doc = r.docs[-1]
-    at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
-    expected = [1000 * act + n for act in reversed(range(ACTIVATIONS))
-                for n in range(1, DEPTH + 1)]
-    collector = check_structs(at_calls, expected)
-    check_heap_records(doc, at_calls)
-    record(request, ver, f"{dbg} objects", f"core: {collector} ✓")
+    check_objects(request, ver, dbg, ("core", ver.py, dbg), HOST_VALUES, "core")

@@ -20,6 +20,25 @@ import wasmtime
 
 HERE = Path(__file__).resolve().parent
 
+def block_stop_signal():
+    """Call first: every thread started after it (Wasmtime's compiler threads among
+    them) inherits a blocked SIGTRAP, so the one stop_here() raises reaches its thread."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
+
+
+def stop_here():
+    """SIGTRAP to this very thread: a debugger stops here, with the wasm frames below.
+
+    kill(getpid()) is process-directed: another thread could take it while this
+    one runs on out of the wasm frames. Only this thread unblocks it, and only
+    for the moment of the kill (a kill, not tgkill: LLDB calls that stop a
+    trace, not a crash, and goes on with its batch commands).
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTRAP})
+    os.kill(os.getpid(), signal.SIGTRAP)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
+
+
 
 def _set(cfg: wasmtime.Config, name: str, value) -> None:
     """`cfg.<name> = value`; for Python packages older than 46, which lack the GC and
@@ -50,6 +69,7 @@ def main(argv):
     argv = [a for a in argv if a not in ("--gc", "--stop-each")]
     mode = argv[1]
     rest = argv[2:]
+    block_stop_signal()
     eng = engine()
     wat = (HERE / "host_nested.wat").read_text()
     if mode == "inproc":
@@ -70,15 +90,15 @@ def main(argv):
         if act + 1 < activations:
             if stop_each:
                 print(f"host: stopping in activation {act}", flush=True)
-                os.kill(os.getpid(), signal.SIGTRAP)
+                stop_here()
             holder["start"](store, act + 1, depth)
         else:
             print("host: stopping with SIGTRAP", flush=True)
-            os.kill(os.getpid(), signal.SIGTRAP)
+            stop_here()
             if gc_between:
                 store.gc()  # a copying collector moves every live object: roots change
                 print("host: collected; stopping again", flush=True)
-                os.kill(os.getpid(), signal.SIGTRAP)
+                stop_here()
 
     func = wasmtime.Func(store, wasmtime.FuncType([wasmtime.ValType.i32()], []), hit)
     inst = wasmtime.Instance(store, module, [func])
