@@ -14,10 +14,14 @@ mappings) instead.
 """
 
 import os
-import signal
 import sys
+from pathlib import Path
 
 import wasmtime
+
+# The stop the tests' Python host uses (SIGTRAP to this thread only).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "programs"))
+from host import block_stop_signal, stop_here  # noqa: E402
 
 WAT = """(module
   (type $node (struct (field $v i32) (field $next (ref null $node))))
@@ -32,26 +36,6 @@ WAT = """(module
     (call $build (local.get $depth) (local.get $act) (ref.null $node)))
 )
 """
-
-def block_stop_signal():
-    """Call first: every thread started after it (Wasmtime's compiler threads among
-    them) inherits a blocked SIGTRAP, so the one stop_here() raises reaches its thread."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
-
-
-def stop_here():
-    """SIGTRAP to this very thread: a debugger stops here, with the wasm frames below.
-
-    kill(getpid()) is process-directed: another thread could take it while this
-    one runs on out of the wasm frames. Only this thread unblocks it, and only
-    for the moment of the kill (a kill, not tgkill: LLDB calls that stop a
-    trace, not a crash, and goes on with its batch commands).
-    """
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTRAP})
-    os.kill(os.getpid(), signal.SIGTRAP)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
-
-
 
 def engine():
     cfg = wasmtime.Config()

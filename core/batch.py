@@ -20,6 +20,13 @@ DEBUGGERS = ("gdb", "lldb")
 STOP_SIGNALS = "SIGILL SIGTRAP SIGSEGV SIGBUS SIGFPE SIGABRT"
 
 
+# GDB in batch mode: no user init files, no network look-ups, no auto-loaded scripts
+# of the inferior (they would run code we did not ask for), no paging, no questions.
+GDB_BATCH_OPTIONS = ("-nx", "-batch", "-iex", "set debuginfod enabled off",
+                     "-iex", "set auto-load safe-path /nonexistent",
+                     "-ex", "set pagination off", "-ex", "set confirm off")
+
+
 class BatchResult(NamedTuple):
     output: str  # stdout and stderr
     stdout: str
@@ -54,10 +61,7 @@ def json_docs(text: str) -> List[dict]:
 def gdb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
              core: Optional[str] = None, executable: Optional[str] = None,
              pid: Optional[int] = None, run: bool = True, load: bool = True) -> List[str]:
-    argv = [debugger_path("gdb") or "gdb", "-nx", "-batch",
-            "-iex", "set debuginfod enabled off",
-            "-iex", "set auto-load safe-path /nonexistent",
-            "-ex", "set pagination off", "-ex", "set confirm off"]
+    argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS]
     if executable and (core or pid):
         argv += ["-ex", f"file {executable}"]
     if load:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import List, NamedTuple, Optional, Sequence
 
 from wasmtime_stackmaps.batch import DEBUGGERS, debugger_path, gdb_argv, run_batch  # noqa: F401
-from wasmtime_stackmaps.batch import GDB_PLUGIN, LLDB_PLUGIN, json_docs
+from wasmtime_stackmaps.batch import GDB_BATCH_OPTIONS, GDB_PLUGIN, LLDB_PLUGIN, json_docs
 
 TIMEOUT = 240
 
@@ -114,10 +114,7 @@ def gdb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroot
                     gdb: Optional[str] = None, load: bool = True) -> List[str]:
     """GDB (gdb-multiarch for a foreign target) attached to a gdb stub at 127.0.0.1:port:
     continue to the first stop after the start, run `commands`, kill."""
-    argv = [gdb or shutil.which("gdb-multiarch") or "gdb-multiarch", "-nx", "-batch",
-            "-iex", "set debuginfod enabled off",
-            "-iex", "set auto-load safe-path /nonexistent",
-            "-ex", "set pagination off", "-ex", "set confirm off",
+    argv = [gdb or shutil.which("gdb-multiarch") or "gdb-multiarch", *GDB_BATCH_OPTIONS,
             "-ex", f"set sysroot {sysroot}", "-ex", f"file {executable}"]
     if load:
         argv += ["-ex", f"source {GDB_PLUGIN}"]
