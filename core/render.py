@@ -98,8 +98,6 @@ def bt_lines(doc: Dict, style: Style, full: bool = False,
                 shown_heap_note = note
             if "suspicious" in fr:
                 out.extend(suspicious_lines(fr, style))
-        if th.get("host_return"):
-            out.append(style("brightblack", f"     ~~ host frames ({th['host_return']}) ~~"))
     return out
 
 

@@ -44,6 +44,7 @@ def frame_record(f: WasmFrame) -> Dict:
         "image_base": f.image.base,
         "activation": f.activation,
         "innermost": f.innermost,
+        "debugger_level": f.debugger_level,  # the debugger's frame number, where it gave one
         "error": f.error,
         "note": f.note,
     }
