@@ -214,9 +214,25 @@ def _stack_bounds(target: Target, regions: Optional[List[Region]], sp: int):
     return sp, sp + MAX_STACK_SCAN
 
 
+def has_wasm_frames(mem: MemoryCache, target: Target, registry: ImageRegistry,
+                    thread: ThreadState, limit: int = 256 * 1024) -> bool:
+    """Cheap test at a stop: is the pc in wasm code, or does the top `limit` bytes of
+    the stack hold a clean chain of wasm frames (the stack scan's own validation)?
+
+    Used to switch the debugger's frame naming on only where it can matter.
+    """
+    if registry.image_at(thread.pc) is not None:
+        return True
+    if not registry.hi:
+        return False
+    return bool(scan_stack(mem, target, registry, thread, None, set(), [], max_depth=1000,
+                           limit=limit))
+
+
 def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread: ThreadState,
                regions: Optional[List[Region]], covered: Set[int],
-               covered_spans: List, max_depth: int = DEFAULT_MAX_DEPTH) -> List[Activation]:
+               covered_spans: List, max_depth: int = DEFAULT_MAX_DEPTH,
+               limit: int = MAX_STACK_SCAN) -> List[Activation]:
     """Find activations the debugger did not reach by scanning the stack for frame records.
 
     A candidate is a word pair (saved FP, return address into an image) at an
@@ -226,6 +242,7 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
     a trampoline. Chains already found (`covered` FPs) are skipped.
     """
     lo, hi = _stack_bounds(target, regions, thread.sp)
+    hi = min(hi, lo + limit)
     lo -= lo % 8
     # Read up to the end of readable memory, page by page from the chunked cache.
     pos = lo

@@ -24,7 +24,7 @@ if wsm is not None:
     from wasmtime_stackmaps.regions import core_regions, proc_maps
     from wasmtime_stackmaps.render import Style
     from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
-    from wasmtime_stackmaps.walk import caller_of
+    from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
 
     # Register names per architecture: pc, frame pointer, stack pointer, link register.
     _REGS = {
@@ -318,11 +318,16 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
         try:
             target = GdbTarget()
             _UNWINDER.pc_reg = _REGS[target.arch][0]
-            _SESSION.discover(target)
+            threads = target.threads()
+            _SESSION.discover(target, threads)
         except (StackMapsError, gdb.error):
             return
-        # A frame filter costs GDB ~20% on every bt: on only once there is wasm to name.
-        _FILTER.enabled = len(_SESSION.registry) > 0
+        # A frame filter costs GDB ~25% on every bt, wasm or not: on only while the
+        # stopped thread's stack refers to wasm code.
+        sel = gdb.selected_thread().num
+        _FILTER.enabled = any(
+            has_wasm_frames(MemoryCache(target), target, _SESSION.registry, t)
+            for t in threads if t.num == sel)
         # Frames GDB cached before the images were known were unwound without us.
         gdb.invalidate_cached_frames()
 
