@@ -25,8 +25,10 @@ gdb -nx -batch -iex 'set debuginfod enabled off' -ex 'source gdb_plugin/stackmap
 if command -v lldb-19 >/dev/null; then
     echo
     echo "### 3. the same in LLDB"
-    echo "\$ lldb-19 -b -o 'command script import lldb_plugin/stackmaps.py' -o 'process launch' -o 'stackmap bt' -- wasmtime run ${FLAGS[*]} $PROG"
+    echo "\$ lldb-19 -b -o 'command script import lldb_plugin/stackmaps.py' -o 'process launch' -k 'stackmap bt' -- wasmtime run ${FLAGS[*]} $PROG"
+    echo "  (-k: LLDB's batch mode runs these after a stop it calls a crash, as this trap is)"
     lldb-19 --no-lldbinit -b -o 'settings set use-color false' \
         -o 'command script import lldb_plugin/stackmaps.py' -o 'process launch' \
-        -o 'stackmap bt' -- "$WASMTIME" run "${FLAGS[@]}" "$PROG" 2>&1 | grep -v '^(lldb) \|^Process [0-9]* launched'
+        -o 'stackmap bt' -k 'stackmap bt' \
+        -- "$WASMTIME" run "${FLAGS[@]}" "$PROG" 2>&1 | grep -v '^(lldb) \|^Process [0-9]* launched'
 fi

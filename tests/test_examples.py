@@ -46,3 +46,18 @@ def test_examples_have_readmes():
         readme = (REPO / "examples" / example / "README.md").read_text()
         assert f"bash examples/{example}/{script}" in readme
         assert "expected_output.txt" in readme or "Expected output" in readme
+
+
+def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb():
+    """`bash dev.sh demo` ends in examples/demo.sh: all three parts must show the roots."""
+    p = subprocess.run(["bash", str(REPO / "examples" / "demo.sh")], capture_output=True,
+                       text=True, timeout=300, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout
+    offline, gdb_part = out.split("### 2.")[0], out.split("### 2.")[1].split("### 3.")[0]
+    lldb_part = out.split("### 3.")[1]
+    assert re.search(r"0x[0-9a-f]+\s+48\s+wasm\[0\]::function\[0\]::build\+0x[0-9a-f]+: \[0, 8\]",
+                     offline), offline
+    for part in (gdb_part, lldb_part):
+        assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in part, part[-2000:]
+        assert "SP+0=i31 7, SP+8=heap" in part
