@@ -184,6 +184,8 @@ class Session:
             if head is None or head != img.source.read(0, 64):
                 del self.registry.images[base]
                 self.registry._reindex()
+                # Probe that mapping again: another image may now start there.
+                self._regions_seen = {r for r in self._regions_seen if r.start != base}
 
     def discover(self, target: Target, threads=None):
         """Find images: memory map when known, then a scan back from every thread's pc."""
@@ -241,9 +243,8 @@ class Session:
         self.discover(target)
         recs = [image_record(img) for img in self.registry]
         if args.json:
-            return to_json({"schema": 1, "images": recs,
-                               "problems": [{"base": b, "error": e}
-                                            for b, e in sorted(self.registry.problems.items())]})
+            problems = [{"base": b, "error": e} for b, e in sorted(self.registry.problems.items())]
+            return to_json({"schema": 1, "images": recs, "problems": problems})
         if not recs and not self.registry.problems:
             raise StackMapsError("no Wasmtime images found in this process "
                                  "(not a Wasmtime process, or no module loaded yet)")
