@@ -25,6 +25,7 @@ def cache_dir() -> Path:
 
 def wasmtime_cli() -> str:
     from tests.tooling import wasmtime_cli as w
+
     return w()
 
 
@@ -72,8 +73,9 @@ def fmt_s(sec: float) -> str:
 def table(rows, headers):
     """Print a plain text table."""
     rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
     print(line)
     print("  ".join("-" * w for w in widths))
@@ -87,9 +89,19 @@ def verdict(ok: bool) -> str:
 
 def gdb_batch(commands, program=None, load=True, timeout=600, pre=()):
     """Run gdb -batch; returns (stdout, stderr, returncode)."""
-    argv = [gdb_path(), "-nx", "-batch", "-iex", "set debuginfod enabled off",
-            "-iex", "set auto-load safe-path /nonexistent", "-ex", "set pagination off",
-            "-ex", "set confirm off"]
+    argv = [
+        gdb_path(),
+        "-nx",
+        "-batch",
+        "-iex",
+        "set debuginfod enabled off",
+        "-iex",
+        "set auto-load safe-path /nonexistent",
+        "-ex",
+        "set pagination off",
+        "-ex",
+        "set confirm off",
+    ]
     for c in pre:
         argv += ["-ex", c]
     if load:
@@ -98,16 +110,18 @@ def gdb_batch(commands, program=None, load=True, timeout=600, pre=()):
         argv += ["-ex", c]
     if program:
         argv += ["--args", *map(str, program)]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env(),
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL
+    )
     return p.stdout, p.stderr, p.returncode
 
 
 def results_from(text: str, tag="@@BENCH "):
     """Lines `@@BENCH {json}` printed by a script run inside a debugger."""
     import json
+
     out = []
     for line in text.splitlines():
         if line.startswith(tag):
-            out.append(json.loads(line[len(tag):]))
+            out.append(json.loads(line[len(tag) :]))
     return out

@@ -69,11 +69,13 @@ def build_image(text_size: int, functions, stackmap: bytes, version: str = "50")
         if typ == 2:
             info = len(functions) + 1
         flags = 6 if name == ".text" else 0  # ALLOC|EXECINSTR
-        out += struct.pack("<IIQQQQIIQQ", name_off[name], typ, flags, 0, off, size, link,
-                           info, align, entsize)
+        out += struct.pack(
+            "<IIQQQQIIQQ", name_off[name], typ, flags, 0, off, size, link, info, align, entsize
+        )
     shnum = len(placed) + 1
     ident = b"\x7fELF" + bytes([2, 1, 1, 200]) + b"\0" * 8
-    hdr = ident + struct.pack("<HHIQQQIHHHHHH", 1, EM_X86_64, 1, 0, 0, shoff, 1, 64, 0, 0,
-                              64, shnum, shnum - 1)
+    hdr = ident + struct.pack(
+        "<HHIQQQIHHHHHH", 1, EM_X86_64, 1, 0, 0, shoff, 1, 64, 0, 0, 64, shnum, shnum - 1
+    )
     out[:64] = hdr
     return bytes(out)

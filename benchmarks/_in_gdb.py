@@ -9,8 +9,9 @@ the plugin file itself is not changed: counters wrap its objects at run time.
 import json
 import time
 
-import __main__ as P
 import gdb
+
+import __main__ as P
 
 _perf = time.perf_counter
 # The plugin unwinder's own __call__, before any wrapper below.
@@ -146,8 +147,14 @@ def bench_stackmap_bt(label, repeat=3, args="--json"):
             doc = json.loads(out[start:])
     frames = sum(len(t["frames"]) for t in doc["threads"])
     acts = sum(len(t.get("activations", [])) for t in doc["threads"])
-    emit(kind="stackmap_bt", label=label, runs=runs, frames=frames, activations=acts,
-         stats=doc.get("stats"))
+    emit(
+        kind="stackmap_bt",
+        label=label,
+        runs=runs,
+        frames=frames,
+        activations=acts,
+        stats=doc.get("stats"),
+    )
 
 
 def bench_gdb_bt(label, repeat=3, args=""):
@@ -162,13 +169,26 @@ def bench_gdb_bt(label, repeat=3, args=""):
         dt, out = time_cmd(f"bt {args}".strip())
         runs.append(dt)
         frames = count_bt_frames(out)
-        calls.append({"calls": COUNTERS.calls, "claimed": COUNTERS.claimed,
-                      "unwinder_time": COUNTERS.time, "reads": COUNTERS.reads,
-                      "read_bytes": COUNTERS.read_bytes})
+        calls.append(
+            {
+                "calls": COUNTERS.calls,
+                "claimed": COUNTERS.claimed,
+                "unwinder_time": COUNTERS.time,
+                "reads": COUNTERS.reads,
+                "read_bytes": COUNTERS.read_bytes,
+            }
+        )
         last = out.strip().splitlines()[-1] if out.strip() else ""
-    emit(kind="gdb_bt", label=label, args=args, runs=runs, frames=frames,
-         unwinder=calls[0] if COUNTERS.installed else None, last_line=last[:200],
-         plugin=hasattr(P, "_SESSION"))
+    emit(
+        kind="gdb_bt",
+        label=label,
+        args=args,
+        runs=runs,
+        frames=frames,
+        unwinder=calls[0] if COUNTERS.installed else None,
+        last_line=last[:200],
+        plugin=hasattr(P, "_SESSION"),
+    )
 
 
 def bench_frame_walk(label, repeat=3, limit=1_000_000):
@@ -191,11 +211,21 @@ def bench_frame_walk(label, repeat=3, limit=1_000_000):
             err = str(e)
         runs.append(_perf() - t0)
         if first is None:
-            first = {"calls": COUNTERS.calls, "claimed": COUNTERS.claimed,
-                     "unwinder_time": COUNTERS.time, "reads": COUNTERS.reads,
-                     "read_bytes": COUNTERS.read_bytes}
-    emit(kind="frame_walk", label=label, runs=runs, frames=n, error=err,
-         unwinder=first if COUNTERS.installed else None)
+            first = {
+                "calls": COUNTERS.calls,
+                "claimed": COUNTERS.claimed,
+                "unwinder_time": COUNTERS.time,
+                "reads": COUNTERS.reads,
+                "read_bytes": COUNTERS.read_bytes,
+            }
+    emit(
+        kind="frame_walk",
+        label=label,
+        runs=runs,
+        frames=n,
+        error=err,
+        unwinder=first if COUNTERS.installed else None,
+    )
 
 
 def bench_cmd(label, cmd, repeat=3, cold=None):
@@ -224,8 +254,13 @@ def bench_stop_hook(label, repeat=3):
         t0 = _perf()
         P._on_stop()
         runs.append(_perf() - t0)
-    emit(kind="stop_hook", label=label, runs=runs, images=len(P._SESSION.registry),
-         problems=len(P._SESSION.registry.problems))
+    emit(
+        kind="stop_hook",
+        label=label,
+        runs=runs,
+        images=len(P._SESSION.registry),
+        problems=len(P._SESSION.registry.problems),
+    )
 
 
 def profile_cmd(cmd, path, cold=None, top=25):
@@ -233,6 +268,7 @@ def profile_cmd(cmd, path, cold=None, top=25):
     import cProfile
     import io
     import pstats
+
     if cold:
         cold()
     pr = cProfile.Profile()
@@ -275,6 +311,7 @@ def bench_reject_micro(label, n=20000):
     """Time the plugin's reject path on a real PendingFrame: a probe unwinder (run
     first) calls the plugin unwinder's __call__ n times on the same pending frame."""
     import gdb.unwinder
+
     result = {}
 
     class Probe(gdb.unwinder.Unwinder):
@@ -309,9 +346,14 @@ def bench_reject_micro(label, n=20000):
             for _ in range(n):
                 pass
             t_loop = (_perf() - t0) / n
-            result.update(pc=pc, in_range=reg.lo <= pc < reg.hi, reject=t_full - t_loop,
-                          read_register=t_reg - t_loop, reject_suggested=t_sugg - t_loop,
-                          read_arch_pc=t_rip - t_loop)
+            result.update(
+                pc=pc,
+                in_range=reg.lo <= pc < reg.hi,
+                reject=t_full - t_loop,
+                read_register=t_reg - t_loop,
+                reject_suggested=t_sugg - t_loop,
+                read_arch_pc=t_rip - t_loop,
+            )
             return None
 
     probe = Probe()
@@ -400,7 +442,7 @@ def bench_json(label, repeat=3):
     as core/commands.py does (indent=1: Python's pure-Python encoder) and compactly
     (the C encoder), in GDB's Python."""
     dt, out = time_cmd("stackmap bt --json")
-    doc = json.loads(out[out.find("{"):])
+    doc = json.loads(out[out.find("{") :])
 
     def t(fn):
         best = None
@@ -417,18 +459,31 @@ def bench_json(label, repeat=3):
     def top_level_indent():
         # Same top-level layout (so '{\n "schema": 1' still starts the document),
         # each value encoded by the C encoder.
-        return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) + "\n}"
+        return (
+            "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) + "\n}"
+        )
 
     t_top = t(top_level_indent)
-    emit(kind="json", label=label, command=dt, indent1=t_indent, compact=t_compact,
-         top_level_indent=t_top, bytes_indent=len(json.dumps(doc, indent=1)))
+    emit(
+        kind="json",
+        label=label,
+        command=dt,
+        indent1=t_indent,
+        compact=t_compact,
+        top_level_indent=t_top,
+        bytes_indent=len(json.dumps(doc, indent=1)),
+    )
 
 
 def bench_unwinder_variants(label, rounds=3):
     """GDB's `bt` and the unwind alone through the deep stack with the plugin's unwinder
     as it is and with the suggested change (the arch's pc register), interleaved."""
-    runs = {"original": [], "suggested": [], "original, unwind only": [],
-            "suggested, unwind only": []}
+    runs = {
+        "original": [],
+        "suggested": [],
+        "original, unwind only": [],
+        "suggested, unwind only": [],
+    }
     frames = {}
     saved = P.WasmUnwinder.__call__
     try:
@@ -465,6 +520,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
                 return fn(*a, **k)
             finally:
                 acc[name] = acc.get(name, 0.0) + _perf() - t0
+
         return wrapper
 
     saved = []
@@ -480,7 +536,9 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     patch(G, "annotate", "gcheap.annotate (GC objects of heap refs)")
     patch(C.Session, "_doc", "Session._doc (report records + heap.apply)")
     patch(C, "bt_lines", "render.bt_lines (text)")
-    shim = types.SimpleNamespace(**{k: getattr(json, k) for k in dir(json) if not k.startswith("__")})
+    shim = types.SimpleNamespace(
+        **{k: getattr(json, k) for k in dir(json) if not k.startswith("__")}
+    )
     shim.dumps = timed("json.dumps (indent=1)", json.dumps)
     saved.append((C, "json", C.json))
     C.json = shim

@@ -34,17 +34,30 @@ def bench_stackmap_bt(debugger, label, repeat=3, args="--json"):
         runs.append(dt)
         if doc is None and "{" in out:
             try:
-                doc = json.loads(out[out.find("{"):])
+                doc = json.loads(out[out.find("{") :])
             except ValueError:
                 doc = None
     if doc is None:
-        emit(kind="stackmap_bt", label=label, runs=runs, frames=0, activations=0, stats=None,
-             error=out[-500:])
+        emit(
+            kind="stackmap_bt",
+            label=label,
+            runs=runs,
+            frames=0,
+            activations=0,
+            stats=None,
+            error=out[-500:],
+        )
         return
     frames = sum(len(t["frames"]) for t in doc["threads"])
     acts = sum(len(t.get("activations", [])) for t in doc["threads"])
-    emit(kind="stackmap_bt", label=label, runs=runs, frames=frames, activations=acts,
-         stats=doc.get("stats"))
+    emit(
+        kind="stackmap_bt",
+        label=label,
+        runs=runs,
+        frames=frames,
+        activations=acts,
+        stats=doc.get("stats"),
+    )
 
 
 def bench_lldb_bt(debugger, label, repeat=1, args=""):
@@ -54,7 +67,9 @@ def bench_lldb_bt(debugger, label, repeat=1, args=""):
     for _ in range(repeat):
         dt, out = time_cmd(debugger, f"bt {args}".strip())
         runs.append(dt)
-        frames = sum(1 for line in out.splitlines() if line.strip().startswith(("frame #", "* frame #")))
+        frames = sum(
+            1 for line in out.splitlines() if line.strip().startswith(("frame #", "* frame #"))
+        )
     emit(kind="lldb_bt", label=label, runs=runs, frames=frames)
 
 
@@ -69,6 +84,7 @@ def bench_cmd(debugger, label, cmd, repeat=3):
 
 def forget_images():
     import wasmtime_stackmaps as wsm
+
     s = getattr(wsm, "_lldb_session", None)
     if s is not None:
         s.invalidate()

@@ -11,8 +11,9 @@ import os
 import gdb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-spec = importlib.util.spec_from_file_location("wasmtime_stackmaps_bootstrap",
-                                              os.path.join(REPO, "core", "bootstrap.py"))
+spec = importlib.util.spec_from_file_location(
+    "wasmtime_stackmaps_bootstrap", os.path.join(REPO, "core", "bootstrap.py")
+)
 boot = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(boot)
 boot.load(REPO)

@@ -23,11 +23,9 @@ import sys
 import time
 import tracemalloc
 
-from _common import (REPO, cache_dir, fmt_s, median_time, table, verdict,
-                     wasmtime_cli)
 import _elf
 import _gen
-
+from _common import REPO, cache_dir, fmt_s, median_time, table, verdict, wasmtime_cli
 from wasmtime_stackmaps import WasmtimeImage, encode
 from wasmtime_stackmaps.stackmap import SECTION_NAME
 
@@ -58,8 +56,10 @@ def synthetic_image(n: int, nfuncs: int = 10_000):
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        print(f"(built {path.name}: {len(data)} bytes, section {len(sec)} bytes, "
-              f"{time.perf_counter() - t0:.1f} s)")
+        print(
+            f"(built {path.name}: {len(data)} bytes, section {len(sec)} bytes, "
+            f"{time.perf_counter() - t0:.1f} s)"
+        )
     return path
 
 
@@ -83,8 +83,14 @@ def bench_synthetic(n: int):
         times.append(time.perf_counter() - t0)
     t_open = statistics.median(times)
     assert len(sm) == n, len(sm)
-    rows.append(["open + index (header, sections, .wasmtime.stackmap)", fmt_s(t_open),
-                 f"< {fmt_s(GOAL_OPEN)}", verdict(t_open < GOAL_OPEN)])
+    rows.append(
+        [
+            "open + index (header, sections, .wasmtime.stackmap)",
+            fmt_s(t_open),
+            f"< {fmt_s(GOAL_OPEN)}",
+            verdict(t_open < GOAL_OPEN),
+        ]
+    )
     t0 = time.perf_counter()
     img.functions
     t_funcs = time.perf_counter() - t0
@@ -99,6 +105,7 @@ def bench_synthetic(n: int):
     pcs = sm.pcs
     hits = [pcs[rnd.randrange(n)] for _ in range(2000)]
     misses = [p + 4 for p in hits]
+
     def per_call(fn, args, repeat=21):
         ts = []
         for _ in range(repeat):
@@ -107,17 +114,32 @@ def bench_synthetic(n: int):
                 fn(a)
             ts.append((time.perf_counter() - t0) / len(args))
         return statistics.median(ts)
+
     t_hit = per_call(img.lookup, hits)
     t_miss = per_call(img.lookup, misses)
     t_find = per_call(sm.find, hits)
+
     def answer(pc):  # what a frame needs: the map and the function name
         img.lookup(pc)
         img.function_at(pc)
+
     t_answer = per_call(answer, hits)
-    rows.append(["lookup, hit (map decoded), median", fmt_s(t_hit), f"< {fmt_s(GOAL_LOOKUP)}",
-                 verdict(t_hit < GOAL_LOOKUP)])
-    rows.append(["lookup, miss (not a safepoint), median", fmt_s(t_miss),
-                 f"< {fmt_s(GOAL_LOOKUP)}", verdict(t_miss < GOAL_LOOKUP)])
+    rows.append(
+        [
+            "lookup, hit (map decoded), median",
+            fmt_s(t_hit),
+            f"< {fmt_s(GOAL_LOOKUP)}",
+            verdict(t_hit < GOAL_LOOKUP),
+        ]
+    )
+    rows.append(
+        [
+            "lookup, miss (not a safepoint), median",
+            fmt_s(t_miss),
+            f"< {fmt_s(GOAL_LOOKUP)}",
+            verdict(t_miss < GOAL_LOOKUP),
+        ]
+    )
     rows.append(["find (binary search only), median", fmt_s(t_find), "", ""])
     rows.append(["lookup + function_at, median", fmt_s(t_answer), "", ""])
 
@@ -136,13 +158,30 @@ def bench_synthetic(n: int):
     extra = cur - base - section_bytes
     extra2 = cur2 - base - section_bytes
     per_entry = extra / n
-    rows.append([f"memory beyond the section ({section_bytes:,} B) after open + index",
-                 f"{extra:,} B = {per_entry:.4f} B/entry", f"< {GOAL_BYTES_PER_ENTRY} B/entry",
-                 verdict(per_entry < GOAL_BYTES_PER_ENTRY)])
-    rows.append(["  ... after 1,000 lookups more", f"{extra2:,} B = {extra2 / n:.4f} B/entry",
-                 f"< {GOAL_BYTES_PER_ENTRY} B/entry", verdict(extra2 / n < GOAL_BYTES_PER_ENTRY)])
-    rows.append(["  peak during open + index, beyond the section",
-                 f"{peak - base - section_bytes:,} B", "", ""])
+    rows.append(
+        [
+            f"memory beyond the section ({section_bytes:,} B) after open + index",
+            f"{extra:,} B = {per_entry:.4f} B/entry",
+            f"< {GOAL_BYTES_PER_ENTRY} B/entry",
+            verdict(per_entry < GOAL_BYTES_PER_ENTRY),
+        ]
+    )
+    rows.append(
+        [
+            "  ... after 1,000 lookups more",
+            f"{extra2:,} B = {extra2 / n:.4f} B/entry",
+            f"< {GOAL_BYTES_PER_ENTRY} B/entry",
+            verdict(extra2 / n < GOAL_BYTES_PER_ENTRY),
+        ]
+    )
+    rows.append(
+        [
+            "  peak during open + index, beyond the section",
+            f"{peak - base - section_bytes:,} B",
+            "",
+            "",
+        ]
+    )
     print(f"\n(a) synthetic image {path.name}: {n:,} entries, {os.path.getsize(path):,} bytes")
     table(rows, ["measure", "value", "goal", ""])
     return {"open": t_open, "lookup": t_hit, "bytes_per_entry": per_entry}
@@ -154,22 +193,32 @@ def real_image(nfuncs: int):
     if not out.exists():
         wat.write_text(_gen.many_functions_wat(nfuncs))
         t0 = time.perf_counter()
-        subprocess.run([wasmtime_cli(), "compile", "-W", "gc=y", "-o", str(out), str(wat)],
-                       check=True)
+        subprocess.run(
+            [wasmtime_cli(), "compile", "-W", "gc=y", "-o", str(out), str(wat)], check=True
+        )
         print(f"(compiled {out.name} with the wasmtime CLI in {time.perf_counter() - t0:.1f} s)")
     return out
 
 
 def objdump_first_answer(path, func_name, func_start, pc, extra=()):
     """Seconds until `wasmtime objdump` has printed the stack map at `pc`, and the map line."""
-    argv = [wasmtime_cli(), "objdump", "--addresses", "--funcs", "all", "--stack-maps",
-            "--color", "never", *extra, str(path)]
+    argv = [
+        wasmtime_cli(),
+        "objdump",
+        "--addresses",
+        "--funcs",
+        "all",
+        "--stack-maps",
+        "--color",
+        "never",
+        *extra,
+        str(path),
+    ]
     want_abs = f"{pc:x}:"
     want_rel = f"{pc - func_start:x}:"
     header = f" {func_name}:"
     t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         bufsize=1 << 16)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=1 << 16)
     in_func = at_pc = False
     answer = None
     for raw in p.stdout:
@@ -209,8 +258,9 @@ def bench_objdump(nfuncs: int):
     ans = runs[0][1]
     assert ans and ours_answer in ans, (ans, ours_answer)
     # objdump restricted to the function (needs the function name first: best case).
-    runs_f = [objdump_first_answer(path, f.name, f.start, pc, ("--filter", f.name))
-              for _ in range(3)]
+    runs_f = [
+        objdump_first_answer(path, f.name, f.start, pc, ("--filter", f.name)) for _ in range(3)
+    ]
     t_obj_f = statistics.median(r[0] for r in runs_f)
     assert runs_f[0][1] and ours_answer in runs_f[0][1], runs_f[0][1]
     # Ours: the console tool in a fresh process (Python start-up, imports, open, lookup),
@@ -220,20 +270,25 @@ def bench_objdump(nfuncs: int):
     warm_env = dict(os.environ, PYTHONPYCACHEPREFIX=str(cache_dir() / "pycache"))
     warm_env.pop("PYTHONDONTWRITEBYTECODE", None)
     import tempfile
+
     nopyc = tempfile.mkdtemp(prefix="wsm-nopyc-")
     cold_env = dict(os.environ, PYTHONPYCACHEPREFIX=nopyc, PYTHONDONTWRITEBYTECODE="1")
+
     def run_cli(env_=warm_env):
         out = subprocess.run(cli, capture_output=True, text=True, check=True, env=env_).stdout
         assert f"frame_size={e.frame_size}" in out, out
+
     run_cli()
     t_cli = median_time(run_cli, repeat=7)
     t_cli_nopyc = median_time(lambda: run_cli(cold_env), repeat=5)
     os.rmdir(nopyc)
+
     # Ours in-process (a debugger plugin's case: already loaded), fresh image each time.
     def inproc():
         im = WasmtimeImage.from_file(str(path))
         im.lookup(pc)
         im.function_at(pc)
+
     t_in = median_time(inproc, repeat=9)
     r_cli = t_obj / t_cli
     r_cli_f = t_obj_f / t_cli
@@ -241,19 +296,38 @@ def bench_objdump(nfuncs: int):
     rows.append(["wasmtime objdump --stack-maps, until the map at pc is printed", fmt_s(t_obj), ""])
     rows.append(["wasmtime objdump --stack-maps --filter FUNC (best case)", fmt_s(t_obj_f), ""])
     rows.append(["wasmtime-stackmaps lookup FILE PC (new process, .pyc cached)", fmt_s(t_cli), ""])
-    rows.append(["wasmtime-stackmaps lookup FILE PC (new process, no .pyc)", fmt_s(t_cli_nopyc), ""])
+    rows.append(
+        ["wasmtime-stackmaps lookup FILE PC (new process, no .pyc)", fmt_s(t_cli_nopyc), ""]
+    )
     rows.append(["open + lookup + function name, in-process", fmt_s(t_in), ""])
-    rows.append(["ratio objdump / wasmtime-stackmaps lookup", f"{r_cli:.1f}x",
-                 f">= {GOAL_OBJDUMP_RATIO}x {verdict(r_cli >= GOAL_OBJDUMP_RATIO)}"])
-    rows.append(["ratio objdump / lookup without .pyc", f"{t_obj / t_cli_nopyc:.1f}x",
-                 f">= {GOAL_OBJDUMP_RATIO}x {verdict(t_obj / t_cli_nopyc >= GOAL_OBJDUMP_RATIO)}"])
-    rows.append(["ratio objdump --filter / wasmtime-stackmaps lookup", f"{r_cli_f:.2f}x",
-                 f"(>= {GOAL_OBJDUMP_RATIO}x {verdict(r_cli_f >= GOAL_OBJDUMP_RATIO)})"])
+    rows.append(
+        [
+            "ratio objdump / wasmtime-stackmaps lookup",
+            f"{r_cli:.1f}x",
+            f">= {GOAL_OBJDUMP_RATIO}x {verdict(r_cli >= GOAL_OBJDUMP_RATIO)}",
+        ]
+    )
+    rows.append(
+        [
+            "ratio objdump / lookup without .pyc",
+            f"{t_obj / t_cli_nopyc:.1f}x",
+            f">= {GOAL_OBJDUMP_RATIO}x {verdict(t_obj / t_cli_nopyc >= GOAL_OBJDUMP_RATIO)}",
+        ]
+    )
+    rows.append(
+        [
+            "ratio objdump --filter / wasmtime-stackmaps lookup",
+            f"{r_cli_f:.2f}x",
+            f"(>= {GOAL_OBJDUMP_RATIO}x {verdict(r_cli_f >= GOAL_OBJDUMP_RATIO)})",
+        ]
+    )
     rows.append(["ratio objdump / in-process", f"{r_in:.0f}x", ""])
-    print(f"\n(b) real image {path.name}: {len(img.functions):,} functions "
-          f"({sum(1 for x in img.functions if x.is_wasm):,} wasm), {n:,} entries, "
-          f"{os.path.getsize(path):,} bytes; question: the map at pc {pc:#x} "
-          f"({f.name}+{pc - f.start:#x}, entry {n // 2}) -> {ours_answer}")
+    print(
+        f"\n(b) real image {path.name}: {len(img.functions):,} functions "
+        f"({sum(1 for x in img.functions if x.is_wasm):,} wasm), {n:,} entries, "
+        f"{os.path.getsize(path):,} bytes; question: the map at pc {pc:#x} "
+        f"({f.name}+{pc - f.start:#x}, entry {n // 2}) -> {ours_answer}"
+    )
     table(rows, ["measure", "value", "goal"])
     return {"objdump": t_obj, "cli": t_cli, "ratio": r_cli}
 

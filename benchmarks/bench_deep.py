@@ -17,9 +17,21 @@ import statistics
 import subprocess
 import time
 
-from _common import (HERE, cache_dir, env, fmt_s, gdb_batch, lldb_path, lldb_plugin_ready,
-                     LLDB_PLUGIN, results_from, table, verdict, wasmtime_cli)
 import _gen
+from _common import (
+    HERE,
+    LLDB_PLUGIN,
+    cache_dir,
+    env,
+    fmt_s,
+    gdb_batch,
+    lldb_path,
+    lldb_plugin_ready,
+    results_from,
+    table,
+    verdict,
+    wasmtime_cli,
+)
 
 GOAL_BT = 2.0
 
@@ -29,22 +41,31 @@ def program(depth):
     if not wat.exists():
         wat.write_text(_gen.deep_recursion_wat(depth))
     stack = max(1 << 20, depth * 128)
-    return [wasmtime_cli(), "run",
-            "-W", f"gc=y,max-wasm-stack={stack},async-stack-size={2 * stack}",
-            "-O", "memory-reservation=16777216,memory-guard-size=65536", str(wat)]
+    return [
+        wasmtime_cli(),
+        "run",
+        "-W",
+        f"gc=y,max-wasm-stack={stack},async-stack-size={2 * stack}",
+        "-O",
+        "memory-reservation=16777216,memory-guard-size=65536",
+        str(wat),
+    ]
 
 
 def run_gdb(depth):
-    cmds = ["run", f"source {HERE / '_in_gdb.py'}",
-            "python bench_stackmap_bt('stackmap bt --json', 3)",
-            "python bench_gdb_bt('bt', 2)",
-            "python bench_frame_walk('frame walk', 2)",
-            "python bench_stackmap_bt('stackmap bt --json (after bt)', 1)",
-            "python bench_json('json')",
-            "python bench_cmd('stackmap bt (text)', 'stackmap bt', 1)",
-            "python bench_unwinder_variants('variants', 3)",
-            "python bench_phases('phases json', 'stackmap bt --json')",
-            "python bench_phases('phases text', 'stackmap bt')"]
+    cmds = [
+        "run",
+        f"source {HERE / '_in_gdb.py'}",
+        "python bench_stackmap_bt('stackmap bt --json', 3)",
+        "python bench_gdb_bt('bt', 2)",
+        "python bench_frame_walk('frame walk', 2)",
+        "python bench_stackmap_bt('stackmap bt --json (after bt)', 1)",
+        "python bench_json('json')",
+        "python bench_cmd('stackmap bt (text)', 'stackmap bt', 1)",
+        "python bench_unwinder_variants('variants', 3)",
+        "python bench_phases('phases json', 'stackmap bt --json')",
+        "python bench_phases('phases text', 'stackmap bt')",
+    ]
     t0 = time.perf_counter()
     out, err, rc = gdb_batch(cmds, program(depth), timeout=900)
     res = results_from(out)
@@ -54,12 +75,23 @@ def run_gdb(depth):
 
 
 def lldb_batch(commands, prog, timeout=900):
-    argv = [lldb_path(), "--no-lldbinit", "-b", "-o", "settings set auto-confirm true",
-            "-o", "settings set use-color false",
-            "-o", f"command script import {LLDB_PLUGIN}",
-            "-o", "process launch --stop-at-entry",
-            "-o", "process handle SIGILL SIGTRAP SIGSEGV -s true -p false -n true",
-            "-o", "process continue"]
+    argv = [
+        lldb_path(),
+        "--no-lldbinit",
+        "-b",
+        "-o",
+        "settings set auto-confirm true",
+        "-o",
+        "settings set use-color false",
+        "-o",
+        f"command script import {LLDB_PLUGIN}",
+        "-o",
+        "process launch --stop-at-entry",
+        "-o",
+        "process handle SIGILL SIGTRAP SIGSEGV -s true -p false -n true",
+        "-o",
+        "process continue",
+    ]
     for c in commands:
         argv += ["-o", c]
     # In batch mode a stop on a signal counts as a crash: LLDB then skips the
@@ -67,15 +99,18 @@ def lldb_batch(commands, prog, timeout=900):
     for c in commands:
         argv += ["-k", c]
     argv += ["--", *prog]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env(),
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL
+    )
     return p.stdout, p.stderr, p.returncode
 
 
 def run_lldb(depth):
-    cmds = [f"command script import {HERE / '_in_lldb.py'}",
-            "script _in_lldb.bench_lldb_bt(lldb.debugger, 'bt', 2)",
-            "script _in_lldb.bench_stackmap_bt(lldb.debugger, 'stackmap bt --json', 3)"]
+    cmds = [
+        f"command script import {HERE / '_in_lldb.py'}",
+        "script _in_lldb.bench_lldb_bt(lldb.debugger, 'bt', 2)",
+        "script _in_lldb.bench_stackmap_bt(lldb.debugger, 'stackmap bt --json', 3)",
+    ]
     out, err, rc = lldb_batch(cmds, program(depth))
     res = results_from(out)
     if not res:
@@ -100,71 +135,160 @@ def main():
     st = sm["stats"] or {}
     reads = st.get("memory_reads")
     nfr = st.get("frames") or sm["frames"]
-    rows.append(["GDB", "stackmap bt --json, first run", fmt_s(sm_first),
-                 f"{sm['frames']} wasm frames, {sm['activations']} activation(s)",
-                 f"< 2 s {verdict(sm_first < GOAL_BT)}"])
+    rows.append(
+        [
+            "GDB",
+            "stackmap bt --json, first run",
+            fmt_s(sm_first),
+            f"{sm['frames']} wasm frames, {sm['activations']} activation(s)",
+            f"< 2 s {verdict(sm_first < GOAL_BT)}",
+        ]
+    )
     rows.append(["GDB", "stackmap bt --json, median of 3", fmt_s(sm_med), "", ""])
-    rows.append(["GDB", "  debugger memory reads (stats)",
-                 f"{reads} = {reads / nfr:.4f}/frame" if reads is not None else "n/a",
-                 f"stats.frames={nfr}", ""])
+    rows.append(
+        [
+            "GDB",
+            "  debugger memory reads (stats)",
+            f"{reads} = {reads / nfr:.4f}/frame" if reads is not None else "n/a",
+            f"stats.frames={nfr}",
+            "",
+        ]
+    )
     for lab, r in (("bt", bt), ("unwind only (Frame.older() loop)", btn)):
         u = r["unwinder"] or {}
-        rows.append(["GDB", f"{lab} (plugin unwinder), cold, first", fmt_s(r["runs"][0]),
-                     f"{r['frames']} frames", ""])
+        rows.append(
+            [
+                "GDB",
+                f"{lab} (plugin unwinder), cold, first",
+                fmt_s(r["runs"][0]),
+                f"{r['frames']} frames",
+                "",
+            ]
+        )
         if u:
-            rows.append(["GDB", "  unwinder: calls / claimed / time in it",
-                         f"{u['calls']} / {u['claimed']} / {fmt_s(u['unwinder_time'])}",
-                         f"{u['unwinder_time'] / max(1, u['calls']) * 1e6:.1f} µs/call", ""])
-            rows.append(["GDB", "  unwinder memory reads",
-                         f"{u['reads']} = {u['reads'] / max(1, u['claimed']):.4f}/frame",
-                         f"{u['read_bytes']:,} bytes", ""])
+            rows.append(
+                [
+                    "GDB",
+                    "  unwinder: calls / claimed / time in it",
+                    f"{u['calls']} / {u['claimed']} / {fmt_s(u['unwinder_time'])}",
+                    f"{u['unwinder_time'] / max(1, u['calls']) * 1e6:.1f} µs/call",
+                    "",
+                ]
+            )
+            rows.append(
+                [
+                    "GDB",
+                    "  unwinder memory reads",
+                    f"{u['reads']} = {u['reads'] / max(1, u['claimed']):.4f}/frame",
+                    f"{u['read_bytes']:,} bytes",
+                    "",
+                ]
+            )
     ratio = sm_first / bt["runs"][0]
     ratio_nf = sm_first / btn["runs"][0]
-    rows.append(["GDB", "ratio stackmap bt / bt", f"{ratio:.2f}", "(< 1: stackmap bt is faster)",
-                 ""])
+    rows.append(
+        ["GDB", "ratio stackmap bt / bt", f"{ratio:.2f}", "(< 1: stackmap bt is faster)", ""]
+    )
     rows.append(["GDB", "ratio stackmap bt / unwind only", f"{ratio_nf:.2f}", "", ""])
     after = by.get("stackmap bt --json (after bt)")
     if after:
         rows.append(["GDB", "stackmap bt --json after GDB's bt", fmt_s(after["runs"][0]), "", ""])
     js = by.get("json")
     if js:
-        rows.append(["GDB", "  of which json.dumps(doc, indent=1) (commands.py)", fmt_s(js["indent1"]),
-                     f"{js['bytes_indent']:,} bytes", ""])
-        rows.append(["GDB", "  json.dumps(doc) compact, C encoder (suggested)", fmt_s(js["compact"]),
-                     f"saves {fmt_s(js['indent1'] - js['compact'])}", ""])
-        rows.append(["GDB", "  top-level keys indented, values compact", fmt_s(js["top_level_indent"]),
-                     "keeps '{\\n \"schema\"' for tests/plugins/driver.py", ""])
+        rows.append(
+            [
+                "GDB",
+                "  of which json.dumps(doc, indent=1) (commands.py)",
+                fmt_s(js["indent1"]),
+                f"{js['bytes_indent']:,} bytes",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "GDB",
+                "  json.dumps(doc) compact, C encoder (suggested)",
+                fmt_s(js["compact"]),
+                f"saves {fmt_s(js['indent1'] - js['compact'])}",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "GDB",
+                "  top-level keys indented, values compact",
+                fmt_s(js["top_level_indent"]),
+                "keeps '{\\n \"schema\"' for tests/plugins/driver.py",
+                "",
+            ]
+        )
     txt = by.get("stackmap bt (text)")
     if txt:
         rows.append(["GDB", "stackmap bt (text output)", fmt_s(txt["runs"][0]), "", ""])
-        rows.append(["GDB", "ratio stackmap bt (text) / bt", f"{txt['runs'][0] / bt['runs'][0]:.2f}",
-                     "", ""])
+        rows.append(
+            [
+                "GDB",
+                "ratio stackmap bt (text) / bt",
+                f"{txt['runs'][0] / bt['runs'][0]:.2f}",
+                "",
+                "",
+            ]
+        )
     var = by.get("variants")
     if var:
         for name, runs in var["runs"].items():
-            rows.append(["GDB", f"bt, unwinder {name} (best of {len(runs)})", fmt_s(min(runs)),
-                         f"{var['frames'][name]} frames", ""])
+            rows.append(
+                [
+                    "GDB",
+                    f"bt, unwinder {name} (best of {len(runs)})",
+                    fmt_s(min(runs)),
+                    f"{var['frames'][name]} frames",
+                    "",
+                ]
+            )
     if lldb_plugin_ready() and lldb_path():
         lres = {r["label"]: r for r in run_lldb(depth)}
         if "stackmap bt --json" in lres:
             l = lres["stackmap bt --json"]
             lst = l.get("stats") or {}
-            rows.append(["LLDB", "stackmap bt --json, first run", fmt_s(l["runs"][0]),
-                         f"{l['frames']} wasm frames", f"< 2 s {verdict(l['runs'][0] < GOAL_BT)}"])
-            rows.append(["LLDB", "stackmap bt --json, median", fmt_s(statistics.median(l["runs"])),
-                         "", ""])
+            rows.append(
+                [
+                    "LLDB",
+                    "stackmap bt --json, first run",
+                    fmt_s(l["runs"][0]),
+                    f"{l['frames']} wasm frames",
+                    f"< 2 s {verdict(l['runs'][0] < GOAL_BT)}",
+                ]
+            )
+            rows.append(
+                ["LLDB", "stackmap bt --json, median", fmt_s(statistics.median(l["runs"])), "", ""]
+            )
             if lst.get("memory_reads") is not None:
-                rows.append(["LLDB", "  debugger memory reads (stats)",
-                             f"{lst['memory_reads']} = "
-                             f"{lst['memory_reads'] / max(1, lst.get('frames') or 1):.4f}/frame",
-                             "", ""])
+                rows.append(
+                    [
+                        "LLDB",
+                        "  debugger memory reads (stats)",
+                        f"{lst['memory_reads']} = "
+                        f"{lst['memory_reads'] / max(1, lst.get('frames') or 1):.4f}/frame",
+                        "",
+                        "",
+                    ]
+                )
         if "bt" in lres:
             b = lres["bt"]
-            rows.append(["LLDB", "bt (LLDB's own), first", fmt_s(b["runs"][0]),
-                         f"{b['frames']} frames", ""])
+            rows.append(
+                ["LLDB", "bt (LLDB's own), first", fmt_s(b["runs"][0]), f"{b['frames']} frames", ""]
+            )
             if "stackmap bt --json" in lres:
-                rows.append(["LLDB", "ratio stackmap bt / bt",
-                             f"{lres['stackmap bt --json']['runs'][0] / b['runs'][0]:.2f}", "", ""])
+                rows.append(
+                    [
+                        "LLDB",
+                        "ratio stackmap bt / bt",
+                        f"{lres['stackmap bt --json']['runs'][0] / b['runs'][0]:.2f}",
+                        "",
+                        "",
+                    ]
+                )
     else:
         rows.append(["LLDB", "(lldb_plugin/stackmaps.py not there yet: skipped)", "", "", ""])
     table(rows, ["debugger", "measure", "value", "detail", "goal"])
@@ -173,12 +297,21 @@ def main():
         ph = by.get(key)
         if not ph:
             continue
-        print(f"\nGDB, where `{ph['cmd']}` spends its time (best of 2, {fmt_s(ph['total'])} in all):")
-        prow = [[name, fmt_s(t), f"{100 * t / ph['total']:.0f}%"] for name, t in
-                sorted(ph["phases"].items(), key=lambda kv: -kv[1])]
+        print(
+            f"\nGDB, where `{ph['cmd']}` spends its time (best of 2, {fmt_s(ph['total'])} in all):"
+        )
+        prow = [
+            [name, fmt_s(t), f"{100 * t / ph['total']:.0f}%"]
+            for name, t in sorted(ph["phases"].items(), key=lambda kv: -kv[1])
+        ]
         rest = ph["total"] - sum(ph["phases"].values())
-        prow.append(["(the rest: argument parsing, plugin glue, gdb.write)", fmt_s(rest),
-                     f"{100 * rest / ph['total']:.0f}%"])
+        prow.append(
+            [
+                "(the rest: argument parsing, plugin glue, gdb.write)",
+                fmt_s(rest),
+                f"{100 * rest / ph['total']:.0f}%",
+            ]
+        )
         table(prow, ["phase", "time", "share"])
 
 

@@ -20,8 +20,18 @@ import subprocess
 import tempfile
 import time
 
-from _common import (GDB_PLUGIN, LLDB_PLUGIN, cache_dir, env, fmt_s, gdb_path, lldb_path,
-                     lldb_plugin_ready, table, verdict)
+from _common import (
+    GDB_PLUGIN,
+    LLDB_PLUGIN,
+    cache_dir,
+    env,
+    fmt_s,
+    gdb_path,
+    lldb_path,
+    lldb_plugin_ready,
+    table,
+    verdict,
+)
 
 GOAL = 0.200
 
@@ -29,18 +39,32 @@ GOAL = 0.200
 def gdb_argv(load, script=GDB_PLUGIN):
     argv = [gdb_path(), "-nx", "-batch", "-iex", "set debuginfod enabled off"]
     if load:
-        argv += ["-ex", "python import time; __t0 = time.perf_counter()",
-                 "-ex", f"source {script}",
-                 "-ex", "python print('@@LOAD', time.perf_counter() - __t0)"]
+        argv += [
+            "-ex",
+            "python import time; __t0 = time.perf_counter()",
+            "-ex",
+            f"source {script}",
+            "-ex",
+            "python print('@@LOAD', time.perf_counter() - __t0)",
+        ]
     else:
-        argv += ["-ex", "python import time; __t0 = time.perf_counter()",
-                 "-ex", "python print('@@LOAD', time.perf_counter() - __t0)"]
+        argv += [
+            "-ex",
+            "python import time; __t0 = time.perf_counter()",
+            "-ex",
+            "python print('@@LOAD', time.perf_counter() - __t0)",
+        ]
     return argv
 
 
 def lldb_argv(load):
-    argv = [lldb_path(), "--no-lldbinit", "-b",
-            "-o", "script import time; __t0 = time.perf_counter()"]
+    argv = [
+        lldb_path(),
+        "--no-lldbinit",
+        "-b",
+        "-o",
+        "script import time; __t0 = time.perf_counter()",
+    ]
     if load:
         argv += ["-o", f"command script import {LLDB_PLUGIN}"]
     argv += ["-o", "script print('@@LOAD', time.perf_counter() - __t0)"]
@@ -49,8 +73,9 @@ def lldb_argv(load):
 
 def run(argv, e):
     t0 = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True, env=e, stdin=subprocess.DEVNULL,
-                       timeout=120)
+    p = subprocess.run(
+        argv, capture_output=True, text=True, env=e, stdin=subprocess.DEVNULL, timeout=120
+    )
     wall = time.perf_counter() - t0
     inner = None
     for line in p.stdout.splitlines():
@@ -72,8 +97,13 @@ def measure(make_argv, e, repeat):
         load_w.append(w)
         load_i.append(i)
     med = statistics.median
-    return {"bare": med(bare_w), "loaded": med(load_w), "diff": med(load_w) - med(bare_w),
-            "inner": med(load_i) - med(bare_i), "out": out}
+    return {
+        "bare": med(bare_w),
+        "loaded": med(load_w),
+        "diff": med(load_w) - med(bare_w),
+        "inner": med(load_i) - med(bare_i),
+        "out": out,
+    }
 
 
 def cache_env(state):
@@ -96,9 +126,14 @@ def main():
     args = ap.parse_args()
     rows = []
     from _common import HERE
-    debuggers = [("GDB", gdb_argv),
-                 ("GDB, parser built once (suggested)",
-                  lambda load: gdb_argv(load, HERE / "_load_suggested.py"))]
+
+    debuggers = [
+        ("GDB", gdb_argv),
+        (
+            "GDB, parser built once (suggested)",
+            lambda load: gdb_argv(load, HERE / "_load_suggested.py"),
+        ),
+    ]
     if lldb_plugin_ready() and lldb_path():
         debuggers.append(("LLDB", lldb_argv))
     for name, make in debuggers:
@@ -112,13 +147,34 @@ def main():
                 if tmp:
                     shutil.rmtree(tmp, ignore_errors=True)
             if "wasmtime-stackmaps: missing" in r["out"]:
-                rows.append([name, state, "plugin did not load: " + r["out"][-200:], "", "", "", ""])
+                rows.append(
+                    [name, state, "plugin did not load: " + r["out"][-200:], "", "", "", ""]
+                )
                 continue
-            rows.append([name, state, fmt_s(r["bare"]), fmt_s(r["loaded"]), fmt_s(r["diff"]),
-                         fmt_s(r["inner"]), f"< 200 ms {verdict(r['diff'] < GOAL)}"])
+            rows.append(
+                [
+                    name,
+                    state,
+                    fmt_s(r["bare"]),
+                    fmt_s(r["loaded"]),
+                    fmt_s(r["diff"]),
+                    fmt_s(r["inner"]),
+                    f"< 200 ms {verdict(r['diff'] < GOAL)}",
+                ]
+            )
     print(f"bench_load: median of {args.repeat} interleaved runs each")
-    table(rows, ["debugger", ".pyc cache", "bare", "with plugin", "difference (wall)",
-                 "in-debugger load", "goal (wall difference)"])
+    table(
+        rows,
+        [
+            "debugger",
+            ".pyc cache",
+            "bare",
+            "with plugin",
+            "difference (wall)",
+            "in-debugger load",
+            "goal (wall difference)",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ WAT = """(module
 )
 """
 
+
 def engine():
     cfg = wasmtime.Config()
     cfg.wasm_gc = True
@@ -59,6 +60,7 @@ def host_recursion(levels):
             stop()
             return 0
         return sum(map(rec, [n - 1]))
+
     return rec(levels)
 
 

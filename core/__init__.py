@@ -12,8 +12,22 @@ from .stackmap import StackMapEntry, StackMapSection, encode
 __version__ = "0.1.0"
 
 __all__ = [
-    "ByteSource", "BytesSource", "CorruptSection", "EngineInfo", "FileSource", "Function",
-    "GcRef", "MemorySource", "NotAnImage", "ReadError", "StackMapEntry", "StackMapSection",
-    "StackMapsError", "WasmtimeImage", "decode_gcref", "encode", "open_image",
+    "ByteSource",
+    "BytesSource",
+    "CorruptSection",
+    "EngineInfo",
+    "FileSource",
+    "Function",
+    "GcRef",
+    "MemorySource",
+    "NotAnImage",
+    "ReadError",
+    "StackMapEntry",
+    "StackMapSection",
+    "StackMapsError",
+    "WasmtimeImage",
+    "decode_gcref",
+    "encode",
+    "open_image",
     "parse_elf_header",
 ]

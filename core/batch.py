@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 GDB_PLUGIN = REPO / "gdb_plugin" / "stackmaps.py"
@@ -22,25 +23,34 @@ STOP_SIGNALS = "SIGILL SIGTRAP SIGSEGV SIGBUS SIGFPE SIGABRT"
 
 # GDB in batch mode: no user init files, no network look-ups, no auto-loaded scripts
 # of the inferior (they would run code we did not ask for), no paging, no questions.
-GDB_BATCH_OPTIONS = ("-nx", "-batch", "-iex", "set debuginfod enabled off",
-                     "-iex", "set auto-load safe-path /nonexistent",
-                     "-ex", "set pagination off", "-ex", "set confirm off")
+GDB_BATCH_OPTIONS = (
+    "-nx",
+    "-batch",
+    "-iex",
+    "set debuginfod enabled off",
+    "-iex",
+    "set auto-load safe-path /nonexistent",
+    "-ex",
+    "set pagination off",
+    "-ex",
+    "set confirm off",
+)
 
 
 class BatchResult(NamedTuple):
     output: str  # stdout and stderr
     stdout: str
-    docs: List[dict]
+    docs: list[dict]
     returncode: int
 
 
-def debugger_path(name: str) -> Optional[str]:
+def debugger_path(name: str) -> str | None:
     if name == "gdb":
         return shutil.which("gdb")
     return shutil.which("lldb-19") or shutil.which("lldb")
 
 
-def json_docs(text: str) -> List[dict]:
+def json_docs(text: str) -> list[dict]:
     """Every JSON document the `stackmap ... --json` commands printed (they carry "schema")."""
     dec = json.JSONDecoder()
     docs = []
@@ -58,9 +68,15 @@ def json_docs(text: str) -> List[dict]:
         pos = end
 
 
-def gdb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
-             core: Optional[str] = None, executable: Optional[str] = None,
-             pid: Optional[int] = None, run: bool = True, load: bool = True) -> List[str]:
+def gdb_argv(
+    commands: Sequence[str],
+    program: Sequence[str] | None = None,
+    core: str | None = None,
+    executable: str | None = None,
+    pid: int | None = None,
+    run: bool = True,
+    load: bool = True,
+) -> list[str]:
     argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS]
     if executable and (core or pid):
         argv += ["-ex", f"file {executable}"]
@@ -81,9 +97,15 @@ def gdb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
     return argv
 
 
-def lldb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
-              core: Optional[str] = None, executable: Optional[str] = None,
-              pid: Optional[int] = None, run: bool = True, load: bool = True) -> List[str]:
+def lldb_argv(
+    commands: Sequence[str],
+    program: Sequence[str] | None = None,
+    core: str | None = None,
+    executable: str | None = None,
+    pid: int | None = None,
+    run: bool = True,
+    load: bool = True,
+) -> list[str]:
     argv = [debugger_path("lldb") or "lldb", "--no-lldbinit", "-b"]
     if core:
         argv += ["-c", core] + ([executable] if executable else [])
@@ -96,8 +118,12 @@ def lldb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
     for c in commands:
         after += [c]
     if program and not core and not pid and run:
-        argv += ["-o", f"process handle {STOP_SIGNALS} -s true -p false -n true",
-                 "-o", "process launch"]
+        argv += [
+            "-o",
+            f"process handle {STOP_SIGNALS} -s true -p false -n true",
+            "-o",
+            "process launch",
+        ]
     # In batch mode a stop on a signal counts as a crash: LLDB then skips the
     # remaining -o commands and runs the -k ones instead. Give the commands to both;
     # only one list runs.
@@ -112,16 +138,31 @@ def lldb_argv(commands: Sequence[str], program: Optional[Sequence[str]] = None,
     return argv
 
 
-def run_batch(debugger: str, commands: Sequence[str], program: Optional[Sequence[str]] = None,
-              core: Optional[str] = None, executable: Optional[str] = None,
-              pid: Optional[int] = None, run: bool = True, load: bool = True,
-              timeout: float = 300, cwd: Optional[str] = None) -> BatchResult:
+def run_batch(
+    debugger: str,
+    commands: Sequence[str],
+    program: Sequence[str] | None = None,
+    core: str | None = None,
+    executable: str | None = None,
+    pid: int | None = None,
+    run: bool = True,
+    load: bool = True,
+    timeout: float = 300,
+    cwd: str | None = None,
+) -> BatchResult:
     build = gdb_argv if debugger == "gdb" else lldb_argv
     argv = build(commands, program, core, executable, pid, run, load)
     env = dict(os.environ)
     env["NO_COLOR"] = "1"
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                       cwd=cwd, stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
     return BatchResult(p.stdout + "\n" + p.stderr, p.stdout, json_docs(p.stdout), p.returncode)

@@ -31,14 +31,18 @@ def load(repo):
     if "wasmtime_stackmaps" not in sys.modules:
         core = os.path.join(repo, "core")
         spec = importlib.util.spec_from_file_location(
-            "wasmtime_stackmaps", os.path.join(core, "__init__.py"),
-            submodule_search_locations=[core])
+            "wasmtime_stackmaps",
+            os.path.join(core, "__init__.py"),
+            submodule_search_locations=[core],
+        )
         missing = [m for m in ("elftools", "pygments") if importlib.util.find_spec(m) is None]
         if missing:
             names = {"elftools": "pyelftools", "pygments": "pygments"}
-            print(f"wasmtime-stackmaps: missing {', '.join(names[m] for m in missing)} for "
-                  f"Python {sys.version_info[0]}.{sys.version_info[1]}; run: "
-                  + SETUP_HINT.format(repo=repo))
+            print(
+                f"wasmtime-stackmaps: missing {', '.join(names[m] for m in missing)} for "
+                f"Python {sys.version_info[0]}.{sys.version_info[1]}; run: "
+                + SETUP_HINT.format(repo=repo)
+            )
             return None
         module = importlib.util.module_from_spec(spec)
         sys.modules["wasmtime_stackmaps"] = module

@@ -3,10 +3,9 @@
 import argparse
 import json
 import sys
-from typing import List, Optional
 
-from .errors import CorruptSection, StackMapsError
 from . import triage
+from .errors import CorruptSection, StackMapsError
 from .image import WasmtimeImage
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -69,7 +68,7 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-def _selected_entries(img: WasmtimeImage, function: Optional[str]):
+def _selected_entries(img: WasmtimeImage, function: str | None):
     sm = img.stackmaps
     if sm is None:
         return []
@@ -119,19 +118,26 @@ def cmd_lookup(args) -> int:
     f = img.function_at(pc)
     fname = f"{f.name}+{pc - f.start:#x}" if f else None
     if args.json:
-        doc = {"file": img.name, "pc": pc, "function": f.name if f else None,
-               "safepoint": e is not None,
-               "frame_size": e.frame_size if e else None,
-               "offsets": list(e.offsets) if e else [],
-               "reason": None if e else img.describe_no_map(pc)}
+        doc = {
+            "file": img.name,
+            "pc": pc,
+            "function": f.name if f else None,
+            "safepoint": e is not None,
+            "frame_size": e.frame_size if e else None,
+            "offsets": list(e.offsets) if e else [],
+            "reason": None if e else img.describe_no_map(pc),
+        }
         print(json.dumps(doc, indent=2))
         return EXIT_OK
     if e is None:
-        print(f"{pc:#x}{' (' + fname + ')' if fname else ''}: no stack map: "
-              f"{img.describe_no_map(pc)}")
+        print(
+            f"{pc:#x}{' (' + fname + ')' if fname else ''}: no stack map: {img.describe_no_map(pc)}"
+        )
         return EXIT_OK
-    print(f"{pc:#x} ({fname}): frame_size={e.frame_size} live slots at "
-          + ", ".join(f"SP+{o}" for o in e.offsets))
+    print(
+        f"{pc:#x} ({fname}): frame_size={e.frame_size} live slots at "
+        + ", ".join(f"SP+{o}" for o in e.offsets)
+    )
     return EXIT_OK
 
 
@@ -147,20 +153,25 @@ def cmd_check(args) -> int:
             if len(sm) and sm.pcs[len(sm) - 1] > size:
                 raise CorruptSection(
                     f"{img.name}: stack map pc {sm.pcs[len(sm) - 1]:#x} is past the end of "
-                    f".text ({size:#x})")
+                    f".text ({size:#x})"
+                )
     except CorruptSection as e:
         print(f"invalid: {e}")
         return EXIT_INVALID
     n = len(sm) if sm is not None else 0
-    print(f"{img.name}: valid ({n} stack-map entries"
-          + ("" if sm is not None else f"; {img.no_stackmaps_reason()}") + ")")
+    print(
+        f"{img.name}: valid ({n} stack-map entries"
+        + ("" if sm is not None else f"; {img.no_stackmaps_reason()}")
+        + ")"
+    )
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wasmtime-stackmaps",
-        description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.")
+        description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -171,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("dump", help="every stack-map entry")
     s.add_argument("file", help="a Wasmtime image (.cwasm)")
-    s.add_argument("--function", metavar="NAME|INDEX",
-                   help="only this function (full name, ::suffix, or wasm function index)")
+    s.add_argument(
+        "--function",
+        metavar="NAME|INDEX",
+        help="only this function (full name, ::suffix, or wasm function index)",
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.set_defaults(func=cmd_dump)
 
@@ -190,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

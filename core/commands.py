@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import signal
-from typing import Dict, List, Optional, Tuple
 
 from . import gcheap
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
@@ -68,17 +67,16 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}")
 
 
-def to_json(doc: Dict) -> str:
+def to_json(doc: dict) -> str:
     """One JSON document, one top-level key a line.
 
     Scripts parse it; people page through it. Indenting every level makes
     json fall back to its pure-Python encoder (5x slower on a 10,000-frame bt).
     """
-    return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) \
-        + "\n}"
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) + "\n}"
 
 
-_HELP: Dict[str, str] = {}
+_HELP: dict[str, str] = {}
 
 
 def subcommand_help(name: str) -> str:
@@ -92,58 +90,98 @@ def subcommand_help(name: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="stackmap", description="Show live GC references in WebAssembly frames "
-                                            "of a Wasmtime process, from its stack maps.")
+    p = _Parser(
+        prog="stackmap",
+        description="Show live GC references in WebAssembly frames "
+        "of a Wasmtime process, from its stack maps.",
+    )
     sub = p.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser)
 
-    s = sub.add_parser("frame", help=SUBCOMMANDS["frame"],
-                       description="Stack map and live GC-reference slots of the selected "
-                                   "wasm frame, or of frame N as numbered by 'stackmap bt'.")
+    s = sub.add_parser(
+        "frame",
+        help=SUBCOMMANDS["frame"],
+        description="Stack map and live GC-reference slots of the selected "
+        "wasm frame, or of frame N as numbered by 'stackmap bt'.",
+    )
     s.add_argument("level", nargs="?", type=_int, help="frame number from 'stackmap bt'")
-    s.add_argument("-x", "--dump", action="store_true",
-                   help="hexdump SP..FP with the live slots highlighted")
+    s.add_argument(
+        "-x", "--dump", action="store_true", help="hexdump SP..FP with the live slots highlighted"
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument("--max-depth", type=_int, default=None,
-                   help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})")
+    s.add_argument(
+        "--max-depth",
+        type=_int,
+        default=None,
+        help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
+    )
 
-    s = sub.add_parser("bt", help=SUBCOMMANDS["bt"],
-                       description="One line per wasm frame with its live GC references; "
-                                   "host code between activations is shown as one line.")
+    s = sub.add_parser(
+        "bt",
+        help=SUBCOMMANDS["bt"],
+        description="One line per wasm frame with its live GC references; "
+        "host code between activations is shown as one line.",
+    )
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
     s.add_argument("-n", type=_int, default=None, metavar="N", help="only the N innermost frames")
     s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument("--no-scan", action="store_true",
-                   help="do not scan the stack for activations the debugger cannot unwind to")
-    s.add_argument("--suspicious", action="store_true",
-                   help="HEURISTIC: also list words in each frame that point at a GC object "
-                        "but are not in its stack map (a missing root, or a dead copy)")
-    s.add_argument("--max-depth", type=_int, default=None,
-                   help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})")
+    s.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="do not scan the stack for activations the debugger cannot unwind to",
+    )
+    s.add_argument(
+        "--suspicious",
+        action="store_true",
+        help="HEURISTIC: also list words in each frame that point at a GC object "
+        "but are not in its stack map (a missing root, or a dead copy)",
+    )
+    s.add_argument(
+        "--max-depth",
+        type=_int,
+        default=None,
+        help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
+    )
 
-    s = sub.add_parser("images", help=SUBCOMMANDS["images"],
-                       description="Wasmtime images mapped in the inferior (from its memory "
-                                   "map, a scan back from each thread's pc, and 'stackmap load').")
+    s = sub.add_parser(
+        "images",
+        help=SUBCOMMANDS["images"],
+        description="Wasmtime images mapped in the inferior (from its memory "
+        "map, a scan back from each thread's pc, and 'stackmap load').",
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
 
-    s = sub.add_parser("load", help=SUBCOMMANDS["load"],
-                       description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
-                                   "files whose image memory was not dumped and remote targets.")
+    s = sub.add_parser(
+        "load",
+        help=SUBCOMMANDS["load"],
+        description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
+        "files whose image memory was not dumped and remote targets.",
+    )
     s.add_argument("file")
     s.add_argument("address", type=_int)
 
-    s = sub.add_parser("report", help=SUBCOMMANDS["report"],
-                       description="Everything for a crash triage in one document: the stop "
-                                   "signal and faulting pc, the trap code (.wasmtime.traps) and "
-                                   "wasm bytecode offset (.wasmtime.addrmap) when the pc is a "
-                                   "trap site, the images, and every thread's wasm frames.")
+    s = sub.add_parser(
+        "report",
+        help=SUBCOMMANDS["report"],
+        description="Everything for a crash triage in one document: the stop "
+        "signal and faulting pc, the trap code (.wasmtime.traps) and "
+        "wasm bytecode offset (.wasmtime.addrmap) when the pc is a "
+        "trap site, the images, and every thread's wasm frames.",
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
 
     for name in ("snapshot", "diff"):
-        s = sub.add_parser(name, help=SUBCOMMANDS[name], description=SUBCOMMANDS[name] + (
-            ". Frames are matched by thread, frame pointer and pc; a root whose value changed "
-            "is what a moving collector must have updated." if name == "diff" else
-            ". Kept for this debugger session under NAME, or written to FILE as JSON."))
+        s = sub.add_parser(
+            name,
+            help=SUBCOMMANDS[name],
+            description=SUBCOMMANDS[name]
+            + (
+                ". Frames are matched by thread, frame pointer and pc; a root whose value changed "
+                "is what a moving collector must have updated."
+                if name == "diff"
+                else ". Kept for this debugger session under NAME, or written to FILE as JSON."
+            ),
+        )
         s.add_argument("--name", default="default", help="snapshot name (default: default)")
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
@@ -156,11 +194,11 @@ class Session:
 
     def __init__(self):
         self.registry = ImageRegistry()
-        self._identity: Optional[Tuple] = None
+        self._identity: tuple | None = None
         self._regions_seen: set = set()
         self.max_depth = DEFAULT_MAX_DEPTH
-        self.last_stats: Dict[str, int] = {}
-        self.snapshots: Dict[str, Dict] = {}
+        self.last_stats: dict[str, int] = {}
+        self.snapshots: dict[str, dict] = {}
 
     # -- inferior tracking ----------------------------------------------------
     def invalidate(self) -> None:
@@ -195,13 +233,13 @@ class Session:
             fresh = [r for r in regions if r not in self._regions_seen]
             discover_from_regions(target, fresh, self.registry)
             self._regions_seen.update(fresh)
-        for t in (threads if threads is not None else target.threads()):
+        for t in threads if threads is not None else target.threads():
             if self.registry.image_at(t.pc) is None:
                 discover_from_pc(target, t.pc, self.registry)
         return regions
 
     # -- commands -------------------------------------------------------------
-    def run(self, argv, target_factory=None, style: Optional[Style] = None) -> str:
+    def run(self, argv, target_factory=None, style: Style | None = None) -> str:
         """Run one `stackmap` command. `target_factory()` gives the Target (or raises)."""
         if isinstance(argv, str):
             argv = shlex.split(argv)
@@ -236,8 +274,10 @@ class Session:
         img.text_range  # fail now, not at the first lookup
         self.registry.add(img)
         off, size = img.text_range
-        return (f"loaded {args.file} at {args.address:#x} (.text {args.address + off:#x}.."
-                f"{args.address + off + size:#x}, {img.arch}, Wasmtime {img.engine.version})")
+        return (
+            f"loaded {args.file} at {args.address:#x} (.text {args.address + off:#x}.."
+            f"{args.address + off + size:#x}, {img.arch}, Wasmtime {img.engine.version})"
+        )
 
     def cmd_images(self, args, target: Target) -> str:
         self.discover(target)
@@ -246,18 +286,24 @@ class Session:
             problems = [{"base": b, "error": e} for b, e in sorted(self.registry.problems.items())]
             return to_json({"schema": 1, "images": recs, "problems": problems})
         if not recs and not self.registry.problems:
-            raise StackMapsError("no Wasmtime images found in this process "
-                                 "(not a Wasmtime process, or no module loaded yet)")
-        lines = [f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
-                 f"{'funcs':>6} {'maps':>6}  path"]
+            raise StackMapsError(
+                "no Wasmtime images found in this process "
+                "(not a Wasmtime process, or no module loaded yet)"
+            )
+        lines = [
+            f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
+            f"{'funcs':>6} {'maps':>6}  path"
+        ]
         for r in recs:
             if r["error"]:
                 lines.append(f"{r['base']:#18x} {r['size']:#10x}  error: {r['error']}")
                 continue
-            lines.append(f"{r['base']:#18x} {r['size']:#10x}  {r['kind']:9} "
-                         f"{(r['target'] or r['arch']):28} {r['wasmtime_version']:>5} "
-                         f"{r['functions']:>6} {r['stackmap_entries']:>6}  "
-                         f"{r['path'] or '[anon]'}")
+            lines.append(
+                f"{r['base']:#18x} {r['size']:#10x}  {r['kind']:9} "
+                f"{(r['target'] or r['arch']):28} {r['wasmtime_version']:>5} "
+                f"{r['functions']:>6} {r['stackmap_entries']:>6}  "
+                f"{r['path'] or '[anon]'}"
+            )
         for base, err in sorted(self.registry.problems.items()):
             lines.append(f"{base:#18x} {'':>10}  unusable: {err}")
         return "\n".join(lines)
@@ -269,23 +315,31 @@ class Session:
         regions = self.discover(target, threads)
         if not len(self.registry):
             problems = "; ".join(self.registry.problems.values())
-            raise StackMapsError("no Wasmtime images found in this process" +
-                                 (f": {problems}" if problems else
-                                  " (not a Wasmtime process, or no module loaded yet)"))
+            raise StackMapsError(
+                "no Wasmtime images found in this process"
+                + (
+                    f": {problems}"
+                    if problems
+                    else " (not a Wasmtime process, or no module loaded yet)"
+                )
+            )
         mem = MemoryCache(target)
         out = []
         for t in threads:
             if thread_nums is not None and t.num not in thread_nums:
                 continue
-            acts = thread_activations(target, self.registry, mem, t, regions, scan=scan,
-                                      max_depth=max_depth)
+            acts = thread_activations(
+                target, self.registry, mem, t, regions, scan=scan, max_depth=max_depth
+            )
             out.append((t, acts))
         self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
-        self.last_stats = {"memory_reads": mem.reads,
-                           "frames": sum(len(a.frames) for _, acts in out for a in acts)}
+        self.last_stats = {
+            "memory_reads": mem.reads,
+            "frames": sum(len(a.frames) for _, acts in out for a in acts),
+        }
         return out, mem
 
-    def _doc(self, collected, limit=None) -> Dict:
+    def _doc(self, collected, limit=None) -> dict:
         threads = []
         for t, acts in collected:
             rec = thread_record(t.num, acts, {"name": t.name, "tid": t.tid})
@@ -297,8 +351,9 @@ class Session:
     def cmd_bt(self, args, target: Target, style: Style) -> str:
         sel = target.selected_thread()
         nums = None if args.all_threads else {sel}
-        collected, mem = self._collect(target, nums, not args.no_scan,
-                                       args.max_depth or self.max_depth)
+        collected, mem = self._collect(
+            target, nums, not args.no_scan, args.max_depth or self.max_depth
+        )
         doc = self._doc(collected, args.n)
         if args.suspicious:
             found = find_suspicious(mem, collected, self.heap)
@@ -315,30 +370,38 @@ class Session:
 
     def cmd_frame(self, args, target: Target, style: Style) -> str:
         sel_thread = target.selected_thread()
-        collected, mem = self._collect(target, {sel_thread}, True,
-                                       args.max_depth or self.max_depth)
+        collected, mem = self._collect(target, {sel_thread}, True, args.max_depth or self.max_depth)
         frames = [f for _, acts in collected for a in acts for f in a.frames]
         if args.level is not None:
             match = [f for f in frames if f.level == args.level]
             if not match:
-                raise StackMapsError(f"no wasm frame #{args.level} in thread {sel_thread} "
-                                     f"(it has {len(frames)}; see 'stackmap bt')")
+                raise StackMapsError(
+                    f"no wasm frame #{args.level} in thread {sel_thread} "
+                    f"(it has {len(frames)}; see 'stackmap bt')"
+                )
             frame = match[0]
         else:
             sel = target.selected_frame()
             frame = None
             if sel is not None:
-                frame = next((f for f in frames if f.pc == sel.pc and
-                              (sel.fp is None or f.fp == sel.fp)), None)
+                frame = next(
+                    (f for f in frames if f.pc == sel.pc and (sel.fp is None or f.fp == sel.fp)),
+                    None,
+                )
                 if frame is None:
                     frame = next((f for f in frames if f.pc == sel.pc), None)
             if frame is None:
                 where = f"pc {sel.pc:#x}" if sel is not None else "the selected frame"
                 img = self.registry.image_at(sel.pc) if sel is not None else None
-                why = ("not wasm code" if img is None else
-                       "in wasm code but not on this thread's frame-pointer chain")
-                raise StackMapsError(f"{where}: {why}; 'stackmap bt' lists the wasm frames, "
-                                     f"'stackmap frame N' picks one")
+                why = (
+                    "not wasm code"
+                    if img is None
+                    else "in wasm code but not on this thread's frame-pointer chain"
+                )
+                raise StackMapsError(
+                    f"{where}: {why}; 'stackmap bt' lists the wasm frames, "
+                    f"'stackmap frame N' picks one"
+                )
         rec = frame_record(frame)
         rec["thread"] = frame.thread
         self.heap.apply_frame(rec)
@@ -349,15 +412,15 @@ class Session:
             sp = frame.sp
             try:
                 data = mem.read(sp, frame.entry.frame_size + 16)
-                lines.append(f"  SP..FP+16 ({frame.entry.frame_size} bytes + saved FP, "
-                             f"return address):")
+                lines.append(
+                    f"  SP..FP+16 ({frame.entry.frame_size} bytes + saved FP, return address):"
+                )
                 lines.extend(hexdump_lines(sp, data, frame.entry.offsets, style, sp))
             except StackMapsError as e:
                 lines.append(f"  cannot dump the frame: {e}")
         elif args.dump:
             lines.append("  (no stack map at this pc: no frame size, nothing to dump)")
         return "\n".join(lines)
-
 
     # -- crash report -----------------------------------------------------------
     def cmd_report(self, args, target: Target, style: Style) -> str:
@@ -375,7 +438,7 @@ class Session:
             return to_json(doc)
         return "\n".join(report_lines(doc, style))
 
-    def _trap_info(self, stop: Optional[Dict], collected) -> Optional[Dict]:
+    def _trap_info(self, stop: dict | None, collected) -> dict | None:
         """Trap code and wasm offset when the stopped thread's pc is in wasm code."""
         if not stop or stop.get("pc") is None:
             return None
@@ -384,8 +447,15 @@ class Session:
             return None
         off = img.text_offset(stop["pc"])
         func = img.function_at(off)
-        info = {"pc": stop["pc"], "text_offset": off, "function": func.name if func else None,
-                "code": None, "name": None, "wasm_offset": None, "note": None}
+        info = {
+            "pc": stop["pc"],
+            "text_offset": off,
+            "function": func.name if func else None,
+            "code": None,
+            "name": None,
+            "wasm_offset": None,
+            "note": None,
+        }
         try:
             traps = img.section_data(".wasmtime.traps")
             hit = lookup_trap(traps, off, img.engine.major) if traps else None
@@ -401,7 +471,7 @@ class Session:
         return info
 
     # -- snapshots ----------------------------------------------------------------
-    def _roots(self, target: Target) -> Dict:
+    def _roots(self, target: Target) -> dict:
         collected, _ = self._collect(target, None, True, self.max_depth)
         frames = []
         for t, acts in collected:
@@ -409,10 +479,19 @@ class Session:
                 for f in a.frames:
                     if f.entry is None:
                         continue
-                    frames.append({"thread": t.num, "level": f.level, "pc": f.pc, "fp": f.fp,
-                                   "function": f.function_name,
-                                   "slots": [{"offset": s.offset, "address": s.address,
-                                              "raw": s.raw} for s in f.slots]})
+                    frames.append(
+                        {
+                            "thread": t.num,
+                            "level": f.level,
+                            "pc": f.pc,
+                            "fp": f.fp,
+                            "function": f.function_name,
+                            "slots": [
+                                {"offset": s.offset, "address": s.address, "raw": s.raw}
+                                for s in f.slots
+                            ],
+                        }
+                    )
         return {"schema": 1, "kind": "stackmap-snapshot", "frames": frames}
 
     def cmd_snapshot(self, args, target: Target) -> str:
@@ -438,16 +517,18 @@ class Session:
         elif args.name in self.snapshots:
             old = self.snapshots[args.name]
         else:
-            raise StackMapsError(f"no snapshot named {args.name!r}: run 'stackmap snapshot' "
-                                 f"at an earlier stop")
+            raise StackMapsError(
+                f"no snapshot named {args.name!r}: run 'stackmap snapshot' at an earlier stop"
+            )
         result = diff_roots(old, self._roots(target))
         if args.json:
             return to_json({"schema": 1, **result})
         return "\n".join(diff_lines(result))
 
 
-def diff_roots(old: Dict, new: Dict) -> Dict:
+def diff_roots(old: dict, new: dict) -> dict:
     """Match frames by (thread, fp, pc) and slots by offset; classify each root."""
+
     def key(f):
         return (f.get("thread"), f.get("fp"), f.get("pc"))
 
@@ -459,8 +540,9 @@ def diff_roots(old: Dict, new: Dict) -> Dict:
         o = before.get(k)
         if o is None:
             continue
-        old_slots = {s.get("offset"): s.get("raw") for s in o.get("slots", [])
-                     if isinstance(s, dict)}
+        old_slots = {
+            s.get("offset"): s.get("raw") for s in o.get("slots", []) if isinstance(s, dict)
+        }
         slots = []
         for s in f["slots"]:
             if s["offset"] not in old_slots:
@@ -470,27 +552,51 @@ def diff_roots(old: Dict, new: Dict) -> Dict:
             else:
                 state = "unchanged"
             counts[state] += 1
-            slots.append({"offset": s["offset"], "address": s["address"],
-                          "old": old_slots.get(s["offset"]), "new": s["raw"], "state": state})
+            slots.append(
+                {
+                    "offset": s["offset"],
+                    "address": s["address"],
+                    "old": old_slots.get(s["offset"]),
+                    "new": s["raw"],
+                    "state": state,
+                }
+            )
         for off in set(old_slots) - {s["offset"] for s in f["slots"]}:
             counts["removed"] += 1
-            slots.append({"offset": off, "address": None, "old": old_slots[off], "new": None,
-                          "state": "removed"})
-        frames.append({"thread": f["thread"], "level": f["level"], "pc": f["pc"],
-                       "fp": f["fp"], "function": f["function"], "slots": slots})
-    return {"frames": frames, "counts": counts,
-            "frames_gone": [{"thread": k[0], "fp": k[1], "pc": k[2]}
-                            for k in before if k not in after],
-            "frames_new": [{"thread": k[0], "fp": k[1], "pc": k[2]}
-                           for k in after if k not in before]}
+            slots.append(
+                {
+                    "offset": off,
+                    "address": None,
+                    "old": old_slots[off],
+                    "new": None,
+                    "state": "removed",
+                }
+            )
+        frames.append(
+            {
+                "thread": f["thread"],
+                "level": f["level"],
+                "pc": f["pc"],
+                "fp": f["fp"],
+                "function": f["function"],
+                "slots": slots,
+            }
+        )
+    return {
+        "frames": frames,
+        "counts": counts,
+        "frames_gone": [{"thread": k[0], "fp": k[1], "pc": k[2]} for k in before if k not in after],
+        "frames_new": [{"thread": k[0], "fp": k[1], "pc": k[2]} for k in after if k not in before],
+    }
 
 
-def diff_lines(result: Dict) -> List[str]:
+def diff_lines(result: dict) -> list[str]:
     c = result["counts"]
-    out = [f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
-           + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"]
-              else "")
-           + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"]
+    out = [
+        f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
+        + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"] else "")
+        + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"
+    ]
     for f in result["frames"]:
         out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
         for s in f["slots"]:
@@ -500,7 +606,7 @@ def diff_lines(result: Dict) -> List[str]:
     return out
 
 
-def report_lines(doc: Dict, style: Style) -> List[str]:
+def report_lines(doc: dict, style: Style) -> list[str]:
     out = []
     proc = doc.get("process") or {}
     out.append("process: " + ", ".join(f"{k}={v}" for k, v in proc.items() if v is not None))
@@ -508,23 +614,29 @@ def report_lines(doc: Dict, style: Style) -> List[str]:
     if stop:
         sig = stop.get("signal_name") or stop.get("signal")
         pc = stop.get("pc")
-        out.append(f"stop: thread {stop.get('thread')}"
-                   + (f", signal {sig}" if sig else "") + (f" at pc {pc:#x}" if pc else ""))
+        out.append(
+            f"stop: thread {stop.get('thread')}"
+            + (f", signal {sig}" if sig else "")
+            + (f" at pc {pc:#x}" if pc else "")
+        )
     trap = doc.get("trap")
     if trap:
         what = trap["name"] or "no trap code"
-        out.append(f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
-                   + (f", wasm offset {trap['wasm_offset']:#x}"
-                      if trap["wasm_offset"] is not None else "")
-                   + (f" ({trap['note']})" if trap.get("note") else ""))
+        out.append(
+            f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
+            + (f", wasm offset {trap['wasm_offset']:#x}" if trap["wasm_offset"] is not None else "")
+            + (f" ({trap['note']})" if trap.get("note") else "")
+        )
     for img in doc.get("images", []):
-        out.append(f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
-                   f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}")
+        out.append(
+            f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
+            f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}"
+        )
     out.extend(bt_lines(doc, style))
     return out
 
 
-def signal_name(signo: int) -> Optional[str]:
+def signal_name(signo: int) -> str | None:
     """Linux signal name (the numbers are the same on every architecture we walk)."""
     try:
         return signal.Signals(signo).name

@@ -2,7 +2,7 @@
 
 import bisect
 import os
-from typing import Dict, Iterable, List, Optional, Tuple
+from collections.abc import Iterable
 
 from .errors import NotAnImage, ReadError, StackMapsError
 from .image import WasmtimeImage, parse_elf_header
@@ -23,10 +23,10 @@ class ImageRegistry:
     """
 
     def __init__(self):
-        self.images: Dict[int, WasmtimeImage] = {}
-        self.problems: Dict[int, str] = {}  # base -> why an image there could not be used
-        self._starts: List[int] = []
-        self._ranges: List[Tuple[int, int, WasmtimeImage]] = []
+        self.images: dict[int, WasmtimeImage] = {}
+        self.problems: dict[int, str] = {}  # base -> why an image there could not be used
+        self._starts: list[int] = []
+        self._ranges: list[tuple[int, int, WasmtimeImage]] = []
         self.lo = self.hi = 0
 
     def add(self, image: WasmtimeImage) -> WasmtimeImage:
@@ -65,7 +65,7 @@ class ImageRegistry:
         self.lo = ranges[0][0] if ranges else 0
         self.hi = max((r[1] for r in ranges), default=0)
 
-    def image_at(self, address: int) -> Optional[WasmtimeImage]:
+    def image_at(self, address: int) -> WasmtimeImage | None:
         """The image whose .text contains `address`, or None."""
         if not self.lo <= address < self.hi:
             return None
@@ -81,7 +81,7 @@ class ImageRegistry:
         return iter(sorted(self.images.values(), key=lambda i: i.base))
 
 
-def probe_image(target: Target, base: int, path: Optional[str] = None) -> Optional[WasmtimeImage]:
+def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeImage | None:
     """The Wasmtime image whose ELF header is at `base`, or None if there is none.
 
     The image is read through target memory. When the header is readable but the
@@ -96,8 +96,9 @@ def probe_image(target: Target, base: int, path: Optional[str] = None) -> Option
         hdr = parse_elf_header(head, f"image at {base:#x}")
     except NotAnImage:
         return None
-    src = MemorySource(target.read_memory, base, hdr.image_size,
-                       name=path or f"[anon image at {base:#x}]")
+    src = MemorySource(
+        target.read_memory, base, hdr.image_size, name=path or f"[anon image at {base:#x}]"
+    )
     img = WasmtimeImage(src, base=base, path=path)
     try:
         img.sections  # reads the section header table at the end of the image
@@ -108,12 +109,15 @@ def probe_image(target: Target, base: int, path: Optional[str] = None) -> Option
             fimg = WasmtimeImage(FileSource(path), base=base, path=path)
             if fimg.header == hdr:
                 return fimg
-        raise ReadError(f"image at {base:#x}{' (' + path + ')' if path else ''}: header is "
-                        f"readable but its sections are not ({e}); use 'stackmap load FILE ADDR'")
+        raise ReadError(
+            f"image at {base:#x}{' (' + path + ')' if path else ''}: header is "
+            f"readable but its sections are not ({e}); use 'stackmap load FILE ADDR'"
+        )
 
 
-def discover_from_regions(target: Target, regions: Iterable[Region],
-                          registry: ImageRegistry) -> None:
+def discover_from_regions(
+    target: Target, regions: Iterable[Region], registry: ImageRegistry
+) -> None:
     """Probe the start of every readable mapping for a Wasmtime ELF header.
 
     Images mapped back to back (many small modules compiled in one process)
@@ -140,8 +144,9 @@ def discover_from_regions(target: Target, regions: Iterable[Region],
             _probe_following(target, img, registry, starts)
 
 
-def _probe_following(target: Target, img: WasmtimeImage, registry: ImageRegistry,
-                     region_starts=frozenset()) -> None:
+def _probe_following(
+    target: Target, img: WasmtimeImage, registry: ImageRegistry, region_starts=frozenset()
+) -> None:
     """Add the images that start on the page right after `img`, one after another
     (inside a merged mapping: a page in `region_starts` is probed with its mapping)."""
     while True:
@@ -158,8 +163,9 @@ def _probe_following(target: Target, img: WasmtimeImage, registry: ImageRegistry
         registry.add(img)
 
 
-def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,
-                     limit: int = MAX_SCAN_BACK) -> Optional[WasmtimeImage]:
+def discover_from_pc(
+    target: Target, pc: int, registry: ImageRegistry, limit: int = MAX_SCAN_BACK
+) -> WasmtimeImage | None:
     """Scan back page by page from `pc` to an image header whose .text contains pc.
 
     Memory is read in large blocks (one debugger read per 256 KiB); the scan
@@ -186,7 +192,7 @@ def discover_from_pc(target: Target, pc: int, registry: ImageRegistry,
             data = None
         for base in range(block_end - PAGE, block_start - 1, -PAGE):
             if data is not None:
-                head = data[base - block_start:base - block_start + 8]
+                head = data[base - block_start : base - block_start + 8]
             else:
                 try:
                     head = target.read_memory(base, 8)

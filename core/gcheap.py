@@ -62,7 +62,8 @@ cached between commands.
 """
 
 import struct
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from .errors import ReadError, StackMapsError
 from .target import MemoryCache, Region, Target
@@ -74,12 +75,12 @@ class Layout(NamedTuple):
     heap_in: str  # "store": gc_heap in the VMStoreContext; "vmctx": in the VMContext (32)
     heap_offset: int  # offset of gc_heap.base (current_length follows at +8)
     kind_mask: int
-    collectors: Tuple[str, ...]  # the default first
+    collectors: tuple[str, ...]  # the default first
     drc_header: int  # DRC header size (its object_size is the last u32 of it, 35+)
 
 
 # Key: first Wasmtime major version the row applies to (until the next key).
-LAYOUTS: Dict[int, Layout] = {
+LAYOUTS: dict[int, Layout] = {
     32: Layout("vmctx", 40, 0xF8000000, ("drc", "null"), 16),
     33: Layout("store", 24, 0xF8000000, ("drc", "null"), 16),
     35: Layout("store", 24, 0xF8000000, ("drc", "null"), 24),
@@ -113,7 +114,7 @@ THREAD_SCAN = 256 * 1024
 MAX_PROBES = 2048
 
 
-def layout_for(major: Optional[int]) -> Tuple[Optional[Layout], Optional[int]]:
+def layout_for(major: int | None) -> tuple[Layout | None, int | None]:
     """(row, its key) for a Wasmtime major version, or (None, None) when not covered."""
     if major is None:
         return None, None
@@ -141,20 +142,20 @@ class HeapReport:
     """What `annotate` found, keyed so it can be applied to report records."""
 
     def __init__(self):
-        self.objects: Dict[Tuple[int, int, int], Dict] = {}  # (thread, level, offset) -> object
-        self.frame_notes: Dict[Tuple[int, int], str] = {}  # (thread, level) -> note
-        self.activations: Dict[Tuple[int, int], Dict] = {}  # (thread, activation) -> heap rec
-        self.heaps: Dict[Tuple[int, int], Heap] = {}  # (thread, activation) -> located heap
-        self.finder: Optional["_Finder"] = None
+        self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
+        self.frame_notes: dict[tuple[int, int], str] = {}  # (thread, level) -> note
+        self.activations: dict[tuple[int, int], dict] = {}  # (thread, activation) -> heap rec
+        self.heaps: dict[tuple[int, int], Heap] = {}  # (thread, activation) -> located heap
+        self.finder: _Finder | None = None
 
-    def heap_for(self, thread: int, activation: int) -> Optional[Heap]:
+    def heap_for(self, thread: int, activation: int) -> Heap | None:
         """The activation's heap, else any heap located in the process (one store, one heap)."""
         h = self.heaps.get((thread, activation))
         if h is None and self.finder is not None and self.finder.known:
             h = self.finder.known[0]
         return h
 
-    def is_object(self, heap: Heap, r: int) -> Optional[str]:
+    def is_object(self, heap: Heap, r: int) -> str | None:
         """The kind of the GC object at heap index r, or None if r does not point at one."""
         if r == 0 or r % 8 or r + 8 > heap.length or self.finder is None:
             return None
@@ -166,7 +167,7 @@ class HeapReport:
         ty = self.finder.u32(head, 4)
         return kind if kind and (ty == NO_TYPE or ty < 1 << 24) else None
 
-    def apply(self, doc: Dict) -> Dict:
+    def apply(self, doc: dict) -> dict:
         """Add `object`, `heap_note` and activation `heap` keys to a report document."""
         for th in doc.get("threads", []):
             num = th.get("thread")
@@ -178,7 +179,7 @@ class HeapReport:
                     act["heap"] = rec
         return doc
 
-    def apply_frame(self, fr: Dict, thread: Optional[int] = None) -> Dict:
+    def apply_frame(self, fr: dict, thread: int | None = None) -> dict:
         num = fr.get("thread") if thread is None else thread
         level = fr.get("level")
         for s in fr.get("slots", []):
@@ -195,16 +196,17 @@ class HeapReport:
 
 
 class _Finder:
-    def __init__(self, target: Target, mem: MemoryCache, regions: Optional[List[Region]]):
+    def __init__(self, target: Target, mem: MemoryCache, regions: list[Region] | None):
         self.target = target
         self.mem = mem
         self.regions = sorted(regions or [], key=lambda r: r.start) or None
         self.e = "<" if target.little_endian else ">"
-        self.magics = {m if target.little_endian else m[::-1]: off
-                       for m, off in VMCTX_STORE_OFFSET.items()}
-        self.known: List[Heap] = []  # heaps located so far (one per store), tried first
-        self.probed: Dict[Tuple[int, int], Optional[Tuple]] = {}
-        self._objects: Dict[int, bytes] = {}
+        self.magics = {
+            m if target.little_endian else m[::-1]: off for m, off in VMCTX_STORE_OFFSET.items()
+        }
+        self.known: list[Heap] = []  # heaps located so far (one per store), tried first
+        self.probed: dict[tuple[int, int], tuple | None] = {}
+        self._objects: dict[int, bytes] = {}
         self._u32 = struct.Struct(self.e + "I").unpack_from
         self._u64 = struct.Struct(self.e + "Q").unpack_from
 
@@ -213,8 +215,7 @@ class _Finder:
         addr = base + r
         data = self._objects.get(addr)
         if data is None:
-            data = self._objects[addr] = self.mem.read(addr, max(0, min(OBJECT_READ,
-                                                                          length - r)))
+            data = self._objects[addr] = self.mem.read(addr, max(0, min(OBJECT_READ, length - r)))
         return data
 
     def u32(self, b: bytes, off: int) -> int:
@@ -235,7 +236,7 @@ class _Finder:
                 return False
         return False
 
-    def read_words(self, lo: int, hi: int) -> Iterator[Tuple[int, int]]:
+    def read_words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(address, value) of the readable 8-aligned words in [lo, hi), lazily by page."""
         lo -= lo % 8
         pos = lo
@@ -248,7 +249,7 @@ class _Finder:
                 pos += n
                 continue
             cnt = len(data) // 8
-            for i, v in enumerate(struct.unpack(self.e + f"{cnt}Q", data[:cnt * 8])):
+            for i, v in enumerate(struct.unpack(self.e + f"{cnt}Q", data[: cnt * 8])):
                 yield pos + 8 * i, v
             pos += n
 
@@ -278,10 +279,10 @@ class _Finder:
 class _Check(NamedTuple):
     ok: bool
     valid: int  # refs explained
-    why: Optional[str]
+    why: str | None
 
 
-def _check_heap(f: _Finder, base: int, length: int, refs: List[int], layout: Layout) -> _Check:
+def _check_heap(f: _Finder, base: int, length: int, refs: list[int], layout: Layout) -> _Check:
     if base == 1 and length == 0:
         return _Check(False, 0, "the store has not allocated its GC heap yet (base 1, length 0)")
     if base % 8 or not 0 < length < MAX_HEAP or base + length >= 1 << 64:
@@ -304,17 +305,22 @@ def _check_heap(f: _Finder, base: int, length: int, refs: List[int], layout: Lay
     return _Check(valid == len(refs), valid, why)
 
 
-def _activation_range(thread, act, first: bool) -> Tuple[int, int]:
+def _activation_range(thread, act, first: bool) -> tuple[int, int]:
     fps = [fr.fp for fr in act.frames]
     lo = min(fps) - FRAME_SLACK_BELOW
-    if first and thread.sp is not None and thread.sp <= min(fps) and \
-            min(fps) - thread.sp <= 1 << 20:
+    if (
+        first
+        and thread.sp is not None
+        and thread.sp <= min(fps)
+        and min(fps) - thread.sp <= 1 << 20
+    ):
         lo = min(lo, thread.sp)
     return lo, max(fps) + FRAME_SLACK_ABOVE
 
 
-def _locate(f: _Finder, thread, act, first: bool, refs: List[int], layout: Layout,
-            major: int) -> Tuple[Optional[Heap], str]:
+def _locate(
+    f: _Finder, thread, act, first: bool, refs: list[int], layout: Layout, major: int
+) -> tuple[Heap | None, str]:
     # Stores already located for other activations first (one store, one heap).
     for h in f.known:
         if h.layout is layout:
@@ -350,20 +356,25 @@ def _locate(f: _Finder, thread, act, first: bool, refs: List[int], layout: Layou
             if best is None or chk.valid > best[0]:
                 best = (chk.valid, chk.why, vmctx, store, base, length)
     if not found_magic:
-        return None, (f"no VMContext (magic 'core'/'comp' leading to a store context) "
-                      f"found in the stack {lo:#x}..{hi:#x} or the thread's stack")
+        return None, (
+            f"no VMContext (magic 'core'/'comp' leading to a store context) "
+            f"found in the stack {lo:#x}..{hi:#x} or the thread's stack"
+        )
     valid, why, vmctx, store, base, length = best
-    return None, (f"{found_magic} VMContext candidate{'s' * (found_magic != 1)}, none whose "
-                  f"GC heap holds every live ref (best: vmctx {vmctx:#x}, store context "
-                  f"{store:#x}, heap {base:#x}+{length:#x}, {valid} of {len(refs)} refs "
-                  f"valid: {why})")
+    return None, (
+        f"{found_magic} VMContext candidate{'s' * (found_magic != 1)}, none whose "
+        f"GC heap holds every live ref (best: vmctx {vmctx:#x}, store context "
+        f"{store:#x}, heap {base:#x}+{length:#x}, {valid} of {len(refs)} refs "
+        f"valid: {why})"
+    )
 
 
 # -- decoding objects ---------------------------------------------------------------------
 
 
-def _sizes(f: _Finder, collector: str, r: int, head: bytes, length: int,
-           layout: Layout) -> Tuple[Optional[int], int, Optional[str]]:
+def _sizes(
+    f: _Finder, collector: str, r: int, head: bytes, length: int, layout: Layout
+) -> tuple[int | None, int, str | None]:
     """(object size or None, header size, why the size is not sane)."""
     kind = f.u32(head, 0)
     low = kind & ~layout.kind_mask & 0xFFFFFFFF
@@ -381,12 +392,12 @@ def _sizes(f: _Finder, collector: str, r: int, head: bytes, length: int,
     return size, hs, None
 
 
-def _choose_collector(f: _Finder, heap: Heap, heads: Dict[int, bytes]) -> Optional[str]:
+def _choose_collector(f: _Finder, heap: Heap, heads: dict[int, bytes]) -> str | None:
     """The first of the version's collectors (default first) that gives every object a
     sane size, and one size to all structs of one type (a struct's size is its type's)."""
     lay = heap.layout
     for c in lay.collectors:
-        by_type: Dict[int, set] = {}
+        by_type: dict[int, set] = {}
         ok = True
         for r, h in heads.items():
             size = _sizes(f, c, r, h, heap.length, lay)[0]
@@ -400,11 +411,18 @@ def _choose_collector(f: _Finder, heap: Heap, heads: Dict[int, bytes]) -> Option
     return None
 
 
-def decode_object(f: _Finder, heap: Heap, r: int, collector: Optional[str]) -> Dict:
+def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> dict:
     lay = heap.layout
     addr = heap.base + r
-    obj: Dict = {"kind": "unknown", "type_index": None, "size": None, "length": None,
-                 "header": None, "address": addr, "collector": collector}
+    obj: dict = {
+        "kind": "unknown",
+        "type_index": None,
+        "size": None,
+        "length": None,
+        "header": None,
+        "address": addr,
+        "collector": collector,
+    }
     try:
         head = f.object_bytes(heap.base, r, heap.length)
     except ReadError as e:
@@ -431,19 +449,20 @@ def decode_object(f: _Finder, heap: Heap, r: int, collector: Optional[str]) -> D
     if obj["kind"] == "arrayref" and size >= hs + 4:
         obj["length"] = f.u32(head, hs)
         body = hs + 4
-    obj["payload"] = head[body:min(size, body + PAYLOAD_BYTES)].hex()
+    obj["payload"] = head[body : min(size, body + PAYLOAD_BYTES)].hex()
     return obj
 
 
 # -- the entry point ----------------------------------------------------------------------
 
 
-def _heap_refs(act) -> List[Tuple[object, object]]:
-    return [(fr, s) for fr in act.frames for s in fr.slots
-            if s.ref is not None and s.ref.kind == "heap"]
+def _heap_refs(act) -> list[tuple[object, object]]:
+    return [
+        (fr, s) for fr in act.frames for s in fr.slots if s.ref is not None and s.ref.kind == "heap"
+    ]
 
 
-def _major(act) -> Optional[int]:
+def _major(act) -> int | None:
     for fr in act.frames:
         try:
             m = fr.image.engine.major
@@ -454,8 +473,9 @@ def _major(act) -> Optional[int]:
     return None
 
 
-def annotate(target: Target, mem: MemoryCache, collected: Iterable,
-             regions: Optional[List[Region]] = None) -> HeapReport:
+def annotate(
+    target: Target, mem: MemoryCache, collected: Iterable, regions: list[Region] | None = None
+) -> HeapReport:
     """Locate the GC heap of every activation with live heap refs and decode their objects.
 
     `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it.
@@ -485,8 +505,10 @@ def _annotate_one(rep: HeapReport, f: _Finder, thread, n: int, act, pairs) -> bo
     layout, key = layout_for(major)
     heap = None
     if layout is None:
-        why = (f"Wasmtime {major if major is not None else '(unknown version)'} is not "
-               f"covered by the heap layout table (32 and later)")
+        why = (
+            f"Wasmtime {major if major is not None else '(unknown version)'} is not "
+            f"covered by the heap layout table (32 and later)"
+        )
     else:
         try:
             heap, why = _locate(f, thread, act, n == 0, refs, layout, major)
@@ -509,18 +531,28 @@ def _annotate_one(rep: HeapReport, f: _Finder, thread, n: int, act, pairs) -> bo
     collector = _choose_collector(f, heap, heads) if heads else None
     rep.heaps[(thread.num, n)] = heap
     rep.activations[(thread.num, n)] = {
-        "located": True, "base": heap.base, "length": heap.length,
-        "vmctx": heap.vmctx, "store_context": heap.store_context,
-        "found_at": heap.found_at, "found_in": heap.found_in,
-        "collector": collector, "wasmtime_major": major, "layout_from": key}
-    note = (f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
-            f"({collector or 'unknown'} collector), store context "
-            f"{heap.store_context:#x}, vmctx {heap.vmctx:#x} found at "
-            f"{heap.found_at:#x} ({heap.found_in})")
+        "located": True,
+        "base": heap.base,
+        "length": heap.length,
+        "vmctx": heap.vmctx,
+        "store_context": heap.store_context,
+        "found_at": heap.found_at,
+        "found_in": heap.found_in,
+        "collector": collector,
+        "wasmtime_major": major,
+        "layout_from": key,
+    }
+    note = (
+        f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
+        f"({collector or 'unknown'} collector), store context "
+        f"{heap.store_context:#x}, vmctx {heap.vmctx:#x} found at "
+        f"{heap.found_at:#x} ({heap.found_in})"
+    )
     if collector is None:
         note += "; object sizes fit no known collector layout: sizes not shown"
     for fr, s in pairs:
         rep.objects[(thread.num, fr.level, s.offset)] = decode_object(
-            f, heap, s.ref.value, collector)
+            f, heap, s.ref.value, collector
+        )
         rep.frame_notes[(thread.num, fr.level)] = note
     return True

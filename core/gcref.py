@@ -1,15 +1,15 @@
 """Decoding a raw 32-bit `VMGcRef` as Wasmtime stores it in a stack slot."""
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 
 class GcRef(NamedTuple):
     raw: int
     kind: str  # "null" | "i31" | "heap"
-    value: Optional[int]  # i31: the signed value; heap: the byte index into the GC heap
+    value: int | None  # i31: the signed value; heap: the byte index into the GC heap
 
     @property
-    def i31_unsigned(self) -> Optional[int]:
+    def i31_unsigned(self) -> int | None:
         return (self.raw >> 1) if self.kind == "i31" else None
 
     def describe(self) -> str:

@@ -12,7 +12,7 @@ import bisect
 import io
 import re
 import struct
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 from .errors import CorruptSection, NotAnImage, StackMapsError
 from .source import ByteSource, BytesSource, FileSource
@@ -43,8 +43,8 @@ class Function(NamedTuple):
     start: int  # text offset
     size: int
     name: str
-    module: Optional[int]  # wasm[M]
-    index: Optional[int]  # function[N]; None for trampolines and builtins
+    module: int | None  # wasm[M]
+    index: int | None  # function[N]; None for trampolines and builtins
 
     @property
     def end(self) -> int:
@@ -82,14 +82,15 @@ def parse_elf_header(data: bytes, where: str = "image") -> ElfHeader:
     if data[7] != ELFOSABI_WASMTIME:
         raise NotAnImage(f"{where}: ELF OS/ABI is {data[7]}, not Wasmtime's {ELFOSABI_WASMTIME}")
     e = "<" if data[5] == 1 else ">"
-    machine, = struct.unpack_from(e + "H", data, 18)
+    (machine,) = struct.unpack_from(e + "H", data, 18)
     shoff, flags = struct.unpack_from(e + "QI", data, 40)
     shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 58)
     hdr = ElfHeader(data[5] == 1, data[7], machine, flags, shoff, shentsize, shnum, shstrndx)
     if shentsize != 64 or shnum == 0 or shoff < 64 or hdr.image_size > MAX_IMAGE_SIZE:
         raise NotAnImage(
             f"{where}: implausible section header table (e_shoff={shoff:#x}, e_shnum={shnum}, "
-            f"e_shentsize={shentsize})")
+            f"e_shentsize={shentsize})"
+        )
     return hdr
 
 
@@ -129,16 +130,16 @@ class _SourceStream(io.RawIOBase):
 
     def readinto(self, b):
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
 
 class EngineInfo(NamedTuple):
     version: str  # as Wasmtime wrote it, e.g. "49" or "50.0.1"
-    target: Optional[str]  # target triple
+    target: str | None  # target triple
 
     @property
-    def major(self) -> Optional[int]:
+    def major(self) -> int | None:
         m = re.match(r"(\d+)", self.version)
         return int(m.group(1)) if m else None
 
@@ -146,30 +147,34 @@ class EngineInfo(NamedTuple):
 class WasmtimeImage:
     """One Wasmtime code image. `base` is its load address when read from a process."""
 
-    def __init__(self, source: ByteSource, base: Optional[int] = None, path: Optional[str] = None):
+    def __init__(self, source: ByteSource, base: int | None = None, path: str | None = None):
         self.source = source
         self.base = base
         self.path = path
         self.name = path or source.name
         # Where the bytes come from: "file", "memory" (a debugger), "bytes", "user" (stackmap load).
-        self.loaded_from = "file" if isinstance(source, FileSource) else (
-            "bytes" if isinstance(source, BytesSource) else "memory")
+        self.loaded_from = (
+            "file"
+            if isinstance(source, FileSource)
+            else ("bytes" if isinstance(source, BytesSource) else "memory")
+        )
         head = source.read(0, 64) if source.size is None or source.size >= 64 else b""
         self.header = parse_elf_header(head, self.name)
         self.size = self.header.image_size
         if source.size is not None and source.size < self.size:
             raise NotAnImage(
                 f"{self.name}: section header table ends at {self.size:#x}, past the end of the "
-                f"data ({source.size:#x} bytes): truncated image")
+                f"data ({source.size:#x} bytes): truncated image"
+            )
         if source.size is None:
             source.size = self.size
-        self._sections: Optional[Dict[str, Tuple[int, int]]] = None
-        self._engine: Optional[EngineInfo] = None
-        self._functions: Optional[List[Function]] = None
-        self._func_starts: Optional[List[int]] = None
+        self._sections: dict[str, tuple[int, int]] | None = None
+        self._engine: EngineInfo | None = None
+        self._functions: list[Function] | None = None
+        self._func_starts: list[int] | None = None
         self._func_index = None
-        self._func_cache: Dict[int, Function] = {}
-        self._stackmaps: Optional[StackMapSection] = None
+        self._func_cache: dict[int, Function] = {}
+        self._stackmaps: StackMapSection | None = None
         self._stackmaps_loaded = False
 
     @classmethod
@@ -190,7 +195,7 @@ class WasmtimeImage:
         return "component" if self.flags & EF_WASMTIME_COMPONENT else "module"
 
     @property
-    def pulley(self) -> Optional[int]:
+    def pulley(self) -> int | None:
         """32 or 64 for Pulley bytecode images, None for native code."""
         if self.flags & EF_WASMTIME_PULLEY64:
             return 64
@@ -207,7 +212,7 @@ class WasmtimeImage:
 
     # -- sections -------------------------------------------------------------
     @property
-    def sections(self) -> Dict[str, Tuple[int, int]]:
+    def sections(self) -> dict[str, tuple[int, int]]:
         """name -> (file offset, size), from the section header table (struct; pyelftools
         for anything unusual)."""
         if self._sections is None:
@@ -225,7 +230,7 @@ class WasmtimeImage:
                 self._sections[name] = (off, size)
         return self._sections
 
-    def _section_headers_fast(self) -> Optional[Dict[str, Tuple[int, int, int]]]:
+    def _section_headers_fast(self) -> dict[str, tuple[int, int, int]] | None:
         """The section table in two reads (the table, .shstrtab) with `struct`.
 
         Only for a table that is wholly readable and plainly well formed (every
@@ -260,9 +265,10 @@ class WasmtimeImage:
             secs[strtab[name_off:end].decode("utf-8", "replace")] = (off, size, typ)
         return secs
 
-    def _section_headers_elftools(self) -> Dict[str, Tuple[int, int, str]]:
+    def _section_headers_elftools(self) -> dict[str, tuple[int, int, str]]:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
+
         try:
             elf = ELFFile(_SourceStream(self.source, self.size))
             secs = {}
@@ -276,7 +282,7 @@ class WasmtimeImage:
             raise NotAnImage(f"{self.name}: bad ELF section headers: {e}") from None
         return secs
 
-    def section_data(self, name: str) -> Optional[bytes]:
+    def section_data(self, name: str) -> bytes | None:
         sec = self.sections.get(name)
         if sec is None:
             return None
@@ -286,7 +292,7 @@ class WasmtimeImage:
         return self.source.read(off, size)
 
     @property
-    def text_range(self) -> Tuple[int, int]:
+    def text_range(self) -> tuple[int, int]:
         """(file offset, size) of .text."""
         sec = self.sections.get(".text")
         if sec is None:
@@ -294,11 +300,11 @@ class WasmtimeImage:
         return sec
 
     @property
-    def text_start(self) -> Optional[int]:
+    def text_start(self) -> int | None:
         """Runtime address of .text (None when the image has no load address)."""
         return None if self.base is None else self.base + self.text_range[0]
 
-    def text_offset(self, address: int) -> Optional[int]:
+    def text_offset(self, address: int) -> int | None:
         """Text offset of a runtime address, or None if it is not in .text."""
         if self.base is None:
             return None
@@ -319,12 +325,11 @@ class WasmtimeImage:
 
     # -- functions ------------------------------------------------------------
     @property
-    def functions(self) -> List[Function]:
+    def functions(self) -> list[Function]:
         """STT_FUNC symbols sorted by text offset."""
         if self._functions is None:
             starts, raw, strtab = self._function_index()
-            self._functions = [_make_function(v, size, st_name, strtab)
-                               for v, size, st_name in raw]
+            self._functions = [_make_function(v, size, st_name, strtab) for v, size, st_name in raw]
             self._func_starts = starts
         return self._functions
 
@@ -341,14 +346,16 @@ class WasmtimeImage:
             e = "<" if self.header.little_endian else ">"
             st = struct.Struct(e + "IBBHQQ")
             usable = len(data) - len(data) % st.size
-            raw = [(value, size, st_name)
-                   for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable])
-                   if st_info & 0xF == 2]  # STT_FUNC
+            raw = [
+                (value, size, st_name)
+                for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable])
+                if st_info & 0xF == 2
+            ]  # STT_FUNC
             raw.sort(key=_first)
             self._func_index = ([r[0] for r in raw], raw, strtab)
         return self._func_index
 
-    def function_at(self, text_offset: int) -> Optional[Function]:
+    def function_at(self, text_offset: int) -> Function | None:
         """The function whose [start, end) contains `text_offset` (binary search)."""
         if self._functions is not None:
             funcs = self._functions
@@ -368,21 +375,21 @@ class WasmtimeImage:
                 return f
         return None
 
-    def find_function(self, spec: str) -> List[Function]:
+    def find_function(self, spec: str) -> list[Function]:
         """Functions matching a name, a name suffix (`::build`) or a wasm index."""
         if spec.isdigit():
             return [f for f in self.functions if f.index == int(spec)]
-        return [f for f in self.functions
-                if f.name == spec or f.name.endswith("::" + spec)]
+        return [f for f in self.functions if f.name == spec or f.name.endswith("::" + spec)]
 
     # -- stack maps -----------------------------------------------------------
     @property
-    def stackmaps(self) -> Optional[StackMapSection]:
+    def stackmaps(self) -> StackMapSection | None:
         """The indexed `.wasmtime.stackmap` section, or None when the image has none."""
         if not self._stackmaps_loaded:
             data = self.section_data(SECTION_NAME)
-            self._stackmaps = (None if data is None
-                               else StackMapSection(data, f"{self.name}: {SECTION_NAME}"))
+            self._stackmaps = (
+                None if data is None else StackMapSection(data, f"{self.name}: {SECTION_NAME}")
+            )
             self._stackmaps_loaded = True
         return self._stackmaps
 
@@ -390,11 +397,13 @@ class WasmtimeImage:
         """Why an image has no stack map section (call when `stackmaps` is None)."""
         major = self.engine.major
         if major is not None and major <= 31:
-            return (f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 "
-                    f"(this image is from {self.engine.version}), not supported")
+            return (
+                f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 "
+                f"(this image is from {self.engine.version}), not supported"
+            )
         return "no call site in this image has live GC references (no .wasmtime.stackmap section)"
 
-    def lookup(self, text_offset: int) -> Optional[StackMapEntry]:
+    def lookup(self, text_offset: int) -> StackMapEntry | None:
         sm = self.stackmaps
         return sm.lookup(text_offset) if sm is not None else None
 
@@ -407,7 +416,7 @@ class WasmtimeImage:
             return self.no_stackmaps_reason()
         return "not a safepoint: not the return address of a call with live GC references"
 
-    def identity(self) -> Tuple:
+    def identity(self) -> tuple:
         """What identifies this image's contents cheaply (for caches keyed by base)."""
         return (self.header, self.engine.version)
 
@@ -422,7 +431,7 @@ _WASM_MODULE = re.compile(r"wasm\[(\d+)\]")
 def _make_function(value: int, size: int, st_name: int, strtab: bytes) -> Function:
     """A Function from one STT_FUNC symbol (name at `st_name` in .strtab)."""
     end = strtab.find(b"\0", st_name)
-    name = strtab[st_name:end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+    name = strtab[st_name : end if end >= 0 else len(strtab)].decode("utf-8", "replace")
     module = index = None
     if name.startswith("wasm["):  # _FUNC_NAME is anchored there too
         m = _FUNC_NAME.match(name)
@@ -441,7 +450,7 @@ def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
     n = data[1]
     if 2 + n > len(data):
         raise CorruptSection(f"{where}: .wasmtime.engine version string runs past the section")
-    version = data[2:2 + n].decode("utf-8", "replace")
+    version = data[2 : 2 + n].decode("utf-8", "replace")
     pos = 2 + n
     length, shift = 0, 0
     target = None
@@ -452,7 +461,7 @@ def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
         shift += 7
         if not b & 0x80:
             if pos + length <= len(data) and length <= 256:
-                target = data[pos:pos + length].decode("utf-8", "replace")
+                target = data[pos : pos + length].decode("utf-8", "replace")
             break
     return EngineInfo(version, target)
 

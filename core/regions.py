@@ -1,13 +1,12 @@
 """Memory maps without a debugger's help: /proc/PID/maps and a core file's segments."""
 
 import os
-from typing import List, Optional
 
 from .errors import StackMapsError
 from .target import Region
 
 
-def proc_maps(pid: int) -> Optional[List[Region]]:
+def proc_maps(pid: int) -> list[Region] | None:
     """Regions of a live local process, or None if /proc/PID/maps cannot be read."""
     try:
         with open(f"/proc/{pid}/maps") as f:
@@ -30,7 +29,7 @@ def proc_maps(pid: int) -> Optional[List[Region]]:
     return out
 
 
-def core_regions(path: str) -> Optional[List[Region]]:
+def core_regions(path: str) -> list[Region] | None:
     """PT_LOAD segments of a core file, named from its NT_FILE note where file-backed.
 
     Segments with no bytes in the core (p_filesz 0) are still listed: their
@@ -39,6 +38,7 @@ def core_regions(path: str) -> Optional[List[Region]]:
     """
     try:
         from elftools.elf.elffile import ELFFile
+
         with open(path, "rb") as f:
             elf = ELFFile(f)
             if elf["e_type"] != "ET_CORE":
@@ -51,14 +51,17 @@ def core_regions(path: str) -> Optional[List[Region]]:
                     if note["n_type"] == "NT_FILE":
                         desc = note["n_desc"]
                         for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"]):
-                            files[entry["vm_start"]] = (os.fsdecode(name) if isinstance(name, bytes)
-                                                        else name)
+                            files[entry["vm_start"]] = (
+                                os.fsdecode(name) if isinstance(name, bytes) else name
+                            )
             out = []
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_LOAD":
                     continue
                 fl = seg["p_flags"]
-                perms = ("r" if fl & 4 else "-") + ("w" if fl & 2 else "-") + ("x" if fl & 1 else "-")
+                perms = (
+                    ("r" if fl & 4 else "-") + ("w" if fl & 2 else "-") + ("x" if fl & 1 else "-")
+                )
                 start = seg["p_vaddr"]
                 out.append(Region(start, start + seg["p_memsz"], perms, files.get(start)))
             return out

@@ -1,6 +1,6 @@
 """Text rendering of the report records: backtrace lines, frame details, hexdump, colour."""
 
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 from pygments.console import colorize
 
@@ -15,7 +15,7 @@ class Style:
         return colorize(color, text) if self.enabled else text
 
 
-def describe_slot(s: Dict) -> str:
+def describe_slot(s: dict) -> str:
     kind = s["kind"]
     if kind == "null":
         return "null"
@@ -41,31 +41,38 @@ def _slot_color(kind: str) -> str:
     return {"null": "gray", "i31": "cyan", "heap": "yellow"}.get(kind, "red")
 
 
-def frame_header(fr: Dict, style: Style) -> str:
+def frame_header(fr: dict, style: Style) -> str:
     name = fr["function"] or "??"
     off = fr.get("function_offset")
     where = f"{name}+{off:#x}" if off is not None else name
-    parts = [style("brightblack", f"#{fr['level']:<3}"), f"{fr['pc']:#018x} in",
-             style("green", where), f"fp={fr['fp']:#x}"]
+    parts = [
+        style("brightblack", f"#{fr['level']:<3}"),
+        f"{fr['pc']:#018x} in",
+        style("green", where),
+        f"fp={fr['fp']:#x}",
+    ]
     if fr["frame_size"] is not None:
         parts.append(f"sp={fr['sp']:#x} size={fr['frame_size']}")
     return " ".join(parts)
 
 
-def bt_lines(doc: Dict, style: Style, full: bool = False,
-             host_names: Optional[Dict[int, str]] = None) -> List[str]:
-    out: List[str] = []
+def bt_lines(
+    doc: dict, style: Style, full: bool = False, host_names: dict[int, str] | None = None
+) -> list[str]:
+    out: list[str] = []
     for th in doc["threads"]:
         frames = th["frames"]
         nact = len(th.get("activations", []))
         label = f"Thread {th['thread']}"
         if th.get("name"):
-            label += f" \"{th['name']}\""
+            label += f' "{th["name"]}"'
         if not frames:
             out.append(f"{label}: no wasm frames")
             continue
-        out.append(f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
-                   f"{nact} activation{'s' * (nact != 1)}")
+        out.append(
+            f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
+            f"{nact} activation{'s' * (nact != 1)}"
+        )
         prev_act = None
         shown_heap_note = None
         for fr in frames:
@@ -78,9 +85,10 @@ def bt_lines(doc: Dict, style: Style, full: bool = False,
                 live = [s for s in slots if s["kind"] != "null"]
                 summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
                 if not full:
-                    shown = ", ".join(f"SP+{s['offset']}=" + style(_slot_color(s["kind"]),
-                                                                  describe_slot(s))
-                                      for s in slots)
+                    shown = ", ".join(
+                        f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
+                        for s in slots
+                    )
                     summary += f" ({len(live)} non-null): {shown}"
                 line += "  " + summary
             else:
@@ -101,7 +109,7 @@ def bt_lines(doc: Dict, style: Style, full: bool = False,
     return out
 
 
-def suspicious_lines(fr: Dict, style: Style) -> List[str]:
+def suspicious_lines(fr: dict, style: Style) -> list[str]:
     words = fr["suspicious"]
     if words is None:
         return ["      suspicious-slot check " + fr["suspicious_note"]]
@@ -111,16 +119,18 @@ def suspicious_lines(fr: Dict, style: Style) -> List[str]:
     return ["      " + style("red", f"suspicious (heuristic, not in the map): {shown}")]
 
 
-def slot_lines(fr: Dict, style: Style) -> List[str]:
+def slot_lines(fr: dict, style: Style) -> list[str]:
     out = []
     for s in fr["slots"]:
         raw = f"{s['raw']:#010x}" if s["raw"] is not None else "??????????"
-        out.append(f"      SP+{s['offset']:<5} {s['address']:#018x}  {raw}  "
-                   + style(_slot_color(s["kind"]), describe_slot(s)))
+        out.append(
+            f"      SP+{s['offset']:<5} {s['address']:#018x}  {raw}  "
+            + style(_slot_color(s["kind"]), describe_slot(s))
+        )
     return out
 
 
-def frame_lines(fr: Dict, style: Style) -> List[str]:
+def frame_lines(fr: dict, style: Style) -> list[str]:
     name = fr["function"] or "??"
     out = [f"frame #{fr['level']} (thread {fr.get('thread', '?')}): " + style("green", name)]
     to = fr.get("text_offset")
@@ -129,8 +139,9 @@ def frame_lines(fr: Dict, style: Style) -> List[str]:
     if fr["safepoint"]:
         out.append(f"  sp:         {fr['sp']:#x}  (fp - frame_size)")
         out.append(f"  frame size: {fr['frame_size']}")
-        out.append(f"  safepoint:  yes, {len(fr['slots'])} live slot"
-                   f"{'s' * (len(fr['slots']) != 1)}")
+        out.append(
+            f"  safepoint:  yes, {len(fr['slots'])} live slot{'s' * (len(fr['slots']) != 1)}"
+        )
         out.append("      offset   address             raw         value")
         out.extend(slot_lines(fr, style))
     else:
@@ -144,8 +155,9 @@ def frame_lines(fr: Dict, style: Style) -> List[str]:
     return out
 
 
-def hexdump_lines(base: int, data: bytes, live_offsets: Iterable[int], style: Style,
-                  sp: int) -> List[str]:
+def hexdump_lines(
+    base: int, data: bytes, live_offsets: Iterable[int], style: Style, sp: int
+) -> list[str]:
     """Words of SP..FP, 16 bytes a line; live slots coloured (or starred without colour)."""
     live = set(live_offsets)
     out = []
@@ -153,7 +165,7 @@ def hexdump_lines(base: int, data: bytes, live_offsets: Iterable[int], style: St
         words = []
         for w in range(line, min(line + 16, len(data)), 4):
             off = base + w - sp
-            text = data[w:w + 4][::-1].hex()  # little-endian u32, most significant first
+            text = data[w : w + 4][::-1].hex()  # little-endian u32, most significant first
             if off in live:
                 text = style("yellow", text) if style.enabled else text + "*"
             elif not style.enabled:

@@ -6,8 +6,6 @@ Stable keys (more may be added, these stay):
       "kind", "value"}]}]}]}
 """
 
-from typing import Dict, List, Optional
-
 from .errors import StackMapsError
 from .image import WasmtimeImage
 from .walk import Activation, Slot, WasmFrame
@@ -15,7 +13,7 @@ from .walk import Activation, Slot, WasmFrame
 SCHEMA_VERSION = 1
 
 
-def slot_record(s: Slot) -> Dict:
+def slot_record(s: Slot) -> dict:
     ref = s.ref
     return {
         "offset": s.offset,
@@ -26,7 +24,7 @@ def slot_record(s: Slot) -> Dict:
     }
 
 
-def frame_record(f: WasmFrame) -> Dict:
+def frame_record(f: WasmFrame) -> dict:
     return {
         "level": f.level,
         "pc": f.pc,
@@ -50,19 +48,20 @@ def frame_record(f: WasmFrame) -> Dict:
     }
 
 
-def thread_record(num: int, activations: List[Activation], extra: Optional[Dict] = None) -> Dict:
+def thread_record(num: int, activations: list[Activation], extra: dict | None = None) -> dict:
     rec = {
         "thread": num,
         "frames": [frame_record(f) for a in activations for f in a.frames],
-        "activations": [{"source": a.source, "end": a.end, "frames": len(a.frames)}
-                        for a in activations],
+        "activations": [
+            {"source": a.source, "end": a.end, "frames": len(a.frames)} for a in activations
+        ],
     }
     if extra:
         rec.update(extra)
     return rec
 
 
-def image_record(img: WasmtimeImage) -> Dict:
+def image_record(img: WasmtimeImage) -> dict:
     rec = {
         "base": img.base,
         "size": img.size,
@@ -92,7 +91,7 @@ def image_record(img: WasmtimeImage) -> Dict:
     return rec
 
 
-def document(threads: List[Dict], **extra) -> Dict:
+def document(threads: list[dict], **extra) -> dict:
     doc = {"schema": SCHEMA_VERSION, "threads": threads}
     doc.update(extra)
     return doc

@@ -14,12 +14,12 @@ release lays them out; see docs/format.md ("Runtime structures").
 """
 
 import struct
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 from .errors import ReadError
 
 # Where the store context pointer sits in a VMContext, by magic.
-VMCTX_STORE_OFFSET: Dict[bytes, int] = {b"core": 8, b"comp": 16}
+VMCTX_STORE_OFFSET: dict[bytes, int] = {b"core": 8, b"comp": 16}
 
 
 class StoreContextLayout(NamedTuple):
@@ -29,7 +29,7 @@ class StoreContextLayout(NamedTuple):
     exit_fp_is_trampoline: bool
 
 
-STORE_CONTEXT_LAYOUTS: Dict[int, StoreContextLayout] = {
+STORE_CONTEXT_LAYOUTS: dict[int, StoreContextLayout] = {
     32: StoreContextLayout(24, 32, 40, False),
     33: StoreContextLayout(40, 48, 56, False),
     37: StoreContextLayout(40, 48, 56, True),
@@ -38,7 +38,7 @@ STORE_CONTEXT_LAYOUTS: Dict[int, StoreContextLayout] = {
 }
 
 
-def store_layout_for(major: Optional[int]) -> Optional[StoreContextLayout]:
+def store_layout_for(major: int | None) -> StoreContextLayout | None:
     """The row for a Wasmtime major version (the last row for later ones), None before 32."""
     if major is None:
         return None
@@ -54,8 +54,9 @@ class StoreContextState(NamedTuple):
     layout: StoreContextLayout
 
 
-def read_store_context(read, address: int, layout: StoreContextLayout,
-                       little_endian: bool = True) -> StoreContextState:
+def read_store_context(
+    read, address: int, layout: StoreContextLayout, little_endian: bool = True
+) -> StoreContextState:
     """The activation fields of the store context at `address`.
 
     `read(addr, n)` reads target memory and raises ReadError; so does this.
@@ -65,11 +66,16 @@ def read_store_context(read, address: int, layout: StoreContextLayout,
     if len(data) < end:
         raise ReadError(f"store context at {address:#x} is unreadable", address)
     q = struct.Struct(("<" if little_endian else ">") + "Q").unpack_from
-    return StoreContextState(address, q(data, layout.exit_fp)[0], q(data, layout.exit_pc)[0],
-                             q(data, layout.entry_fp)[0], layout)
+    return StoreContextState(
+        address,
+        q(data, layout.exit_fp)[0],
+        q(data, layout.exit_pc)[0],
+        q(data, layout.entry_fp)[0],
+        layout,
+    )
 
 
-def vmctx_store(read, vmctx: int, little_endian: bool = True) -> Optional[Tuple[bytes, int]]:
+def vmctx_store(read, vmctx: int, little_endian: bool = True) -> tuple[bytes, int] | None:
     """(magic, store context pointer) when `vmctx` starts with a VMContext magic, else None."""
     try:
         head = read(vmctx, 24)
@@ -79,4 +85,4 @@ def vmctx_store(read, vmctx: int, little_endian: bool = True) -> Optional[Tuple[
     off = VMCTX_STORE_OFFSET.get(magic)
     if off is None:
         return None
-    return magic, int.from_bytes(head[off:off + 8], "little" if little_endian else "big")
+    return magic, int.from_bytes(head[off : off + 8], "little" if little_endian else "big")

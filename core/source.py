@@ -2,7 +2,7 @@
 
 import mmap
 import os
-from typing import Callable, Dict, Optional
+from collections.abc import Callable
 
 from .errors import ReadError
 
@@ -10,7 +10,7 @@ from .errors import ReadError
 class ByteSource:
     """Random access to a bounded run of bytes. `size` may be None (unknown yet)."""
 
-    size: Optional[int] = None
+    size: int | None = None
     name: str = "<bytes>"
 
     def read(self, offset: int, size: int) -> bytes:  # pragma: no cover - protocol
@@ -22,7 +22,8 @@ class ByteSource:
         if self.size is not None and offset + size > self.size:
             raise ReadError(
                 f"{self.name}: read of {size} bytes at offset {offset:#x} is past the end "
-                f"({self.size:#x} bytes)")
+                f"({self.size:#x} bytes)"
+            )
 
 
 class BytesSource(ByteSource):
@@ -33,7 +34,7 @@ class BytesSource(ByteSource):
 
     def read(self, offset: int, size: int) -> bytes:
         self._check(offset, size)
-        return bytes(self._data[offset:offset + size])
+        return bytes(self._data[offset : offset + size])
 
 
 class FileSource(ByteSource):
@@ -50,7 +51,7 @@ class FileSource(ByteSource):
 
     def read(self, offset: int, size: int) -> bytes:
         self._check(offset, size)
-        return self._map[offset:offset + size]
+        return self._map[offset : offset + size]
 
 
 class MemorySource(ByteSource):
@@ -63,13 +64,18 @@ class MemorySource(ByteSource):
 
     CHUNK = 64 * 1024
 
-    def __init__(self, read_memory: Callable[[int, int], bytes], base: int,
-                 size: Optional[int] = None, name: Optional[str] = None):
+    def __init__(
+        self,
+        read_memory: Callable[[int, int], bytes],
+        base: int,
+        size: int | None = None,
+        name: str | None = None,
+    ):
         self._read_memory = read_memory
         self.base = base
         self.size = size
         self.name = name or f"memory at {base:#x}"
-        self._chunks: Dict[int, bytes] = {}
+        self._chunks: dict[int, bytes] = {}
         self.reads = 0  # how many target reads were made (benchmarks report it)
 
     def _chunk(self, ci: int) -> bytes:
@@ -112,13 +118,15 @@ class MemorySource(ByteSource):
         while pos < end:
             ci, within = divmod(pos, self.CHUNK)
             chunk = self._chunk(ci)
-            piece = chunk[within:within + (end - pos)]
+            piece = chunk[within : within + (end - pos)]
             if not piece:
                 raise ReadError(
-                    f"{self.name}: memory at {self.base + pos:#x} is not readable", self.base + pos)
+                    f"{self.name}: memory at {self.base + pos:#x} is not readable", self.base + pos
+                )
             parts.append(piece)
             pos += len(piece)
             if len(chunk) < self.CHUNK and pos < end and pos >= ci * self.CHUNK + len(chunk):
                 raise ReadError(
-                    f"{self.name}: memory at {self.base + pos:#x} is not readable", self.base + pos)
+                    f"{self.name}: memory at {self.base + pos:#x} is not readable", self.base + pos
+                )
         return b"".join(parts)

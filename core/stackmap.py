@@ -16,7 +16,8 @@ import bisect
 import struct
 import sys
 from array import array
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from .errors import CorruptSection
 
@@ -31,7 +32,7 @@ class StackMapEntry(NamedTuple):
 
     pc: int
     frame_size: int
-    offsets: Tuple[int, ...]  # byte offsets from SP, ascending
+    offsets: tuple[int, ...]  # byte offsets from SP, ascending
     map_index: int  # where the map starts in data[] (u32 units)
 
 
@@ -59,14 +60,16 @@ class StackMapSection:
         if header > size:
             raise CorruptSection(
                 f"{where}: entry count N={n} needs {header} bytes of pcs and indices "
-                f"but the section has {size}")
+                f"but the section has {size}"
+            )
         if (size - header) % 4:
             raise CorruptSection(
-                f"{where}: map data is {size - header} bytes, not a whole number of u32 words")
+                f"{where}: map data is {size - header} bytes, not a whole number of u32 words"
+            )
         mv = memoryview(data)
         self._n = n
-        self._pcs = _u32_view(mv[4:4 + 4 * n])
-        self._index = _u32_view(mv[4 + 4 * n:header])
+        self._pcs = _u32_view(mv[4 : 4 + 4 * n])
+        self._index = _u32_view(mv[4 + 4 * n : header])
         self._data = _u32_view(mv[header:])
         self._nwords = (size - header) // 4
         self._validated = False
@@ -97,7 +100,8 @@ class StackMapSection:
         if offsets and offsets[-1] >= frame_size:
             raise CorruptSection(
                 f"{self.where}: entry {i} (pc {pc:#x}): slot at SP+{offsets[-1]} is beyond "
-                f"frame_size {frame_size}")
+                f"frame_size {frame_size}"
+            )
         if len(self._decoded) >= _DECODED_MAX:
             self._decoded.clear()
         self._decoded[k] = (frame_size, offsets)
@@ -108,7 +112,8 @@ class StackMapSection:
         if k + 2 > nwords:
             raise CorruptSection(
                 f"{self.where}: {what}: map index {k} is past the end of the map data "
-                f"({nwords} words)")
+                f"({nwords} words)"
+            )
         frame_size = self._data[k]
         m = self._data[k + 1]
         if frame_size == 0:
@@ -118,8 +123,9 @@ class StackMapSection:
         if k + 2 + m > nwords:
             raise CorruptSection(
                 f"{self.where}: {what}: bitmap of {m} words at data[{k + 2}] runs past the end "
-                f"of the map data ({nwords} words)")
-        return frame_size, self._data[k + 2:k + 2 + m]
+                f"of the map data ({nwords} words)"
+            )
+        return frame_size, self._data[k + 2 : k + 2 + m]
 
     def find(self, pc: int) -> int:
         """Index of the entry whose pc is exactly `pc`, or -1 (binary search)."""
@@ -129,7 +135,7 @@ class StackMapSection:
             return i
         return -1
 
-    def lookup(self, pc: int) -> Optional[StackMapEntry]:
+    def lookup(self, pc: int) -> StackMapEntry | None:
         """The stack map at return-address text offset `pc`, or None if it has none."""
         i = self.find(pc)
         return self.entry(i) if i >= 0 else None
@@ -156,7 +162,8 @@ class StackMapSection:
             if pc <= prev:
                 raise CorruptSection(
                     f"{self.where}: pcs not strictly ascending at entry {i}: "
-                    f"{pc:#x} after {prev:#x}")
+                    f"{pc:#x} after {prev:#x}"
+                )
             prev = pc
         checked = set()
         for i in range(self._n):
@@ -176,8 +183,8 @@ class StackMapSection:
         return len(seen)
 
 
-def _bit_offsets(words) -> Tuple[int, ...]:
-    out: List[int] = []
+def _bit_offsets(words) -> tuple[int, ...]:
+    out: list[int] = []
     for w, word in enumerate(words):
         base = 128 * w  # 32 bits a word, 4 bytes a bit
         while word:
@@ -194,9 +201,9 @@ def encode(entries) -> bytes:
     (like Wasmtime's `StackMapSection::finish`). Offsets must be multiples of 4.
     """
     entries = sorted(entries, key=lambda e: e[0])
-    pcs: List[int] = []
-    index: List[int] = []
-    data: List[int] = []
+    pcs: list[int] = []
+    index: list[int] = []
+    data: list[int] = []
     shared = {}
     for pc, frame_size, offsets in entries:
         nbits = max(offsets) // 4 + 1 if offsets else 1

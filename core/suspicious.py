@@ -11,17 +11,17 @@ stale argument area), so a hit is a place to look, not a verdict. Nothing can
 be said when the GC heap was not located.
 """
 
-from typing import Dict, List, Tuple
-
 from .errors import ReadError
 
-HEURISTIC_NOTE = ("heuristic: words of SP..FP that are not in the stack map but point at a GC "
-                  "object in the heap (a missing root, or a dead copy of a ref)")
+HEURISTIC_NOTE = (
+    "heuristic: words of SP..FP that are not in the stack map but point at a GC "
+    "object in the heap (a missing root, or a dead copy of a ref)"
+)
 
 
-def find_suspicious(mem, collected, heap_report) -> Dict[Tuple[int, int], Dict]:
+def find_suspicious(mem, collected, heap_report) -> dict[tuple[int, int], dict]:
     """(thread, level) -> {"words": [...], "note": str} for every frame at a safepoint."""
-    out: Dict[Tuple[int, int], Dict] = {}
+    out: dict[tuple[int, int], dict] = {}
     for thread, acts in collected:
         for n, act in enumerate(acts):
             heap = heap_report.heap_for(thread.num, n)
@@ -30,15 +30,16 @@ def find_suspicious(mem, collected, heap_report) -> Dict[Tuple[int, int], Dict]:
                     continue
                 key = (thread.num, f.level)
                 if heap is None:
-                    out[key] = {"words": None, "note": "not checked: the GC heap was not "
-                                                       "located (see heap_note)"}
+                    out[key] = {
+                        "words": None,
+                        "note": "not checked: the GC heap was not located (see heap_note)",
+                    }
                     continue
-                out[key] = {"words": _scan_frame(mem, f, heap, heap_report),
-                            "note": HEURISTIC_NOTE}
+                out[key] = {"words": _scan_frame(mem, f, heap, heap_report), "note": HEURISTIC_NOTE}
     return out
 
 
-def _scan_frame(mem, f, heap, heap_report) -> List[Dict]:
+def _scan_frame(mem, f, heap, heap_report) -> list[dict]:
     sp, size = f.sp, f.entry.frame_size
     try:
         block = mem.read(sp, size)
@@ -49,7 +50,7 @@ def _scan_frame(mem, f, heap, heap_report) -> List[Dict]:
     for off in range(0, size - size % 4, 4):
         if off in live:
             continue
-        v = int.from_bytes(block[off:off + 4], "little")
+        v = int.from_bytes(block[off : off + 4], "little")
         kind = heap_report.is_object(heap, v)
         if kind:
             words.append({"offset": off, "address": sp + off, "raw": v, "object_kind": kind})

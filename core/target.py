@@ -6,7 +6,8 @@ memory regions when it knows them. Everything else lives in the core.
 """
 
 import struct
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from .errors import ReadError
 
@@ -15,7 +16,7 @@ class Region(NamedTuple):
     start: int
     end: int
     perms: str  # e.g. "r-x" ("" when unknown)
-    path: Optional[str]  # backing file, None for anonymous
+    path: str | None  # backing file, None for anonymous
 
 
 class DebuggerFrame(NamedTuple):
@@ -23,20 +24,20 @@ class DebuggerFrame(NamedTuple):
 
     level: int
     pc: int
-    fp: Optional[int]  # frame-pointer register value in that frame, if the debugger knows it
-    sp: Optional[int]
-    name: Optional[str]
+    fp: int | None  # frame-pointer register value in that frame, if the debugger knows it
+    sp: int | None
+    name: str | None
 
 
 class ThreadState(NamedTuple):
     num: int  # the debugger's thread number (gdb: global num; lldb: index id)
-    tid: Optional[int]
-    name: Optional[str]
+    tid: int | None
+    name: str | None
     pc: int
     fp: int
     sp: int
-    lr: Optional[int]  # link register (aarch64/riscv64), None on x86_64
-    frames: Optional[Callable[[], List[DebuggerFrame]]] = None  # lazy: unwinding costs
+    lr: int | None  # link register (aarch64/riscv64), None on x86_64
+    frames: Callable[[], list[DebuggerFrame]] | None = None  # lazy: unwinding costs
 
 
 class Target:
@@ -51,14 +52,14 @@ class Target:
         """Exactly `size` bytes at `address`, or ReadError."""
         raise NotImplementedError
 
-    def regions(self) -> Optional[List[Region]]:
+    def regions(self) -> list[Region] | None:
         """Mapped regions, or None when the debugger cannot tell (remote, some cores)."""
         return None
 
-    def threads(self) -> List[ThreadState]:  # pragma: no cover - protocol
+    def threads(self) -> list[ThreadState]:  # pragma: no cover - protocol
         raise NotImplementedError
 
-    def identity(self) -> Tuple:
+    def identity(self) -> tuple:
         """What distinguishes one inferior/process run from another (pid, core path...)."""
         return ()
 
@@ -66,15 +67,15 @@ class Target:
         """Number of the debugger's selected thread."""
         return self.threads()[0].num
 
-    def selected_frame(self) -> Optional[DebuggerFrame]:
+    def selected_frame(self) -> DebuggerFrame | None:
         """The debugger's selected frame (pc and, if known, its FP), or None."""
         return None
 
-    def stop_info(self) -> Optional[Dict]:
+    def stop_info(self) -> dict | None:
         """Why the process stopped: {"thread", "pc", "signal", "signal_name"}, or None."""
         return None
 
-    def process_info(self) -> Dict:
+    def process_info(self) -> dict:
         """{"pid", "executable", "core_file"} as far as the debugger knows them."""
         return {}
 
@@ -93,13 +94,13 @@ class MemoryCache:
 
     def __init__(self, target: Target):
         self.target = target
-        self._pages: Dict[int, Optional[bytes]] = {}
+        self._pages: dict[int, bytes | None] = {}
         self.reads = 0
         self._endian = "<" if target.little_endian else ">"
         self._u64 = struct.Struct(self._endian + "Q").unpack
         self._u32 = struct.Struct(self._endian + "I").unpack
 
-    def _fetch(self, address: int, size: int) -> Optional[bytes]:
+    def _fetch(self, address: int, size: int) -> bytes | None:
         self.reads += 1
         try:
             data = self.target.read_memory(address, size)
@@ -107,14 +108,14 @@ class MemoryCache:
             return None
         return data if len(data) == size else None
 
-    def _page(self, pn: int) -> Optional[bytes]:
+    def _page(self, pn: int) -> bytes | None:
         if pn not in self._pages:
             per = self.CHUNK // self.PAGE
             first = pn - pn % per
             data = self._fetch(first * self.PAGE, self.CHUNK)
             if data is not None:
                 for i in range(per):
-                    self._pages[first + i] = data[i * self.PAGE:(i + 1) * self.PAGE]
+                    self._pages[first + i] = data[i * self.PAGE : (i + 1) * self.PAGE]
             else:
                 self._pages[pn] = self._fetch(pn * self.PAGE, self.PAGE)
         return self._pages[pn]
@@ -127,7 +128,7 @@ class MemoryCache:
         if within + size <= self.PAGE:
             page = self._pages.get(pn)
             if page is not None:
-                return page[within:within + size]
+                return page[within : within + size]
         out = []
         pos, end = address, address + size
         while pos < end:
@@ -141,7 +142,7 @@ class MemoryCache:
                     raise ReadError(f"cannot read memory at {pos:#x}", pos)
                 out.append(part)
             else:
-                out.append(page[within:within + n])
+                out.append(page[within : within + n])
             pos += n
         return b"".join(out)
 
@@ -151,7 +152,7 @@ class MemoryCache:
     def u32(self, address: int) -> int:
         return self._u32(self.read(address, 4))[0]
 
-    def try_u64(self, address: int) -> Optional[int]:
+    def try_u64(self, address: int) -> int | None:
         try:
             return self.u64(address)
         except ReadError:
@@ -164,8 +165,13 @@ class MemoryTarget(Target):
     `blocks` maps a start address to bytes; `threads` are ThreadStates.
     """
 
-    def __init__(self, blocks: Dict[int, bytes], threads: List[ThreadState],
-                 arch: str = "x86_64", regions: Optional[List[Region]] = None):
+    def __init__(
+        self,
+        blocks: dict[int, bytes],
+        threads: list[ThreadState],
+        arch: str = "x86_64",
+        regions: list[Region] | None = None,
+    ):
         self.blocks = sorted(blocks.items())
         self._threads = threads
         self.arch = arch
@@ -177,7 +183,7 @@ class MemoryTarget(Target):
         self.reads += 1
         for start, data in self.blocks:
             if start <= address and address + size <= start + len(data):
-                return data[address - start:address - start + size]
+                return data[address - start : address - start + size]
         raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
 
     def regions(self):

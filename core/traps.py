@@ -12,38 +12,72 @@ main as of 49.0.0-dev); codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 4
 
 import bisect
 import struct
-from typing import List, Optional
 
 from .errors import CorruptSection
 
 _L47 = [
-    "StackOverflow", "MemoryOutOfBounds", "HeapMisaligned", "TableOutOfBounds",
-    "IndirectCallToNull", "BadSignature", "IntegerOverflow", "IntegerDivisionByZero",
-    "BadConversionToInteger", "UnreachableCodeReached", "Interrupt", "OutOfFuel",
-    "AtomicWaitNonSharedMemory", "NullReference", "ArrayOutOfBounds", "AllocationTooLarge",
-    "CastFailure", "CannotEnterComponent", "NoAsyncResult", "UnhandledTag",
-    "ContinuationAlreadyConsumed", "DisabledOpcode", "AsyncDeadlock", "CannotLeaveComponent",
-    "CannotBlockSyncTask", "InvalidChar", "DebugAssertStringEncodingFinished",
-    "DebugAssertEqualCodeUnits", "DebugAssertPointerAligned", "DebugAssertUpperBitsUnset",
-    "StringOutOfBounds", "ListOutOfBounds", "InvalidDiscriminant", "UnalignedPointer",
-    "TaskCancelNotCancelled", "TaskCancelOrReturnTwice", "SubtaskCancelAfterTerminal",
-    "TaskReturnInvalid", "WaitableSetDropHasWaiters", "SubtaskDropNotResolved",
-    "ThreadNewIndirectInvalidType", "ThreadNewIndirectUninitialized", "BackpressureOverflow",
-    "UnsupportedCallbackCode", "CannotResumeThread", "ConcurrentFutureStreamOp",
-    "ReferenceCountOverflow", "StreamOpTooBig", "WaitableSyncAndAsync", "UncaughtException",
+    "StackOverflow",
+    "MemoryOutOfBounds",
+    "HeapMisaligned",
+    "TableOutOfBounds",
+    "IndirectCallToNull",
+    "BadSignature",
+    "IntegerOverflow",
+    "IntegerDivisionByZero",
+    "BadConversionToInteger",
+    "UnreachableCodeReached",
+    "Interrupt",
+    "OutOfFuel",
+    "AtomicWaitNonSharedMemory",
+    "NullReference",
+    "ArrayOutOfBounds",
+    "AllocationTooLarge",
+    "CastFailure",
+    "CannotEnterComponent",
+    "NoAsyncResult",
+    "UnhandledTag",
+    "ContinuationAlreadyConsumed",
+    "DisabledOpcode",
+    "AsyncDeadlock",
+    "CannotLeaveComponent",
+    "CannotBlockSyncTask",
+    "InvalidChar",
+    "DebugAssertStringEncodingFinished",
+    "DebugAssertEqualCodeUnits",
+    "DebugAssertPointerAligned",
+    "DebugAssertUpperBitsUnset",
+    "StringOutOfBounds",
+    "ListOutOfBounds",
+    "InvalidDiscriminant",
+    "UnalignedPointer",
+    "TaskCancelNotCancelled",
+    "TaskCancelOrReturnTwice",
+    "SubtaskCancelAfterTerminal",
+    "TaskReturnInvalid",
+    "WaitableSetDropHasWaiters",
+    "SubtaskDropNotResolved",
+    "ThreadNewIndirectInvalidType",
+    "ThreadNewIndirectUninitialized",
+    "BackpressureOverflow",
+    "UnsupportedCallbackCode",
+    "CannotResumeThread",
+    "ConcurrentFutureStreamOp",
+    "ReferenceCountOverflow",
+    "StreamOpTooBig",
+    "WaitableSyncAndAsync",
+    "UncaughtException",
 ]
 # 32..41 still had AlwaysTrapAdapter after Interrupt; 41 had DebugAssertMayEnterUnset.
-_L41 = (_L47[:11] + ["AlwaysTrapAdapter"] + _L47[11:28] + ["DebugAssertMayEnterUnset"]
-        + _L47[28:34])
+_L41 = _L47[:11] + ["AlwaysTrapAdapter"] + _L47[11:28] + ["DebugAssertMayEnterUnset"] + _L47[28:34]
 
 
-def trap_names(major: Optional[int]) -> List[str]:
+def trap_names(major: int | None) -> list[str]:
     """The `Trap` variants in code order for a Wasmtime major version."""
     if major is None or major >= 47:
         return _L47
     cut = {46: 49, 45: 48, 44: 46, 43: 45, 42: 34}
     if major in cut:
-        return _L47[:cut[major]]
+        return _L47[: cut[major]]
     if major == 41:
         return _L41
     if major == 40:
@@ -57,7 +91,7 @@ def trap_names(major: Optional[int]) -> List[str]:
     return _L41[:20]
 
 
-def trap_name(code: int, major: Optional[int]) -> str:
+def trap_name(code: int, major: int | None) -> str:
     if major is None or major >= 46:
         if code == 0xFE:
             return "GcHeapCorrupt"
@@ -101,7 +135,7 @@ def _sleb(data: bytes, pos: int, what: str):
     return _leb(data, pos, what, True)
 
 
-def _is_flat(data: bytes, value_size: int, major: Optional[int]) -> bool:
+def _is_flat(data: bytes, value_size: int, major: int | None) -> bool:
     """Flat (<= 46: N, u32 offsets, values) or blocked (47+) encoding?"""
     if major is not None:
         return major <= 46
@@ -124,7 +158,7 @@ def _block_for(firsts, text_offset: int) -> int:
     return bisect.bisect_right(firsts, text_offset) - 1
 
 
-def lookup_trap(data: bytes, text_offset: int, major: Optional[int]) -> Optional[dict]:
+def lookup_trap(data: bytes, text_offset: int, major: int | None) -> dict | None:
     """The trap at exactly `text_offset`, or None if that pc is not a trap site."""
     what = ".wasmtime.traps"
     code = None
@@ -166,7 +200,7 @@ def lookup_trap(data: bytes, text_offset: int, major: Optional[int]) -> Optional
     return {"code": code, "name": trap_name(code, major)}
 
 
-def lookup_wasm_offset(data: bytes, text_offset: int, major: Optional[int] = None) -> Optional[int]:
+def lookup_wasm_offset(data: bytes, text_offset: int, major: int | None = None) -> int | None:
     """Offset in the original wasm binary of the instruction covering `text_offset`."""
     what = ".wasmtime.addrmap"
     if _is_flat(data, 4, major):

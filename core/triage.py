@@ -16,16 +16,22 @@ EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER = 0, 1, 2, 3
 
 def add_parser(sub) -> None:
     s = sub.add_parser(
-        "triage", help="crash report of GC roots from a core file or a process (batch debugger)",
+        "triage",
+        help="crash report of GC roots from a core file or a process (batch debugger)",
         description="Run GDB or LLDB in batch mode on a core file, a running process (attach) "
-                    "or a program (run until it stops), and report the stop signal, trap and "
-                    "the live GC references of every wasm frame of every thread. Exit codes: "
-                    "0 report made, 1 no Wasmtime frames found, 2 usage/input error, "
-                    "3 debugger failed.")
+        "or a program (run until it stops), and report the stop signal, trap and "
+        "the live GC references of every wasm frame of every thread. Exit codes: "
+        "0 report made, 1 no Wasmtime frames found, 2 usage/input error, "
+        "3 debugger failed.",
+    )
     s.add_argument("--core", help="core file (give the executable with --exe)")
     s.add_argument("--pid", type=int, help="attach to this running process")
-    s.add_argument("--run", nargs=argparse.REMAINDER, metavar="PROGRAM",
-                   help="run PROGRAM [ARGS...] until it stops (must come last)")
+    s.add_argument(
+        "--run",
+        nargs=argparse.REMAINDER,
+        metavar="PROGRAM",
+        help="run PROGRAM [ARGS...] until it stops (must come last)",
+    )
     s.add_argument("--exe", help="the executable the core file or process belongs to")
     s.add_argument("--debugger", choices=("gdb", "lldb"), default="gdb")
     s.add_argument("--json", action="store_true", help="one JSON document")
@@ -53,9 +59,15 @@ def cmd_triage(args) -> int:
     if args.exe and not os.path.isfile(args.exe):
         return _fail(EXIT_USAGE, f"no such executable: {args.exe}")
     try:
-        r = run_batch(args.debugger, ["stackmap report --json"], program=args.run,
-                      core=args.core, executable=args.exe, pid=args.pid,
-                      timeout=args.timeout)
+        r = run_batch(
+            args.debugger,
+            ["stackmap report --json"],
+            program=args.run,
+            core=args.core,
+            executable=args.exe,
+            pid=args.pid,
+            timeout=args.timeout,
+        )
     except OSError as e:
         return _fail(EXIT_DEBUGGER, f"cannot run {args.debugger}: {e}")
     except Exception as e:  # subprocess.TimeoutExpired
@@ -70,10 +82,11 @@ def cmd_triage(args) -> int:
         tail = "\n".join(r.output.strip().splitlines()[-8:])
         return _fail(EXIT_DEBUGGER, f"{args.debugger} gave no report:\n{tail}")
     doc = reports[-1]
-    doc["triage"] = {"debugger": args.debugger,
-                     "source": "core" if args.core else "pid" if args.pid else "run"}
-    text = (to_json(doc) if args.json
-            else "\n".join(report_lines(doc, Style(False))))
+    doc["triage"] = {
+        "debugger": args.debugger,
+        "source": "core" if args.core else "pid" if args.pid else "run",
+    }
+    text = to_json(doc) if args.json else "\n".join(report_lines(doc, Style(False)))
     if args.output:
         with open(args.output, "w") as f:
             f.write(text + "\n")

@@ -8,7 +8,7 @@ checks it and the stack scan uses it to validate candidates.
 """
 
 import struct
-from typing import List, NamedTuple, Optional, Set
+from typing import NamedTuple
 
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
@@ -29,46 +29,60 @@ _PAC_MASK = (1 << 48) - 1
 class Slot(NamedTuple):
     offset: int  # from SP
     address: int
-    raw: Optional[int]  # None when unreadable
-    ref: Optional[GcRef]
+    raw: int | None  # None when unreadable
+    ref: GcRef | None
 
 
 class WasmFrame:
     """One frame whose pc lies in a Wasmtime image's .text."""
 
-    __slots__ = ("pc", "fp", "image", "function", "text_offset", "innermost", "entry",
-                 "slots", "error", "note", "level", "thread", "activation", "debugger_level")
+    __slots__ = (
+        "pc",
+        "fp",
+        "image",
+        "function",
+        "text_offset",
+        "innermost",
+        "entry",
+        "slots",
+        "error",
+        "note",
+        "level",
+        "thread",
+        "activation",
+        "debugger_level",
+    )
 
     def __init__(self, pc: int, fp: int, image: WasmtimeImage, innermost: bool):
         self.pc = pc
         self.fp = fp
         self.image = image
         self.text_offset = image.text_offset(pc)
-        self.function: Optional[Function] = image.function_at(self.text_offset)
+        self.function: Function | None = image.function_at(self.text_offset)
         self.innermost = innermost  # pc came from registers: not a return address
-        self.entry: Optional[StackMapEntry] = None
-        self.slots: List[Slot] = []
-        self.error: Optional[str] = None  # something wrong with this frame (walk goes on)
-        self.note: Optional[str] = None
+        self.entry: StackMapEntry | None = None
+        self.slots: list[Slot] = []
+        self.error: str | None = None  # something wrong with this frame (walk goes on)
+        self.note: str | None = None
         self.level = 0
-        self.thread: Optional[int] = None
+        self.thread: int | None = None
         self.activation = 0
-        self.debugger_level: Optional[int] = None
+        self.debugger_level: int | None = None
 
     @property
     def is_wasm_function(self) -> bool:
         return self.function is not None and self.function.is_wasm
 
     @property
-    def function_name(self) -> Optional[str]:
+    def function_name(self) -> str | None:
         return self.function.name if self.function else None
 
     @property
-    def frame_size(self) -> Optional[int]:
+    def frame_size(self) -> int | None:
         return self.entry.frame_size if self.entry else None
 
     @property
-    def sp(self) -> Optional[int]:
+    def sp(self) -> int | None:
         return self.fp - self.entry.frame_size if self.entry else None
 
     @property
@@ -76,7 +90,7 @@ class WasmFrame:
         return self.entry is not None
 
     @property
-    def reason(self) -> Optional[str]:
+    def reason(self) -> str | None:
         """Why this frame has no stack map (None when it has one)."""
         if self.entry is not None:
             return None
@@ -94,7 +108,7 @@ class WasmFrame:
 
 
 class Activation(NamedTuple):
-    frames: List[WasmFrame]
+    frames: list[WasmFrame]
     source: str  # "registers" | "debugger" | "scan"
     end: str  # why the walk stopped
 
@@ -106,8 +120,17 @@ def strip_pac(arch: str, address: int) -> int:
 _RET = {"aarch64": (0xD65F03C0, 0xD65F0BFF), "riscv64": (0x00008067,)}
 
 
-def caller_of(arch: str, read_u64, read_code, image: WasmtimeImage, pc: int, fp: int, sp: int,
-              lr: Optional[int], innermost: bool):
+def caller_of(
+    arch: str,
+    read_u64,
+    read_code,
+    image: WasmtimeImage,
+    pc: int,
+    fp: int,
+    sp: int,
+    lr: int | None,
+    innermost: bool,
+):
     """One unwind step from a frame in an image: (return address, caller FP, caller SP, how).
 
     Normally the frame record at FP gives the caller. An innermost frame stopped
@@ -132,15 +155,23 @@ def caller_of(arch: str, read_u64, read_code, image: WasmtimeImage, pc: int, fp:
     return strip_pac(arch, read_u64(fp + 8)), read_u64(fp), fp + 16, None
 
 
-def walk_chain(mem: MemoryCache, target: Target, registry: ImageRegistry, pc: int, fp: int,
-               innermost: bool, thread: Optional[ThreadState] = None,
-               max_depth: int = DEFAULT_MAX_DEPTH, seen: Optional[Set[int]] = None) -> Activation:
+def walk_chain(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    pc: int,
+    fp: int,
+    innermost: bool,
+    thread: ThreadState | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    seen: set[int] | None = None,
+) -> Activation:
     """Frames from (pc, fp) outwards while the pc stays in an image's .text."""
     arch = target.arch
-    frames: List[WasmFrame] = []
+    frames: list[WasmFrame] = []
     seen = set() if seen is None else seen
     end = "left wasm code"
-    callee_fp: Optional[int] = None
+    callee_fp: int | None = None
     while True:
         img = registry.image_at(pc)
         if img is None:
@@ -152,10 +183,15 @@ def walk_chain(mem: MemoryCache, target: Target, registry: ImageRegistry, pc: in
                 frame.entry = img.lookup(frame.text_offset)
             except StackMapsError as e:  # a corrupt map is shown on the frame
                 frame.error = str(e)
-        if frame.entry is not None and callee_fp is not None \
-                and callee_fp + 16 != fp - frame.entry.frame_size:
-            frame.note = (f"callee frame record at {callee_fp:#x} does not sit at SP-16 "
-                          f"(SP={fp - frame.entry.frame_size:#x}): frame pointer suspect")
+        if (
+            frame.entry is not None
+            and callee_fp is not None
+            and callee_fp + 16 != fp - frame.entry.frame_size
+        ):
+            frame.note = (
+                f"callee frame record at {callee_fp:#x} does not sit at SP-16 "
+                f"(SP={fp - frame.entry.frame_size:#x}): frame pointer suspect"
+            )
         if len(frames) >= max_depth:
             end = f"depth limit ({max_depth} frames) reached"
             break
@@ -167,8 +203,16 @@ def walk_chain(mem: MemoryCache, target: Target, registry: ImageRegistry, pc: in
         seen.add(fp)
         try:
             ra, next_fp, _sp, how = caller_of(
-                arch, mem.u64, mem.read, img, pc, fp, thread.sp if inner else fp,
-                thread.lr if inner else None, inner)
+                arch,
+                mem.u64,
+                mem.read,
+                img,
+                pc,
+                fp,
+                thread.sp if inner else fp,
+                thread.lr if inner else None,
+                inner,
+            )
         except ReadError as e:
             frame.error = f"frame record at fp {fp:#x} is unreadable ({e})"
             end = "unreadable frame record"
@@ -176,8 +220,11 @@ def walk_chain(mem: MemoryCache, target: Target, registry: ImageRegistry, pc: in
         if how is not None:
             frame.note = f"frame record not set up ({how}): caller found from SP"
         callee_fp = fp if how is None else None
-        if how is None and not fp < next_fp <= fp + MAX_FRAME_BYTES and \
-                registry.image_at(ra) is not None:
+        if (
+            how is None
+            and not fp < next_fp <= fp + MAX_FRAME_BYTES
+            and registry.image_at(ra) is not None
+        ):
             frame.error = f"caller frame pointer {next_fp:#x} is not above {fp:#x}: corrupt chain"
             end = "non-monotonic frame pointer"
             break
@@ -186,7 +233,7 @@ def walk_chain(mem: MemoryCache, target: Target, registry: ImageRegistry, pc: in
     return Activation(frames, "registers" if innermost else "debugger", end)
 
 
-def _read_slots(mem: MemoryCache, frames: List[WasmFrame]) -> None:
+def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
     for f in frames:
         e = f.entry
         if e is None:
@@ -198,7 +245,7 @@ def _read_slots(mem: MemoryCache, frames: List[WasmFrame]) -> None:
             block = None
         for off in e.offsets:
             if block is not None:
-                raw = int.from_bytes(block[off:off + 4], "little")
+                raw = int.from_bytes(block[off : off + 4], "little")
                 f.slots.append(Slot(off, sp + off, raw, decode_gcref(raw)))
             else:
                 f.slots.append(Slot(off, sp + off, None, None))
@@ -206,7 +253,7 @@ def _read_slots(mem: MemoryCache, frames: List[WasmFrame]) -> None:
             f.error = f"stack memory {sp:#x}..{f.fp:#x} is unreadable"
 
 
-def _stack_bounds(target: Target, regions: Optional[List[Region]], sp: int):
+def _stack_bounds(target: Target, regions: list[Region] | None, sp: int):
     if regions:
         for r in regions:
             if r.start <= sp < r.end:
@@ -214,8 +261,13 @@ def _stack_bounds(target: Target, regions: Optional[List[Region]], sp: int):
     return sp, sp + MAX_STACK_SCAN
 
 
-def has_wasm_frames(mem: MemoryCache, target: Target, registry: ImageRegistry,
-                    thread: ThreadState, limit: int = 256 * 1024) -> bool:
+def has_wasm_frames(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    thread: ThreadState,
+    limit: int = 256 * 1024,
+) -> bool:
     """Cheap test at a stop: is the pc in wasm code, or does the top `limit` bytes of
     the stack hold a clean chain of wasm frames (the stack scan's own validation)?
 
@@ -225,14 +277,22 @@ def has_wasm_frames(mem: MemoryCache, target: Target, registry: ImageRegistry,
         return True
     if not registry.hi:
         return False
-    return bool(scan_stack(mem, target, registry, thread, None, set(), [], max_depth=1000,
-                           limit=limit))
+    return bool(
+        scan_stack(mem, target, registry, thread, None, set(), [], max_depth=1000, limit=limit)
+    )
 
 
-def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread: ThreadState,
-               regions: Optional[List[Region]], covered: Set[int],
-               covered_spans: List, max_depth: int = DEFAULT_MAX_DEPTH,
-               limit: int = MAX_STACK_SCAN) -> List[Activation]:
+def scan_stack(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    thread: ThreadState,
+    regions: list[Region] | None,
+    covered: set[int],
+    covered_spans: list,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    limit: int = MAX_STACK_SCAN,
+) -> list[Activation]:
     """Find activations the debugger did not reach by scanning the stack for frame records.
 
     A candidate is a word pair (saved FP, return address into an image) at an
@@ -258,9 +318,11 @@ def scan_stack(mem: MemoryCache, target: Target, registry: ImageRegistry, thread
     if len(data) < 16:
         return []
     hi = lo + len(data)
-    words = struct.unpack(("<" if target.little_endian else ">") + f"{len(data) // 8}Q",
-                          data[:len(data) - len(data) % 8])
-    out: List[Activation] = []
+    words = struct.unpack(
+        ("<" if target.little_endian else ">") + f"{len(data) // 8}Q",
+        data[: len(data) - len(data) % 8],
+    )
+    out: list[Activation] = []
     tlo, thi = registry.lo, registry.hi
     arch = target.arch
     for i in range(len(words) - 1):
@@ -303,14 +365,20 @@ def _clean(act: Activation, registry: ImageRegistry) -> bool:
     return last.function is not None and not last.function.is_wasm
 
 
-def thread_activations(target: Target, registry: ImageRegistry, mem: MemoryCache,
-                       thread: ThreadState, regions: Optional[List[Region]],
-                       use_debugger_frames: bool = True, scan: bool = True,
-                       max_depth: int = DEFAULT_MAX_DEPTH) -> List[Activation]:
+def thread_activations(
+    target: Target,
+    registry: ImageRegistry,
+    mem: MemoryCache,
+    thread: ThreadState,
+    regions: list[Region] | None,
+    use_debugger_frames: bool = True,
+    scan: bool = True,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> list[Activation]:
     """Every wasm activation of a thread, innermost first."""
-    acts: List[Activation] = []
-    covered: Set[int] = set()
-    covered_spans: List = []  # (innermost fp, outermost fp) of each activation found
+    acts: list[Activation] = []
+    covered: set[int] = set()
+    covered_spans: list = []  # (innermost fp, outermost fp) of each activation found
 
     def add(act: Activation):
         if act.frames:
@@ -339,8 +407,9 @@ def thread_activations(target: Target, registry: ImageRegistry, mem: MemoryCache
                 f.debugger_level = df.level if f is act.frames[0] else None
             add(act)
     if scan:
-        for act in scan_stack(mem, target, registry, thread, regions, covered, covered_spans,
-                              max_depth):
+        for act in scan_stack(
+            mem, target, registry, thread, regions, covered, covered_spans, max_depth
+        ):
             acts.append(act)
     # Innermost first: activations deeper in the stack have lower FPs.
     acts.sort(key=lambda a: a.frames[0].fp)

@@ -16,8 +16,13 @@ from tests.test_examples import EXAMPLES, normalize  # noqa: E402
 def main():
     for example, script in sorted(EXAMPLES.items()):
         d = HERE / example
-        out = subprocess.run(["bash", str(d / script), "gdb"], capture_output=True, text=True,
-                             check=True, cwd=HERE.parent).stdout
+        out = subprocess.run(
+            ["bash", str(d / script), "gdb"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=HERE.parent,
+        ).stdout
         text = normalize(out) + "\n"
         (d / "expected_output.txt").write_text(text)
         readme = d / "README.md"

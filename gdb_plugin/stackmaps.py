@@ -18,7 +18,6 @@ wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
 if wsm is not None:
     import gdb.unwinder
     from gdb.FrameDecorator import FrameDecorator
-
     from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
     from wasmtime_stackmaps.regions import core_regions, proc_maps
@@ -96,8 +95,11 @@ if wsm is not None:
             return {"thread": th.num if th else None, "pc": pc, "signal": signo}
 
         def process_info(self):
-            return {"pid": self.inferior.pid, "executable": self.inferior.progspace.filename,
-                    "core_file": self._core}
+            return {
+                "pid": self.inferior.pid,
+                "executable": self.inferior.progspace.filename,
+                "core_file": self._core,
+            }
 
         def selected_frame(self):
             f = gdb.selected_frame()
@@ -119,10 +121,18 @@ if wsm is not None:
                         pc = int(f.pc())
                     except gdb.error:  # GDB cannot even give this thread's pc: leave it out
                         continue
-                    out.append(ThreadState(
-                        th.num, th.ptid[1] or th.ptid[0], th.name, pc, _reg(f, fpr) or 0,
-                        _reg(f, spr) or 0, _reg(f, lrr) if lrr else None,
-                        _frames_lister(th, self.arch)))
+                    out.append(
+                        ThreadState(
+                            th.num,
+                            th.ptid[1] or th.ptid[0],
+                            th.name,
+                            pc,
+                            _reg(f, fpr) or 0,
+                            _reg(f, spr) or 0,
+                            _reg(f, lrr) if lrr else None,
+                            _frames_lister(th, self.arch),
+                        )
+                    )
             finally:
                 _restore(orig_thread, orig_frame)
             return out
@@ -135,6 +145,7 @@ if wsm is not None:
 
     def _frames_lister(thread, arch):
         """GDB's own frames of `thread` up to the first frame in a Wasmtime image."""
+
         def frames():
             fpr, spr = _REGS[arch][1], _REGS[arch][2]
             out = []
@@ -146,8 +157,7 @@ if wsm is not None:
                 while f is not None and len(out) < _MAX_HOST_FRAMES:
                     try:
                         pc = int(f.pc())
-                        out.append(DebuggerFrame(f.level(), pc, _reg(f, fpr), _reg(f, spr),
-                                                 None))
+                        out.append(DebuggerFrame(f.level(), pc, _reg(f, fpr), _reg(f, spr), None))
                         if _SESSION.registry.image_at(pc) is not None:
                             break
                         f = f.older()
@@ -156,6 +166,7 @@ if wsm is not None:
             finally:
                 _restore(orig_thread, orig_frame)
             return out
+
         return frames
 
     def _restore(thread, frame):
@@ -194,12 +205,12 @@ if wsm is not None:
     class StackmapCommand(gdb.Command):
         """Show live GC references in WebAssembly frames of a Wasmtime process.
 
-Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
-  stackmap frame [N] [-x] [--json]    live GC-reference slots of one wasm frame
-  stackmap bt [--all-threads] [--full] [-n N] [--json]
-                                      wasm frames with their live GC references
-  stackmap images [--json]            Wasmtime images found in the inferior
-  stackmap load FILE ADDR             use FILE as the image mapped at ADDR"""
+        Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
+          stackmap frame [N] [-x] [--json]    live GC-reference slots of one wasm frame
+          stackmap bt [--all-threads] [--full] [-n N] [--json]
+                                              wasm frames with their live GC references
+          stackmap images [--json]            Wasmtime images found in the inferior
+          stackmap load FILE ADDR             use FILE as the image mapped at ADDR"""
 
         def __init__(self):
             super().__init__("stackmap", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
@@ -245,18 +256,23 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
                 # function's first instruction or its `ret`); in outer frames this
                 # unwinder does not save it, so GDB reports it <not saved> and int()
                 # fails, which would hand the frame to GDB's prologue analyser.
-                lr = (int(pending.read_register(lrr)) & 0xFFFFFFFFFFFFFFFF
-                      if lrr and pending.level() == 0 else None)
+                lr = (
+                    int(pending.read_register(lrr)) & 0xFFFFFFFFFFFFFFFF
+                    if lrr and pending.level() == 0
+                    else None
+                )
                 if self.mem is None:
                     self.mem = MemoryCache(_UNWIND_TARGET)
                 ra, caller_fp, caller_sp, _ = caller_of(
-                    arch, self.mem.u64, self.mem.read, img, pc, fp, sp, lr, pending.level() == 0)
+                    arch, self.mem.u64, self.mem.read, img, pc, fp, sp, lr, pending.level() == 0
+                )
                 off = img.text_offset(pc)
                 func = img.function_at(off)
                 start = img.text_start + (func.start if func else off)
                 ptr = gdb.lookup_type("unsigned long")
                 info = pending.create_unwind_info(
-                    _FrameId(gdb.Value(caller_sp).cast(ptr), gdb.Value(start).cast(ptr)))
+                    _FrameId(gdb.Value(caller_sp).cast(ptr), gdb.Value(start).cast(ptr))
+                )
                 info.add_saved_register(_REGS[arch][0], gdb.Value(ra).cast(ptr))
                 info.add_saved_register(fpr, gdb.Value(caller_fp).cast(ptr))
                 info.add_saved_register(spr, gdb.Value(caller_sp).cast(ptr))
@@ -327,7 +343,9 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
         sel = gdb.selected_thread().num
         _FILTER.enabled = any(
             has_wasm_frames(MemoryCache(target), target, _SESSION.registry, t)
-            for t in threads if t.num == sel)
+            for t in threads
+            if t.num == sel
+        )
         # Frames GDB cached before the images were known were unwound without us.
         gdb.invalidate_cached_frames()
 
@@ -347,9 +365,12 @@ Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
                     ev.disconnect(fn)
                 except (ValueError, RuntimeError):
                     pass
-        events = [(gdb.events.stop, _on_stop), (gdb.events.exited, _on_exit),
-                  (gdb.events.new_objfile, _on_stop), (gdb.events.memory_changed,
-                                                        _on_memory_changed)]
+        events = [
+            (gdb.events.stop, _on_stop),
+            (gdb.events.exited, _on_exit),
+            (gdb.events.new_objfile, _on_stop),
+            (gdb.events.memory_changed, _on_memory_changed),
+        ]
         for ev, fn in events:
             ev.connect(fn)
         wsm._gdb_state = {"events": events}

@@ -48,8 +48,9 @@ if wsm is not None:
             return "aarch64"
         if cpu == "riscv64":
             return "riscv64"
-        raise StackMapsError(f"unsupported architecture {triple or '?'!r} "
-                             "(x86_64, aarch64, riscv64)")
+        raise StackMapsError(
+            f"unsupported architecture {triple or '?'!r} (x86_64, aarch64, riscv64)"
+        )
 
     def _reg(frame, names):
         """Value of the first register of `names` readable in `frame`, or None."""
@@ -74,8 +75,12 @@ if wsm is not None:
                 target = debugger.GetSelectedTarget()
             process = target.GetProcess() if target.IsValid() else lldb.SBProcess()
             if not process.IsValid() or process.GetState() in (
-                    lldb.eStateInvalid, lldb.eStateUnloaded, lldb.eStateConnected,
-                    lldb.eStateExited, lldb.eStateDetached):
+                lldb.eStateInvalid,
+                lldb.eStateUnloaded,
+                lldb.eStateConnected,
+                lldb.eStateExited,
+                lldb.eStateDetached,
+            ):
                 raise StackMapsError("no process: run the program, attach, or load a core file")
             if process.GetState() not in _STOPPED:
                 raise StackMapsError("the process is running: stop it first")
@@ -115,9 +120,11 @@ if wsm is not None:
             for i in range(n):
                 if not infos.GetMemoryRegionAtIndex(i, info) or not info.IsMapped():
                     continue
-                perms = (("r" if info.IsReadable() else "-") +
-                         ("w" if info.IsWritable() else "-") +
-                         ("x" if info.IsExecutable() else "-"))
+                perms = (
+                    ("r" if info.IsReadable() else "-")
+                    + ("w" if info.IsWritable() else "-")
+                    + ("x" if info.IsExecutable() else "-")
+                )
                 name = info.GetName()
                 path = name if name and not name.startswith("[") else None
                 out.append(Region(info.GetRegionBase(), info.GetRegionEnd(), perms, path))
@@ -132,13 +139,17 @@ if wsm is not None:
             first page; the core reads its sections from the named file.
             """
             if self._core_files is None:
-                self._core_files = {r.start: os.fsdecode(r.path)
-                                    for r in core_regions(self._core) or () if r.path}
+                self._core_files = {
+                    r.start: os.fsdecode(r.path) for r in core_regions(self._core) or () if r.path
+                }
             return [r._replace(path=self._core_files.get(r.start)) for r in regions]
 
         def identity(self):
-            return (self.target.GetProcess().GetUniqueID(), self.process.GetProcessID(),
-                    self._core or self._exe)
+            return (
+                self.target.GetProcess().GetUniqueID(),
+                self.process.GetProcessID(),
+                self._core or self._exe,
+            )
 
         def selected_thread(self):
             return self.process.GetSelectedThread().GetIndexID()
@@ -153,16 +164,22 @@ if wsm is not None:
             si = th.GetSiginfo()
             if si.IsValid() and si.GetError().Success():
                 signo = si.GetChildMemberWithName("si_signo").GetValueAsSigned(0) or None
-            if signo is None and th.GetStopReason() == lldb.eStopReasonSignal and \
-                    th.GetStopReasonDataCount() > 0:
+            if (
+                signo is None
+                and th.GetStopReason() == lldb.eStopReasonSignal
+                and th.GetStopReasonDataCount() > 0
+            ):
                 signo = th.GetStopReasonDataAtIndex(0) or None
             f = th.GetFrameAtIndex(0)
             pc = f.GetPC() & _MASK64 if f.IsValid() else None
             return {"thread": th.GetIndexID(), "pc": pc, "signal": signo}
 
         def process_info(self):
-            return {"pid": self.process.GetProcessID() or None, "executable": self._exe,
-                    "core_file": self._core}
+            return {
+                "pid": self.process.GetProcessID() or None,
+                "executable": self._exe,
+                "core_file": self._core,
+            }
 
         def selected_frame(self):
             th = self.process.GetSelectedThread()
@@ -170,8 +187,9 @@ if wsm is not None:
             if f is None or not f.IsValid():
                 return None
             _, fpr, spr, _ = _REGS[self.arch]
-            return DebuggerFrame(f.GetFrameID(), f.GetPC() & _MASK64, _reg(f, fpr),
-                                 _reg(f, spr), f.GetFunctionName())
+            return DebuggerFrame(
+                f.GetFrameID(), f.GetPC() & _MASK64, _reg(f, fpr), _reg(f, spr), f.GetFunctionName()
+            )
 
         def threads(self):
             pcr, fpr, spr, lrr = _REGS[self.arch]
@@ -183,16 +201,24 @@ if wsm is not None:
                 if not f.IsValid():
                     continue
                 pc = _reg(f, pcr)
-                out.append(ThreadState(
-                    th.GetIndexID(), th.GetThreadID(), th.GetName(),
-                    pc if pc is not None else f.GetPC() & _MASK64,
-                    _reg(f, fpr) or 0, _reg(f, spr) or 0, _reg(f, lrr) if lrr else None,
-                    _frames_lister(th, self.arch)))
+                out.append(
+                    ThreadState(
+                        th.GetIndexID(),
+                        th.GetThreadID(),
+                        th.GetName(),
+                        pc if pc is not None else f.GetPC() & _MASK64,
+                        _reg(f, fpr) or 0,
+                        _reg(f, spr) or 0,
+                        _reg(f, lrr) if lrr else None,
+                        _frames_lister(th, self.arch),
+                    )
+                )
             out.sort(key=lambda t: t.num)
             return out
 
     def _frames_lister(thread, arch):
         """LLDB's own frames of `thread` up to the first frame in a Wasmtime image."""
+
         def frames():
             _, fpr, spr, _ = _REGS[arch]
             out = []
@@ -205,6 +231,7 @@ if wsm is not None:
                 if _session().registry.image_at(pc) is not None:
                     break
             return out
+
         return frames
 
     # One Session for the life of the core package: a second import of this
@@ -264,8 +291,9 @@ if wsm is not None:
             result.AppendMessage(text)
         result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
 
-    _SHORT_HELP = ("Show live GC references in WebAssembly frames of a Wasmtime process, "
-                   "from its stack maps.")
+    _SHORT_HELP = (
+        "Show live GC references in WebAssembly frames of a Wasmtime process, from its stack maps."
+    )
     # LLDB prints a container's long help after "Syntax: ", then lists the subcommands.
     _LONG_HELP = "stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each"
 
@@ -306,8 +334,10 @@ def __lldb_init_module(debugger, internal_dict):
         res = lldb.SBCommandReturnObject()
         ci.HandleCommand(cmd, res)
         if not res.Succeeded():
-            print(f"wasmtime-stackmaps: '{cmd.split(' -', 1)[0]}' failed: "
-                  f"{(res.GetError() or '').strip()}")
+            print(
+                f"wasmtime-stackmaps: '{cmd.split(' -', 1)[0]}' failed: "
+                f"{(res.GetError() or '').strip()}"
+            )
         return res.Succeeded()
 
     # Loading twice: overwrite the container and its subcommands (-o).

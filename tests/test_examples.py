@@ -29,8 +29,13 @@ def normalize(text: str) -> str:
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_example_output(example, debugger):
     d = REPO / "examples" / example
-    p = subprocess.run(["bash", str(d / EXAMPLES[example]), debugger], capture_output=True,
-                       text=True, timeout=300, cwd=REPO)
+    p = subprocess.run(
+        ["bash", str(d / EXAMPLES[example]), debugger],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     expected = normalize((d / "expected_output.txt").read_text())
     got = normalize(p.stdout)
@@ -50,14 +55,20 @@ def test_examples_have_readmes():
 
 def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb():
     """`bash dev.sh demo` ends in examples/demo.sh: all three parts must show the roots."""
-    p = subprocess.run(["bash", str(REPO / "examples" / "demo.sh")], capture_output=True,
-                       text=True, timeout=300, cwd=REPO)
+    p = subprocess.run(
+        ["bash", str(REPO / "examples" / "demo.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     out = p.stdout
     offline, gdb_part = out.split("### 2.")[0], out.split("### 2.")[1].split("### 3.")[0]
     lldb_part = out.split("### 3.")[1]
-    assert re.search(r"0x[0-9a-f]+\s+48\s+wasm\[0\]::function\[0\]::build\+0x[0-9a-f]+: \[0, 8\]",
-                     offline), offline
+    assert re.search(
+        r"0x[0-9a-f]+\s+48\s+wasm\[0\]::function\[0\]::build\+0x[0-9a-f]+: \[0, 8\]", offline
+    ), offline
     for part in (gdb_part, lldb_part):
         assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in part, part[-2000:]
         assert "SP+0=i31 7, SP+8=heap" in part

@@ -25,8 +25,9 @@ def wasmtime_cli() -> str:
 
 
 def run_wasmtime(*args, check=True, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([wasmtime_cli(), *map(str, args)], check=check, capture_output=True,
-                          text=True, **kw)
+    return subprocess.run(
+        [wasmtime_cli(), *map(str, args)], check=check, capture_output=True, text=True, **kw
+    )
 
 
 def compile_wat(src, out, target=None, flags=("-W", "gc=y")) -> Path:
@@ -82,6 +83,7 @@ def compile_wat_py(src, out, target=None, component=False) -> Path:
         text = text.decode()
     if component:
         from wasmtime.component import Component
+
         data = Component(engine, text).serialize()
     else:
         data = wasmtime.Module(engine, text).serialize()
@@ -108,8 +110,10 @@ class ObjdumpStackMap:
         return (self.pc, self.frame_size, self.offsets)
 
     def __repr__(self):
-        return (f"ObjdumpStackMap(pc={self.pc:#x}, frame_size={self.frame_size}, "
-                f"offsets={list(self.offsets)}, function={self.function!r})")
+        return (
+            f"ObjdumpStackMap(pc={self.pc:#x}, frame_size={self.frame_size}, "
+            f"offsets={list(self.offsets)}, function={self.function!r})"
+        )
 
 
 class Objdump:
@@ -173,18 +177,23 @@ def parse_objdump(text: str) -> Objdump:
         elif f.first_insn == 0:
             votes.add(True)
         else:
-            raise ValueError(f"objdump: {f.name} starts at {f.start:#x} but its first "
-                             f"instruction is printed at {f.first_insn:#x}")
+            raise ValueError(
+                f"objdump: {f.name} starts at {f.start:#x} but its first "
+                f"instruction is printed at {f.first_insn:#x}"
+            )
     if len(votes) > 1:
         raise ValueError("objdump: mixed absolute and function-relative addresses")
     relative = votes.pop() if votes else None
-    maps = [ObjdumpStackMap(f.start + a if relative else a, fs, offs, f.name)
-            for f, a, fs, offs in raw_maps]
+    maps = [
+        ObjdumpStackMap(f.start + a if relative else a, fs, offs, f.name)
+        for f, a, fs, offs in raw_maps
+    ]
     return Objdump(functions, maps, relative, text)
 
 
 def objdump(path) -> Objdump:
     """Run `wasmtime objdump --addresses --funcs all --stack-maps` on an image and parse it."""
-    out = run_wasmtime("objdump", "--addresses", "--funcs", "all", "--stack-maps",
-                       "--color", "never", path).stdout
+    out = run_wasmtime(
+        "objdump", "--addresses", "--funcs", "all", "--stack-maps", "--color", "never", path
+    ).stdout
     return parse_objdump(out)

@@ -37,8 +37,9 @@ def _unavailable(reason: str):
 
 
 def _env_file(path: str) -> dict:
-    out = subprocess.run(["bash", "-c", 'source "$1" && env -0', "_", path], check=True,
-                         capture_output=True).stdout.decode()
+    out = subprocess.run(
+        ["bash", "-c", 'source "$1" && env -0', "_", path], check=True, capture_output=True
+    ).stdout.decode()
     return dict(kv.split("=", 1) for kv in out.split("\0") if "=" in kv)
 
 
@@ -47,15 +48,21 @@ def qemu_env() -> QemuEnv:
     if sys.platform != "linux" or os.uname().machine != "x86_64":
         _unavailable("the qemu-user tests run on an x86_64 Linux host")
     env = dict(os.environ, PYTHON=sys.executable)  # the venv's python has pip
-    p = subprocess.run(["bash", str(SETUP), "--quiet"], capture_output=True, text=True,
-                       env=env, timeout=900)
+    p = subprocess.run(
+        ["bash", str(SETUP), "--quiet"], capture_output=True, text=True, env=env, timeout=900
+    )
     if p.returncode == 3:  # not root and Debian packages missing
         _unavailable(p.stderr.strip().splitlines()[-1])
     if p.returncode != 0:
         _unavailable(f"bash {SETUP} failed ({p.returncode}):\n{p.stderr[-2000:]}")
     e = _env_file(p.stdout.strip().splitlines()[-1])
-    qe = QemuEnv(e.get("QEMU_AARCH64", ""), e.get("AARCH64_SYSROOT", ""),
-                 e.get("WASMTIME_AARCH64", ""), e.get("GDB_MULTIARCH", ""), e.get("LLDB", ""))
+    qe = QemuEnv(
+        e.get("QEMU_AARCH64", ""),
+        e.get("AARCH64_SYSROOT", ""),
+        e.get("WASMTIME_AARCH64", ""),
+        e.get("GDB_MULTIARCH", ""),
+        e.get("LLDB", ""),
+    )
     for name in ("qemu", "wasmtime", "gdb"):
         if not getattr(qe, name) or not os.access(getattr(qe, name), os.X_OK):
             _unavailable(f"after bash {SETUP}: no {name} ({qe})")

@@ -29,24 +29,24 @@ def find_image(read, pc, max_pages=4096):
 
 
 def sections(read, base, h):
-    e_machine, = struct.unpack_from("<H", h, 18)
-    e_shoff, = struct.unpack_from("<Q", h, 0x28)
+    (e_machine,) = struct.unpack_from("<H", h, 18)
+    (e_shoff,) = struct.unpack_from("<Q", h, 0x28)
     e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", h, 0x3A)
     raw = read(base + e_shoff, e_shnum * e_shentsize)
     shdrs = [struct.unpack_from("<IIQQQQIIQQ", raw, i * e_shentsize) for i in range(e_shnum)]
     strtab = read(base + shdrs[e_shstrndx][4], shdrs[e_shstrndx][5])
     out = {}
     for s in shdrs:
-        name = strtab[s[0]:strtab.index(b"\0", s[0])].decode()
+        name = strtab[s[0] : strtab.index(b"\0", s[0])].decode()
         out[name] = (s[4], s[5])  # (sh_offset, sh_size)
     return e_machine, out
 
 
 def parse_stackmaps(data):
-    n, = struct.unpack_from("<I", data, 0)
+    (n,) = struct.unpack_from("<I", data, 0)
     pcs = struct.unpack_from("<%dI" % n, data, 4)
     idx = struct.unpack_from("<%dI" % n, data, 4 + 4 * n)
-    words = data[4 + 8 * n:]
+    words = data[4 + 8 * n :]
     maps = {}
     for p, k in zip(pcs, idx):
         frame_size, m = struct.unpack_from("<II", words, 4 * k)
@@ -78,8 +78,8 @@ def walk(read, pc, fp, arch, out=print):
     out("stack map pcs: %s" % ", ".join("%#x" % p for p in sorted(maps)))
     out("frame 0 pc=text+%#x fp=%#x" % (pc - text, fp))
     for i in range(1, 64):
-        caller_fp, = struct.unpack("<Q", read(fp, 8))
-        ra_raw, = struct.unpack("<Q", read(fp + 8, 8))
+        (caller_fp,) = struct.unpack("<Q", read(fp, 8))
+        (ra_raw,) = struct.unpack("<Q", read(fp + 8, 8))
         ra = ra_raw & ADDR_MASK
         pac = " (raw %#x, PAC bits stripped)" % ra_raw if ra != ra_raw else ""
         if not text <= ra < text + t_size:
@@ -89,8 +89,11 @@ def walk(read, pc, fp, arch, out=print):
         if ra - text in maps:
             frame_size, offs = maps[ra - text]
             sp = caller_fp - frame_size
-            vals = ["sp+%d=%#x (%s)" % (o, r, describe(r))
-                    for o in offs for r in struct.unpack("<I", read(sp + o, 4))]
+            vals = [
+                "sp+%d=%#x (%s)" % (o, r, describe(r))
+                for o in offs
+                for r in struct.unpack("<I", read(sp + o, 4))
+            ]
             line += " frame_size=%d live: %s" % (frame_size, ", ".join(vals))
         else:
             line += " (no stack map: no live GC refs)"
@@ -111,6 +114,7 @@ try:
                 return inf.read_memory(addr, n).tobytes()
             except gdb.MemoryError:
                 return None
+
         pc = int(gdb.parse_and_eval("$pc"))
         fp = int(gdb.parse_and_eval("$" + FP_REG[arch]))
         walk(read, pc, fp, arch)
@@ -122,6 +126,7 @@ except ImportError:
 
 def _lldb_archwalk(debugger, command, result, internal_dict):
     import lldb
+
     process = debugger.GetSelectedTarget().GetProcess()
     frame = process.GetSelectedThread().GetFrameAtIndex(0)
     triple = debugger.GetSelectedTarget().GetTriple() or ""
@@ -131,6 +136,7 @@ def _lldb_archwalk(debugger, command, result, internal_dict):
         err = lldb.SBError()
         data = process.ReadMemory(addr, n, err)
         return data if err.Success() else None
+
     pc = frame.GetPC()
     fp = frame.FindRegister(FP_REG.get(arch, "fp")).GetValueAsUnsigned()
     walk(read, pc, fp, arch, out=lambda s: result.AppendMessage(s))

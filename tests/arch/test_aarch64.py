@@ -44,8 +44,10 @@ DEPTH = 5  # deep_trap.wat's _start calls build(5, null, i31 -7)
 # Frame k from the innermost has the i31 3*(n+1)+1 stored by the frame with n = k; the
 # outermost build frame holds _start's -7.
 EXPECTED_I31 = [[3 * (n + 1) + 1] for n in range(1, DEPTH)] + [[-7]]
-EXPECTED_FUNCTIONS = (["wasm[0]::function[0]::build"] * (DEPTH + 1) +
-                      ["wasm[0]::function[1]", "wasm[0]::array_to_wasm_trampoline[1]"])
+EXPECTED_FUNCTIONS = ["wasm[0]::function[0]::build"] * (DEPTH + 1) + [
+    "wasm[0]::function[1]",
+    "wasm[0]::array_to_wasm_trampoline[1]",
+]
 MASK48 = (1 << 48) - 1
 CONFIGS = [("gdb", False), ("gdb", True), ("lldb", False), ("lldb", True)]
 LLDB_PLUGIN_MISSING = not driver.LLDB_PLUGIN.exists()
@@ -60,8 +62,13 @@ def _params():
     for c in CONFIGS:
         marks = []
         if c[0] == "lldb":
-            marks.append(pytest.mark.xfail(LLDB_PLUGIN_MISSING, strict=True,
-                                           reason="lldb_plugin/stackmaps.py does not exist yet"))
+            marks.append(
+                pytest.mark.xfail(
+                    LLDB_PLUGIN_MISSING,
+                    strict=True,
+                    reason="lldb_plugin/stackmaps.py does not exist yet",
+                )
+            )
         out.append(pytest.param(c, id=_config_id(c), marks=marks))
     return out
 
@@ -73,26 +80,47 @@ def reference(tmp_path_factory):
     out = {}
     for pac in (False, True):
         path = d / f"deep_trap{'-pac' if pac else ''}.cwasm"
-        run_wasmtime("compile", *CLI_FLAGS, *(PAC_FLAGS if pac else []), "--target", TARGET,
-                     "-o", path, PROGRAM)
+        run_wasmtime(
+            "compile",
+            *CLI_FLAGS,
+            *(PAC_FLAGS if pac else []),
+            "--target",
+            TARGET,
+            "-o",
+            path,
+            PROGRAM,
+        )
         out[pac] = objdump(path)
     return out
 
 
 # -- one debugger session per configuration, shared by the tests below ----------------
 def _commands(debugger):
-    cmds = ["stackmap bt --json", "stackmap images --json", "stackmap frame 2 --json",
-            "stackmap bt", "stackmap frame 2 -x"]
-    hostmaps = ('print("@@hostmaps-begin\\n" + open("/proc/{qemu_pid}/maps").read() + '
-                '"@@hostmaps-end")')
+    cmds = [
+        "stackmap bt --json",
+        "stackmap images --json",
+        "stackmap frame 2 --json",
+        "stackmap bt",
+        "stackmap frame 2 -x",
+    ]
+    hostmaps = (
+        'print("@@hostmaps-begin\\n" + open("/proc/{qemu_pid}/maps").read() + "@@hostmaps-end")'
+    )
     if debugger == "gdb":
-        cmds += [f"source {FRAME_WALK}", "bt 9", "python " + hostmaps,
-                 "python import __main__; print('@@regions=%r' % "
-                 "(__main__.GdbTarget().regions(),))"]
+        cmds += [
+            f"source {FRAME_WALK}",
+            "bt 9",
+            "python " + hostmaps,
+            "python import __main__; print('@@regions=%r' % (__main__.GdbTarget().regions(),))",
+        ]
     else:  # a failing -k command would end the list: the probes go last
-        cmds += [f"command script import {FRAME_WALK}", "archwalk", "script " + hostmaps,
-                 "script import sys, lldb; print('@@regions=%r' % (sys.modules['stackmaps']"
-                 ".LldbTarget(None, lldb.debugger).regions(),))"]
+        cmds += [
+            f"command script import {FRAME_WALK}",
+            "archwalk",
+            "script " + hostmaps,
+            "script import sys, lldb; print('@@regions=%r' % (sys.modules['stackmaps']"
+            ".LldbTarget(None, lldb.debugger).regions(),))",
+        ]
     return cmds
 
 
@@ -117,25 +145,33 @@ def session(request, qemu_env):
     debugger, pac = request.param
     if debugger == "lldb" and not qemu_env.lldb:
         from tests.arch.conftest import _unavailable
+
         _unavailable("lldb-19 is not installed (bash tests/arch/setup_qemu.sh as root)")
     key = (debugger, pac)
     if isinstance(_SESSIONS.get(key), str):  # failed once: don't run it again per test
         pytest.fail(_SESSIONS[key])
     if key not in _SESSIONS:
-        program = [qemu_env.wasmtime, "run", *CLI_FLAGS, *(PAC_FLAGS if pac else []),
-                   str(PROGRAM)]
+        program = [qemu_env.wasmtime, "run", *CLI_FLAGS, *(PAC_FLAGS if pac else []), str(PROGRAM)]
         # RUST_BACKTRACE=1 with PAC on crashes wasmtime's own backtrace capture (NOTES.md).
         t0 = time.monotonic()
-        r = driver.run_remote(debugger, _commands(debugger), program, qemu_env.qemu,
-                              qemu_env.sysroot, env={"RUST_BACKTRACE": "0"},
-                              debugger_binary=qemu_env.gdb if debugger == "gdb" else qemu_env.lldb)
+        r = driver.run_remote(
+            debugger,
+            _commands(debugger),
+            program,
+            qemu_env.qemu,
+            qemu_env.sysroot,
+            env={"RUST_BACKTRACE": "0"},
+            debugger_binary=qemu_env.gdb if debugger == "gdb" else qemu_env.lldb,
+        )
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"session-{_config_id(key)}.txt").write_text(
-            r.output + "\n--- qemu ---\n" + r.target_output)
+            r.output + "\n--- qemu ---\n" + r.target_output
+        )
         _record_timing(_config_id(key), r.seconds, time.monotonic() - t0)
         try:
-            assert "SIGILL" in r.output, f"no stop at the trap:\n{r.output[-4000:]}\n" \
-                                         f"{r.target_output}"
+            assert "SIGILL" in r.output, (
+                f"no stop at the trap:\n{r.output[-4000:]}\n{r.target_output}"
+            )
             _SESSIONS[key] = Session(r, pac)
         except AssertionError as e:
             _SESSIONS[key] = f"{_config_id(key)} session failed: {e}"
@@ -170,13 +206,24 @@ def _frame_walk(output):
     m = re.search(r"image at 0x([0-9a-f]+) e_machine=183 \.text=0x([0-9a-f]+)\.\.", output)
     assert m, f"frame_walk.py printed no image:\n{output[-3000:]}"
     frames = {}
-    for fm in re.finditer(r"^frame (\d+) ra=text\+0x([0-9a-f]+)(?: \(raw 0x([0-9a-f]+), PAC bits "
-                          r"stripped\))? fp=0x([0-9a-f]+)(.*)$", output, re.M):
-        frames[int(fm.group(1))] = (int(fm.group(2), 16),
-                                    int(fm.group(3), 16) if fm.group(3) else None,
-                                    int(fm.group(4), 16), fm.group(5))
-    host = re.search(r"^frame (\d+) ra=0x([0-9a-f]+)(?: \(raw 0x([0-9a-f]+), PAC bits "
-                     r"stripped\))?: outside \.text, host caller", output, re.M)
+    for fm in re.finditer(
+        r"^frame (\d+) ra=text\+0x([0-9a-f]+)(?: \(raw 0x([0-9a-f]+), PAC bits "
+        r"stripped\))? fp=0x([0-9a-f]+)(.*)$",
+        output,
+        re.M,
+    ):
+        frames[int(fm.group(1))] = (
+            int(fm.group(2), 16),
+            int(fm.group(3), 16) if fm.group(3) else None,
+            int(fm.group(4), 16),
+            fm.group(5),
+        )
+    host = re.search(
+        r"^frame (\d+) ra=0x([0-9a-f]+)(?: \(raw 0x([0-9a-f]+), PAC bits "
+        r"stripped\))?: outside \.text, host caller",
+        output,
+        re.M,
+    )
     assert host, output[-3000:]
     return int(m.group(1), 16), int(m.group(2), 16), frames, host
 
@@ -192,7 +239,7 @@ def test_frames(session):
     assert all(not f["error"] for f in frames), [f["error"] for f in frames]
     inner = frames[0]
     assert inner["innermost"] and not inner["safepoint"] and "innermost" in inner["reason"]
-    calls = frames[1:DEPTH + 1]
+    calls = frames[1 : DEPTH + 1]
     assert all(f["safepoint"] for f in calls), calls
     assert [_i31s(f) for f in calls] == EXPECTED_I31
     heap = [v for f in calls for v in _heaps(f)]
@@ -219,18 +266,19 @@ def test_matches_objdump(session, reference):
     maps = _maps(objd)
     assert maps, "objdump printed no stack maps"
     frames = session.frames
-    for f in frames[1:DEPTH + 1]:
+    for f in frames[1 : DEPTH + 1]:
         assert f["text_offset"] in maps, (hex(f["text_offset"]), maps)
         size, offs = maps[f["text_offset"]]
         assert f["frame_size"] == size
         assert tuple(s["offset"] for s in f["slots"]) == offs
     # The other frames' return addresses have no map; the innermost pc is the trap.
-    for f in frames[DEPTH + 1:]:
+    for f in frames[DEPTH + 1 :]:
         assert f["text_offset"] not in maps
     inner = frames[0]
     addr = inner["function_offset"] if objd.relative else inner["text_offset"]
-    assert re.search(rf"^\s+{addr:x}:\s+udf\s.*\n.*trap: Normal\(UnreachableCodeReached\)",
-                     objd.text, re.M), f"no udf trap at {addr:#x} in objdump"
+    assert re.search(
+        rf"^\s+{addr:x}:\s+udf\s.*\n.*trap: Normal\(UnreachableCodeReached\)", objd.text, re.M
+    ), f"no udf trap at {addr:#x} in objdump"
     if session.pac:
         assert re.search(r"\bpaci(a|b)(sp|z)\b", objd.text), "PAC flag gave no signing code"
 
@@ -258,10 +306,14 @@ def test_images_without_memory_map(session, reference):
     assert (fw_base, fw_text) == (base, text)
     m = re.search(r"@@hostmaps-begin\n(.*?)@@hostmaps-end", session.output, re.S)
     assert m, session.output[-3000:]
-    spans = [tuple(int(x, 16) for x in line.split()[0].split("-"))
-             for line in m.group(1).splitlines() if line.strip()]
-    assert any(lo <= base and base + img["size"] <= hi for lo, hi in spans), \
+    spans = [
+        tuple(int(x, 16) for x in line.split()[0].split("-"))
+        for line in m.group(1).splitlines()
+        if line.strip()
+    ]
+    assert any(lo <= base and base + img["size"] <= hi for lo, hi in spans), (
         f"image {base:#x}+{img['size']:#x} not inside any qemu mapping"
+    )
 
 
 @pytest.mark.parametrize("session", _params(), indirect=True)
@@ -275,8 +327,9 @@ def test_frame_command(session):
     bt2 = session.frames[2]
     keys = ("pc", "fp", "sp", "frame_size", "function", "text_offset")
     assert {k: fr[k] for k in keys} == {k: bt2[k] for k in keys}
-    assert [(s["offset"], s["raw"]) for s in fr["slots"]] == \
-        [(s["offset"], s["raw"]) for s in bt2["slots"]]
+    assert [(s["offset"], s["raw"]) for s in fr["slots"]] == [
+        (s["offset"], s["raw"]) for s in bt2["slots"]
+    ]
 
 
 @pytest.mark.parametrize("session", _params(), indirect=True)
@@ -304,8 +357,9 @@ def test_agrees_with_independent_walker(session):
         assert (f["text_offset"], f["fp"]) == (off, fp)
         if f["safepoint"]:
             vals = re.findall(r"sp\+(\d+)=0x([0-9a-f]+)", rest)
-            assert [(int(o), int(v, 16)) for o, v in vals] == \
-                [(s["offset"], s["raw"]) for s in f["slots"]]
+            assert [(int(o), int(v, 16)) for o, v in vals] == [
+                (s["offset"], s["raw"]) for s in f["slots"]
+            ]
 
 
 @pytest.mark.parametrize("session", _params(), indirect=True)
@@ -329,8 +383,9 @@ def test_return_addresses_stripped(session):
     assert all(f["pc"] <= MASK48 for f in session.frames)
 
 
-@pytest.mark.parametrize("session", [c for c in _params() if c.values[0][0] == "gdb"],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "session", [c for c in _params() if c.values[0][0] == "gdb"], indirect=True
+)
 def test_gdb_own_bt(session):
     """GDB's `bt` walks the wasm frames (the plugin's unwinder) into the host caller."""
     lines = re.findall(r"^#(\d+)\s+0x([0-9a-f]+) in (\S+)", session.output, re.M)

@@ -27,12 +27,20 @@ for _p in (TESTS, HERE):
         sys.path.insert(0, str(_p))
 
 import tooling  # noqa: E402  (tests/tooling.py)
-
-from core_fixtures import (COMPARED, COMPONENTS, FIXTURES, FIXTURE_IDS, FUZZ_CASES,  # noqa: E402
-                           RANDOM, WAT_DIR, fixture_id, long_run)
-
+from core_fixtures import (  # noqa: E402
+    COMPARED,
+    COMPONENTS,
+    FIXTURE_IDS,
+    FIXTURES,
+    FUZZ_CASES,
+    RANDOM,
+    WAT_DIR,
+    fixture_id,
+    long_run,
+)
 
 # -- fixture images -------------------------------------------------------------------------
+
 
 class Built:
     """A compiled fixture image and (lazily) what `wasmtime objdump` says about it."""
@@ -69,11 +77,13 @@ class FixtureStore:
             try:
                 tooling.compile_wat(src, out, target=target, flags=tooling.GC_WASM_FLAGS)
             except subprocess.CalledProcessError as e:
-                raise AssertionError(f"wasmtime compile {src} --target {target} failed:\n"
-                                     f"{e.stderr[:2000]}") from None
+                raise AssertionError(
+                    f"wasmtime compile {src} --target {target} failed:\n{e.stderr[:2000]}"
+                ) from None
         else:
-            tooling.compile_wat_py(src, out, target=None if target == "host" else target,
-                                   component=wat in COMPONENTS)
+            tooling.compile_wat_py(
+                src, out, target=None if target == "host" else target, component=wat in COMPONENTS
+            )
         return out
 
     def build_all(self):
@@ -111,6 +121,7 @@ def built(request, fixture_store) -> Built:
 
 # -- comparison bookkeeping (reported at the end of the run) -------------------------------
 
+
 @pytest.fixture(scope="session")
 def compared():
     return COMPARED
@@ -129,11 +140,15 @@ class Fuzz:
 
     def settings(self, examples: int, deadline_ms: int = 1000):
         from hypothesis import HealthCheck, settings
+
         return settings(
             max_examples=examples * (20 if self.long else 1),
             deadline=timedelta(milliseconds=deadline_ms),
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                   HealthCheck.filter_too_much],
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.filter_too_much,
+            ],
             derandomize=False,
             print_blob=True,
         )
@@ -154,7 +169,9 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr.section("wasmtime-stackmaps core: what was compared")
     if COMPARED:
-        tr.write_line("stack-map entries compared with `wasmtime objdump --stack-maps`, per target:")
+        tr.write_line(
+            "stack-map entries compared with `wasmtime objdump --stack-maps`, per target:"
+        )
         for label in sorted(COMPARED):
             tr.write_line(f"  {label:44s} {COMPARED[label]:7d}")
         tr.write_line(f"  {'total':44s} {sum(COMPARED.values()):7d}")
@@ -171,6 +188,7 @@ def pytest_terminal_summary(terminalreporter):
 
 # -- binaryen (npm) --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def wasm_opt() -> str:
     """binaryen's wasm-opt, installed with npm from tests/core/package.json.
@@ -181,24 +199,42 @@ def wasm_opt() -> str:
     exe = HERE / "node_modules" / ".bin" / "wasm-opt"
     pkg = HERE / "node_modules" / "binaryen" / "package.json"
     stamp = HERE / "node_modules" / ".wasmtime-stackmaps-stamp"
-    want = hashlib.sha256((HERE / "package.json").read_bytes()
-                          + ((HERE / "package-lock.json").read_bytes()
-                             if (HERE / "package-lock.json").exists() else b"")).hexdigest()
+    want = hashlib.sha256(
+        (HERE / "package.json").read_bytes()
+        + (
+            (HERE / "package-lock.json").read_bytes()
+            if (HERE / "package-lock.json").exists()
+            else b""
+        )
+    ).hexdigest()
     if not (exe.exists() and pkg.exists() and stamp.exists() and stamp.read_text() == want):
         npm = shutil.which("npm")
         if npm is None:
-            pytest.fail("npm is not installed: the random-module tests need binaryen "
-                        "(npm package, see tests/core/package.json); install Node.js/npm",
-                        pytrace=False)
-        cmd = [npm, "ci" if (HERE / "package-lock.json").exists() else "install",
-               "--prefix", str(HERE), "--no-audit", "--no-fund"]
+            pytest.fail(
+                "npm is not installed: the random-module tests need binaryen "
+                "(npm package, see tests/core/package.json); install Node.js/npm",
+                pytrace=False,
+            )
+        cmd = [
+            npm,
+            "ci" if (HERE / "package-lock.json").exists() else "install",
+            "--prefix",
+            str(HERE),
+            "--no-audit",
+            "--no-fund",
+        ]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"`{' '.join(cmd)}` timed out after 300 s: is the npm registry "
-                        "reachable?", pytrace=False)
+            pytest.fail(
+                f"`{' '.join(cmd)}` timed out after 300 s: is the npm registry reachable?",
+                pytrace=False,
+            )
         if r.returncode != 0 or not exe.exists():
-            pytest.fail(f"`{' '.join(cmd)}` failed (exit {r.returncode}); the npm registry may be "
-                        f"unreachable. npm said:\n{r.stderr[-3000:]}", pytrace=False)
+            pytest.fail(
+                f"`{' '.join(cmd)}` failed (exit {r.returncode}); the npm registry may be "
+                f"unreachable. npm said:\n{r.stderr[-3000:]}",
+                pytrace=False,
+            )
         stamp.write_text(want)
     return str(exe)

@@ -17,8 +17,9 @@ CLI_TARGETS = tooling.NATIVE_TARGETS + tooling.PULLEY_TARGETS
 PY_TARGETS = ("host", "pulley64")
 
 # (wat, compiler, target) for every fixture image.
-FIXTURES = [(w, "cli", t) for w in WATS for t in CLI_TARGETS] + \
-           [(w, "py", t) for w in WATS for t in PY_TARGETS]
+FIXTURES = [(w, "cli", t) for w in WATS for t in CLI_TARGETS] + [
+    (w, "py", t) for w in WATS for t in PY_TARGETS
+]
 
 
 def fixture_id(key) -> str:
@@ -29,8 +30,7 @@ def fixture_id(key) -> str:
 FIXTURE_IDS = [fixture_id(k) for k in FIXTURES]
 
 # Minimum stack-map entries each fixture must produce on every target (seen: more).
-MIN_ENTRIES = {"structs": 8, "arrays": 8, "i31": 4, "externref": 6, "tailcall": 4,
-               "component": 4}
+MIN_ENTRIES = {"structs": 8, "arrays": 8, "i31": 4, "externref": 6, "tailcall": 4, "component": 4}
 
 
 def long_run(config) -> bool:
@@ -38,6 +38,7 @@ def long_run(config) -> bool:
         return bool(config.getoption("--long"))
     except ValueError:  # tests/conftest.py not loaded (e.g. rootdir elsewhere)
         return False
+
 
 # target label -> stack-map entries compared against objdump
 COMPARED = collections.Counter()

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from core_fixtures import FIXTURES
 from wasmtime_stackmaps import WasmtimeImage
 
@@ -20,22 +19,26 @@ def run(*args, module=False):
         cmd = [sys.executable, "-m", "wasmtime_stackmaps.cli"]
     else:
         cmd = [str(ENTRY_POINT)]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=60)
 
 
 # A few representative images (one per kind of target and compiler) keep this quick;
 # test_fixtures.py covers every image in-process.
-PICKED = [k for k in FIXTURES if k in {
-    ("structs", "cli", "x86_64-unknown-linux-gnu"),
-    ("arrays", "cli", "aarch64-unknown-linux-gnu"),
-    ("tailcall", "cli", "riscv64gc-unknown-linux-gnu"),
-    ("externref", "cli", "s390x-unknown-linux-gnu"),
-    ("i31", "cli", "pulley32"),
-    ("component", "cli", "pulley64"),
-    ("component", "py", "host"),
-    ("structs", "py", "pulley64"),
-}]
+PICKED = [
+    k
+    for k in FIXTURES
+    if k
+    in {
+        ("structs", "cli", "x86_64-unknown-linux-gnu"),
+        ("arrays", "cli", "aarch64-unknown-linux-gnu"),
+        ("tailcall", "cli", "riscv64gc-unknown-linux-gnu"),
+        ("externref", "cli", "s390x-unknown-linux-gnu"),
+        ("i31", "cli", "pulley32"),
+        ("component", "cli", "pulley64"),
+        ("component", "py", "host"),
+        ("structs", "py", "pulley64"),
+    }
+]
 
 
 @pytest.fixture(scope="module", params=PICKED, ids=lambda k: "-".join(k))
@@ -123,7 +126,9 @@ def test_lookup(picked):
     if m.pc - 1 not in pcs:
         r = run("lookup", "--json", picked.path, hex(m.pc - 1))
         doc = json.loads(r.stdout)
-        assert r.returncode == 0 and doc["safepoint"] is False and "not a safepoint" in doc["reason"]
+        assert (
+            r.returncode == 0 and doc["safepoint"] is False and "not a safepoint" in doc["reason"]
+        )
         r = run("lookup", picked.path, hex(m.pc - 1))
         assert "no stack map" in r.stdout
     r = run("lookup", picked.path, "0x7fffffff")
@@ -139,6 +144,7 @@ def test_python_dash_m(picked):
 
 
 # -- check: exit codes -------------------------------------------------------------------------
+
 
 def _stackmap_section(data: bytes):
     img = WasmtimeImage.from_bytes(data)
@@ -165,26 +171,39 @@ def test_check_valid(picked):
     assert f"valid ({len(picked.objdump.stack_maps)} stack-map entries" in r.stdout
 
 
-@pytest.mark.parametrize("what,patch,message", [
-    ("n-too-large", lambda d, off, size: d.__setitem__(slice(off, off + 4),
-                                                      struct.pack("<I", size)), "entry count N="),
-    ("unsorted", lambda d, off, size: d.__setitem__(slice(off + 4, off + 12),
-                                                   d[off + 8:off + 12] + d[off + 4:off + 8]),
-     "not strictly ascending"),
-    ("frame-size-0", None, "frame_size is 0"),
-    ("pc-past-text", None, "past the end of .text"),
-])
+@pytest.mark.parametrize(
+    "what,patch,message",
+    [
+        (
+            "n-too-large",
+            lambda d, off, size: d.__setitem__(slice(off, off + 4), struct.pack("<I", size)),
+            "entry count N=",
+        ),
+        (
+            "unsorted",
+            lambda d, off, size: d.__setitem__(
+                slice(off + 4, off + 12), d[off + 8 : off + 12] + d[off + 4 : off + 8]
+            ),
+            "not strictly ascending",
+        ),
+        ("frame-size-0", None, "frame_size is 0"),
+        ("pc-past-text", None, "past the end of .text"),
+    ],
+)
 def test_check_invalid(tmp_path, x86_image, what, patch, message):
     if what == "frame-size-0":
+
         def patch(d, off, size):
             n = struct.unpack_from("<I", d, off)[0]
             data = off + 4 + 8 * n
             k = struct.unpack_from("<I", d, off + 4 + 4 * n)[0]
             struct.pack_into("<I", d, data + 4 * k, 0)
     elif what == "pc-past-text":
+
         def patch(d, off, size):
             n = struct.unpack_from("<I", d, off)[0]
             struct.pack_into("<I", d, off + 4 + 4 * (n - 1), 0x7FFFFFF0)
+
     bad = _patched(tmp_path, x86_image, f"{what}.cwasm", patch)
     r = run("check", bad)
     assert r.returncode == 1, (r.stdout, r.stderr)
@@ -202,7 +221,7 @@ def test_check_unreadable(tmp_path, x86_image):
     (tmp_path / "empty.cwasm").write_bytes(b"")
     cases["empty"] = tmp_path / "empty.cwasm"
     data = x86_image.read_bytes()
-    (tmp_path / "trunc.cwasm").write_bytes(data[:len(data) // 2])
+    (tmp_path / "trunc.cwasm").write_bytes(data[: len(data) // 2])
     cases["truncated"] = tmp_path / "trunc.cwasm"
     elf = bytearray(data)
     elf[7] = 0  # a plain System V ELF, not Wasmtime's OS/ABI
@@ -221,9 +240,11 @@ def test_check_unreadable(tmp_path, x86_image):
 def test_check_image_without_stackmaps(tmp_path):
     """A module with no live GC refs at any call has no section: valid, with a note."""
     import tooling
+
     src = tmp_path / "plain.wat"
-    src.write_text('(module (func $f (result i32) (i32.const 1))'
-                   ' (func (export "g") (result i32) (call $f)))')
+    src.write_text(
+        '(module (func $f (result i32) (i32.const 1)) (func (export "g") (result i32) (call $f)))'
+    )
     out = tooling.compile_wat(src, tmp_path / "plain.cwasm", flags=())
     r = run("check", out)
     assert r.returncode == 0 and "0 stack-map entries" in r.stdout

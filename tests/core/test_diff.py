@@ -13,8 +13,14 @@ def snap(*frames):
 
 
 def frame(fp, pc, slots, thread=1, level=1):
-    return {"thread": thread, "level": level, "pc": pc, "fp": fp, "function": "f",
-            "slots": [{"offset": o, "address": fp - 64 + o, "raw": r} for o, r in slots]}
+    return {
+        "thread": thread,
+        "level": level,
+        "pc": pc,
+        "fp": fp,
+        "function": "f",
+        "slots": [{"offset": o, "address": fp - 64 + o, "raw": r} for o, r in slots],
+    }
 
 
 def test_moved_roots_are_changed_and_others_unchanged():
@@ -22,8 +28,11 @@ def test_moved_roots_are_changed_and_others_unchanged():
     new = snap(frame(0x1000, 0x50, [(0, 0x15), (8, 0x1070)]), frame(0x2000, 0x50, [(8, 0x90)]))
     d = diff_roots(old, new)
     assert d["counts"] == {"changed": 1, "unchanged": 2, "added": 0, "removed": 0}
-    states = {(f["fp"], s["offset"]): (s["state"], s["old"], s["new"])
-              for f in d["frames"] for s in f["slots"]}
+    states = {
+        (f["fp"], s["offset"]): (s["state"], s["old"], s["new"])
+        for f in d["frames"]
+        for s in f["slots"]
+    }
     assert states[(0x1000, 8)] == ("changed", 0x70, 0x1070)
     assert states[(0x1000, 0)][0] == "unchanged"
     assert not d["frames_gone"] and not d["frames_new"]
@@ -32,8 +41,11 @@ def test_moved_roots_are_changed_and_others_unchanged():
 
 def test_frames_matched_by_thread_fp_and_pc():
     old = snap(frame(0x1000, 0x50, [(0, 2)]), frame(0x2000, 0x60, [(0, 4)], thread=2))
-    new = snap(frame(0x1000, 0x54, [(0, 2)]), frame(0x2000, 0x60, [(0, 4)], thread=2),
-               frame(0x3000, 0x50, [(0, 6)]))
+    new = snap(
+        frame(0x1000, 0x54, [(0, 2)]),
+        frame(0x2000, 0x60, [(0, 4)], thread=2),
+        frame(0x3000, 0x50, [(0, 6)]),
+    )
     d = diff_roots(old, new)
     assert d["frames_gone"] == [{"thread": 1, "fp": 0x1000, "pc": 0x50}]
     assert {(f["fp"], f["pc"]) for f in d["frames_new"]} == {(0x1000, 0x54), (0x3000, 0x50)}

@@ -9,7 +9,6 @@ and by the wasmtime Python package (50.x) for the host and Pulley.
 import platform
 
 import pytest
-
 import tooling
 from core_fixtures import MIN_ENTRIES, WATS
 from wasmtime_stackmaps import FileSource, WasmtimeImage
@@ -23,8 +22,14 @@ ARCH_OF_TARGET = {
     "pulley32": "pulley32",
     "pulley64be": "pulley64",
 }
-HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64",
-             "riscv64": "riscv64", "s390x": "s390x"}.get(platform.machine().lower())
+HOST_ARCH = {
+    "x86_64": "x86_64",
+    "amd64": "x86_64",
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    "riscv64": "riscv64",
+    "s390x": "s390x",
+}.get(platform.machine().lower())
 
 
 def label(built) -> str:
@@ -48,12 +53,15 @@ def test_decoder_matches_objdump(built, compared):
     theirs = [m.key() for m in built.objdump.stack_maps]
     assert len(theirs) >= MIN_ENTRIES[built.wat], (
         f"{built}: objdump shows only {len(theirs)} stack maps; the fixture should have "
-        f">= {MIN_ENTRIES[built.wat]}")
+        f">= {MIN_ENTRIES[built.wat]}"
+    )
     if ours != theirs:
         missing = sorted(set(theirs) - set(ours))
         extra = sorted(set(ours) - set(theirs))
-        pytest.fail(f"{built}: decoder and objdump disagree\n"
-                    f"  only in objdump: {missing[:10]}\n  only in decoder: {extra[:10]}")
+        pytest.fail(
+            f"{built}: decoder and objdump disagree\n"
+            f"  only in objdump: {missing[:10]}\n  only in decoder: {extra[:10]}"
+        )
     compared[label(built)] += len(ours)
 
 
@@ -70,8 +78,9 @@ def test_objdump_addresses_are_text_offsets(fixture_store):
             modes.add(od.relative)
         # Stack maps live in functions other than the first, so a function-relative
         # reading would have given different pcs; the decoder comparison above settles it.
-        assert any(f.start != 0 and any(m.function == f.name for m in od.stack_maps)
-                   for f in od.functions), b
+        assert any(
+            f.start != 0 and any(m.function == f.name for m in od.stack_maps) for f in od.functions
+        ), b
     assert modes == {False}
 
 
@@ -97,8 +106,11 @@ def test_function_naming(built):
     # Functions that keep refs live across calls (names from the name section).
     names = {img.function_at(m.pc).name for m in od.stack_maps}
     expect = {
-        "structs": {"wasm[0]::function[2]::one", "wasm[0]::function[3]::many",
-                    "wasm[0]::function[4]::build"},
+        "structs": {
+            "wasm[0]::function[2]::one",
+            "wasm[0]::function[3]::many",
+            "wasm[0]::function[4]::build",
+        },
         "arrays": {"wasm[0]::function[2]::fill", "wasm[0]::function[3]::of_refs"},
         "i31": {"wasm[0]::function[3]::rec", "wasm[0]::function[4]::arr"},
         "externref": {"wasm[0]::function[3]::keep", "wasm[0]::function[4]::any"},
@@ -134,8 +146,9 @@ def test_engine_arch_kind(built):
     assert img.pulley == ({"pulley64": 64, "pulley64be": 64, "pulley32": 32}.get(built.target))
     assert img.kind == ("component" if built.wat == "component" else "module")
     # s390x and pulley64be images have big-endian ELF headers, the rest little-endian.
-    assert img.header.little_endian == (built.target not in ("s390x-unknown-linux-gnu",
-                                                             "pulley64be"))
+    assert img.header.little_endian == (
+        built.target not in ("s390x-unknown-linux-gnu", "pulley64be")
+    )
 
 
 def test_lookup_is_exact(built):
@@ -180,19 +193,21 @@ def test_bytes_and_file_sources_agree(built):
 
 def test_fixture_matrix_is_complete(fixture_store, compared):
     """Every .wat built for every target (this also reports the totals)."""
-    assert len(fixture_store.all()) == len(WATS) * (len(tooling.NATIVE_TARGETS)
-                                                   + len(tooling.PULLEY_TARGETS) + 2)
+    assert len(fixture_store.all()) == len(WATS) * (
+        len(tooling.NATIVE_TARGETS) + len(tooling.PULLEY_TARGETS) + 2
+    )
 
 
 def test_memory_source_and_base(built):
     """Read as a debugger would (memory at a load address, size unknown): same result."""
     from wasmtime_stackmaps import MemorySource
+
     data = built.path.read_bytes()
     base = 0x7F12_3456_0000
 
     def read_memory(addr, size):
         off = addr - base
-        return data[max(0, off):max(0, off) + size]
+        return data[max(0, off) : max(0, off) + size]
 
     src = MemorySource(read_memory, base)
     img = WasmtimeImage(src, base=base)

@@ -17,14 +17,48 @@ import struct
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from wasmtime_stackmaps import (
+    CorruptSection,
+    MemorySource,
+    ReadError,
+    StackMapSection,
+    StackMapsError,
+    WasmtimeImage,
+)
 
-from wasmtime_stackmaps import (CorruptSection, MemorySource, ReadError, StackMapsError,
-                                StackMapSection, WasmtimeImage)
-
-INTERESTING_U32 = [0, 1, 2, 3, 4, 7, 8, 0x10, 0x20, 0xFF, 0x100, 0x7FFF, 0xFFFF, 0x10000,
-                   0x7FFFFFFF, 0x80000000, 0xFFFFFFF0, 0xFFFFFFFE, 0xFFFFFFFF]
-INTERESTING_U64 = [0, 1, 0x40, 0x1000, 0xFFFFFFFF, 1 << 32, 1 << 40, 1 << 62, (1 << 63) - 1,
-                   (1 << 64) - 1]
+INTERESTING_U32 = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    0x10,
+    0x20,
+    0xFF,
+    0x100,
+    0x7FFF,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFF0,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+]
+INTERESTING_U64 = [
+    0,
+    1,
+    0x40,
+    0x1000,
+    0xFFFFFFFF,
+    1 << 32,
+    1 << 40,
+    1 << 62,
+    (1 << 63) - 1,
+    (1 << 64) - 1,
+]
 
 
 def _call(fn, *args):
@@ -37,6 +71,7 @@ def _call(fn, *args):
 
 
 # -- the section decoder ----------------------------------------------------------------------
+
 
 def exercise_section(data: bytes, probes=()):
     ok, sm = _call(StackMapSection, data, "fuzz")
@@ -82,7 +117,7 @@ def reference_decode(data: bytes):
     header = 4 + 8 * n
     if header > len(data) or (len(data) - header) % 4:
         return None
-    word = lambda pos: int.from_bytes(data[pos:pos + 4], "little")  # noqa: E731
+    word = lambda pos: int.from_bytes(data[pos : pos + 4], "little")  # noqa: E731
     nwords = (len(data) - header) // 4
     out = []
     for i in range(n):
@@ -116,8 +151,7 @@ def check_against_reference(data: bytes):
         assert [(e.pc, e.frame_size, e.offsets) for e in sm] == ref
 
 
-u32 = st.one_of(st.sampled_from(INTERESTING_U32), st.integers(0, 0xFFFFFFFF),
-                st.integers(0, 64))
+u32 = st.one_of(st.sampled_from(INTERESTING_U32), st.integers(0, 0xFFFFFFFF), st.integers(0, 64))
 
 
 @st.composite
@@ -138,14 +172,13 @@ def structured_sections(draw):
             m = draw(u32)  # a lying word count
         data += [fs, m, *words]
         maps.append(k)
-    index = [draw(st.one_of(st.sampled_from(maps), u32)) if maps else draw(u32)
-             for _ in range(n)]
+    index = [draw(st.one_of(st.sampled_from(maps), u32)) if maps else draw(u32) for _ in range(n)]
     count = n if draw(st.integers(0, 6)) else draw(u32)
     words = [count, *pcs, *index, *data]
     raw = struct.pack(f"<{len(words)}I", *words)
     cut = draw(st.integers(0, 8))
     if cut and draw(st.integers(0, 5)) == 0:
-        raw = raw[:max(0, len(raw) - cut)]
+        raw = raw[: max(0, len(raw) - cut)]
     return raw
 
 
@@ -177,13 +210,20 @@ def test_fuzz_structured_sections(fuzz):
 EDITS = ["byte", "u32", "u64", "zero", "truncate", "insert", "delete", "copy"]
 # Whole images: mostly edits in place (a size change moves the section header table off
 # the end, which is caught at once and says little about the rest of the decoder).
-IMAGE_EDITS = ["byte"] * 8 + ["u32"] * 8 + ["u64"] * 6 + ["zero"] * 2 + ["copy"] * 4 + [
-    "truncate", "insert", "delete"]
+IMAGE_EDITS = (
+    ["byte"] * 8
+    + ["u32"] * 8
+    + ["u64"] * 6
+    + ["zero"] * 2
+    + ["copy"] * 4
+    + ["truncate", "insert", "delete"]
+)
 
 
 @st.composite
 def mutations(draw, size: int, regions=(), kinds=EDITS):
     """A list of edits to a buffer of `size` bytes, biased towards `regions` [(start, end)]."""
+
     def position():
         if regions and draw(st.integers(0, 3)):
             lo, hi = draw(st.sampled_from(regions))
@@ -218,19 +258,19 @@ def apply(data: bytes, edits) -> bytes:
         if kind == "byte" and pos < len(b):
             b[pos] = arg
         elif kind == "u32":
-            b[pos:pos + 4] = struct.pack("<I", arg)
+            b[pos : pos + 4] = struct.pack("<I", arg)
         elif kind == "u64":
-            b[pos:pos + 8] = struct.pack("<Q", arg)
+            b[pos : pos + 8] = struct.pack("<Q", arg)
         elif kind == "zero":
-            b[pos:pos + arg] = bytes(len(b[pos:pos + arg]))
+            b[pos : pos + arg] = bytes(len(b[pos : pos + arg]))
         elif kind == "truncate":
             del b[pos:]
         elif kind == "insert":
             b[pos:pos] = bytes([0xA5]) * arg
         elif kind == "delete":
-            del b[pos:pos + arg]
+            del b[pos : pos + arg]
         elif kind == "copy":
-            b[pos:pos + 16] = b[arg:arg + 16]
+            b[pos : pos + 16] = b[arg : arg + 16]
     return bytes(b)
 
 
@@ -271,8 +311,11 @@ IMAGE_KEYS = [
 
 
 def exercise_image(img_or_bytes):
-    ok, img = (_call(WasmtimeImage.from_bytes, img_or_bytes, "fuzz.cwasm")
-               if isinstance(img_or_bytes, bytes) else (True, img_or_bytes))
+    ok, img = (
+        _call(WasmtimeImage.from_bytes, img_or_bytes, "fuzz.cwasm")
+        if isinstance(img_or_bytes, bytes)
+        else (True, img_or_bytes)
+    )
     if not ok:
         return
     img.kind, img.arch, img.pulley, img.flags
@@ -310,8 +353,7 @@ def real_images(fixture_store):
         img = WasmtimeImage.from_bytes(data)
         e = "<" if img.header.little_endian else ">"
         regions = [(8, 64), (img.header.shoff, img.size)]
-        for name in (".wasmtime.stackmap", ".symtab", ".strtab", ".wasmtime.engine",
-                     ".shstrtab"):
+        for name in (".wasmtime.stackmap", ".symtab", ".strtab", ".wasmtime.engine", ".shstrtab"):
             off, size = img.sections[name]
             regions.append((off, off + min(size, 4096)))
         # Each section header's offset/size fields.
@@ -336,6 +378,7 @@ def test_fuzz_mutated_images(fuzz, real_images):
 
 def test_fuzz_images_with_unreadable_pages(fuzz, real_images):
     """A debugger's memory: some pages of the image cannot be read (ReadError)."""
+
     @fuzz.settings(examples=500, deadline_ms=2000)
     @given(st.data())
     def case(data):
@@ -354,10 +397,11 @@ def test_fuzz_images_with_unreadable_pages(fuzz, real_images):
                 if p in holes:
                     if short:
                         break
-                    raise ReadError(f"cannot access memory at {addr + len(out):#x}",
-                                    addr + len(out))
+                    raise ReadError(
+                        f"cannot access memory at {addr + len(out):#x}", addr + len(out)
+                    )
                 n = min(size - len(out), 4096 - (off + len(out)) % 4096)
-                out += raw[off + len(out):off + len(out) + n]
+                out += raw[off + len(out) : off + len(out) + n]
                 if off + len(out) >= len(raw):
                     break
             return bytes(out)

@@ -20,7 +20,6 @@ import random
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-
 import tooling
 from core_fixtures import long_run
 from wasmtime_stackmaps import StackMapsError, WasmtimeImage
@@ -53,8 +52,12 @@ def one_seed(wasm_opt: str, workdir, seed: int):
     src.write_bytes(rng.randbytes(rng.choice([2000, 6000, 20000, 40000])))
     simd = rng.random() < 0.5
     features = FEATURES + (SIMD_FEATURES if simd else [])
-    r = subprocess.run([wasm_opt, "-ttf", str(src), *features, "-o", str(wasm)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [wasm_opt, "-ttf", str(src), *features, "-o", str(wasm)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if r.returncode != 0:
         failures.append(f"seed {seed}: wasm-opt -ttf failed: {r.stderr[-1000:]}")
         return stats, failures
@@ -67,7 +70,7 @@ def one_seed(wasm_opt: str, workdir, seed: int):
         try:
             tooling.compile_wat(wasm, out, target=target, flags=tooling.GC_WASM_FLAGS)
         except subprocess.CalledProcessError as e:
-            first = (e.stderr.strip().splitlines() or ["?"])
+            first = e.stderr.strip().splitlines() or ["?"]
             stats["refused"][target] = first[0][:200]
             continue
         stats["compiled"][target] = 1
@@ -77,8 +80,10 @@ def one_seed(wasm_opt: str, workdir, seed: int):
             ours = [] if sm is None else [(e.pc, e.frame_size, tuple(e.offsets)) for e in sm]
             if sm is not None:
                 sm.validate()
-            names = [None if img.function_at(pc) is None else img.function_at(pc).name
-                     for pc, _, _ in ours]
+            names = [
+                None if img.function_at(pc) is None else img.function_at(pc).name
+                for pc, _, _ in ours
+            ]
         except StackMapsError as e:
             failures.append(f"seed {seed} {target}: decoder error: {e}")
             continue
@@ -87,8 +92,10 @@ def one_seed(wasm_opt: str, workdir, seed: int):
         if ours != theirs:
             missing = sorted(set(theirs) - set(ours))[:5]
             extra = sorted(set(ours) - set(theirs))[:5]
-            failures.append(f"seed {seed} {target}: decoder {len(ours)} entries, objdump "
-                            f"{len(theirs)}; only in objdump {missing}, only in decoder {extra}")
+            failures.append(
+                f"seed {seed} {target}: decoder {len(ours)} entries, objdump "
+                f"{len(theirs)}; only in objdump {missing}, only in decoder {extra}"
+            )
             continue
         if names != [m.function for m in od.stack_maps]:
             failures.append(f"seed {seed} {target}: function_at() names differ from objdump's")
@@ -103,8 +110,11 @@ def one_seed_guarded(wasm_opt: str, workdir, seed: int):
         return one_seed(wasm_opt, workdir, seed)
     except Exception as e:  # a tool timed out, objdump output did not parse, ...
         import traceback
-        return ({"generated": 0, "entries": {}, "refused": {}, "compiled": {}, "simd": 0},
-                [f"seed {seed}: {type(e).__name__}: {e}\n{traceback.format_exc()}"])
+
+        return (
+            {"generated": 0, "entries": {}, "refused": {}, "compiled": {}, "simd": 0},
+            [f"seed {seed}: {type(e).__name__}: {e}\n{traceback.format_exc()}"],
+        )
 
 
 def test_binaryen_random_modules(request, wasm_opt, tmp_path, random_stats, compared):
@@ -112,8 +122,10 @@ def test_binaryen_random_modules(request, wasm_opt, tmp_path, random_stats, comp
     count = 60 if long else 5
     base = int(os.environ.get("STACKMAPS_FUZZ_SEED") or random.randrange(1 << 32))
     seeds = [base + i for i in range(count)]
-    print(f"binaryen random modules: base seed {base} (STACKMAPS_FUZZ_SEED={base} repeats "
-          f"this run), seeds {seeds[0]}..{seeds[-1]}")
+    print(
+        f"binaryen random modules: base seed {base} (STACKMAPS_FUZZ_SEED={base} repeats "
+        f"this run), seeds {seeds[0]}..{seeds[-1]}"
+    )
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         results = list(pool.map(lambda s: one_seed_guarded(wasm_opt, tmp_path, s), seeds))
     failures = [f for _, fs in results for f in fs]
@@ -131,8 +143,10 @@ def test_binaryen_random_modules(request, wasm_opt, tmp_path, random_stats, comp
         random_stats[f"{t}: entries compared"] += n_entries
         compared[f"random:{t}"] += n_entries
     refusals = sorted({r for s, _ in results for r in s["refused"].values()})
-    summary = (f"base seed {base}: {generated}/{count} generated; per target "
-               f"(compiled, refused, entries): {per_target}; refusals: {refusals[:5]}")
+    summary = (
+        f"base seed {base}: {generated}/{count} generated; per target "
+        f"(compiled, refused, entries): {per_target}; refusals: {refusals[:5]}"
+    )
     print(summary)
     assert not failures, f"{len(failures)} disagreements ({summary}):\n" + "\n".join(failures)
     assert generated == count, summary

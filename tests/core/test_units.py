@@ -6,9 +6,16 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from wasmtime_stackmaps import (CorruptSection, NotAnImage, StackMapsError, StackMapSection,
-                                WasmtimeImage, decode_gcref, encode, parse_elf_header)
+from wasmtime_stackmaps import (
+    CorruptSection,
+    NotAnImage,
+    StackMapSection,
+    StackMapsError,
+    WasmtimeImage,
+    decode_gcref,
+    encode,
+    parse_elf_header,
+)
 from wasmtime_stackmaps.image import parse_engine
 
 
@@ -17,12 +24,21 @@ def u32s(*words) -> bytes:
 
 
 # Two entries sharing nothing: pcs 0x10, 0x20; maps at data[0] and data[3].
-GOOD = u32s(2, 0x10, 0x20, 0, 3,
-            32, 1, 0b11,          # frame 32, slots 0 and 4
-            64, 2, 0, 1 << 3)     # frame 64, slot 4*(32+3) = 140 > 64: see OFFSET_BEYOND
-GOOD_OK = u32s(2, 0x10, 0x20, 0, 3,
-               32, 1, 0b11,
-               160, 2, 0, 1 << 3)  # slot 140 < 160
+GOOD = u32s(
+    2,
+    0x10,
+    0x20,
+    0,
+    3,
+    32,
+    1,
+    0b11,  # frame 32, slots 0 and 4
+    64,
+    2,
+    0,
+    1 << 3,
+)  # frame 64, slot 4*(32+3) = 140 > 64: see OFFSET_BEYOND
+GOOD_OK = u32s(2, 0x10, 0x20, 0, 3, 32, 1, 0b11, 160, 2, 0, 1 << 3)  # slot 140 < 160
 
 
 def everything(sm: StackMapSection):
@@ -62,22 +78,41 @@ CORRUPTIONS = {
     "truncated-header": (GOOD_OK[:12], "open", r"entry count N=2 needs 20 bytes .* has 12"),
     "n-too-large": (u32s(1000) + GOOD_OK[4:], "open", r"entry count N=1000 needs 8004 bytes"),
     "n-huge": (u32s(0xFFFFFFFF, 0, 0), "open", r"entry count N=4294967295"),
-    "index-past-end": (u32s(1, 0x10, 7, 32, 1, 1), "entry",
-                       r"entry 0 \(pc 0x10\): map index 7 is past the end of the map data"),
+    "index-past-end": (
+        u32s(1, 0x10, 7, 32, 1, 1),
+        "entry",
+        r"entry 0 \(pc 0x10\): map index 7 is past the end of the map data",
+    ),
     "index-at-last-word": (u32s(1, 0x10, 2, 32, 1, 1), "entry", r"map index 2 is past the end"),
-    "m-past-end": (u32s(1, 0x10, 0, 32, 5, 1), "entry",
-                   r"bitmap of 5 words at data\[2\] runs past the end of the map data \(3 words\)"),
+    "m-past-end": (
+        u32s(1, 0x10, 0, 32, 5, 1),
+        "entry",
+        r"bitmap of 5 words at data\[2\] runs past the end of the map data \(3 words\)",
+    ),
     "m-huge": (u32s(1, 0x10, 0, 32, 0xFFFFFFFF, 1), "entry", r"bitmap of 4294967295 words"),
     "m-zero": (u32s(1, 0x10, 0, 32, 0), "entry", r"bitmap has 0 words"),
-    "unsorted-pcs": (u32s(2, 0x20, 0x10, 0, 0, 32, 1, 1), "validate",
-                     r"pcs not strictly ascending at entry 1: 0x10 after 0x20"),
-    "duplicate-pcs": (u32s(2, 0x20, 0x20, 0, 0, 32, 1, 1), "validate",
-                      r"not strictly ascending at entry 1"),
+    "unsorted-pcs": (
+        u32s(2, 0x20, 0x10, 0, 0, 32, 1, 1),
+        "validate",
+        r"pcs not strictly ascending at entry 1: 0x10 after 0x20",
+    ),
+    "duplicate-pcs": (
+        u32s(2, 0x20, 0x20, 0, 0, 32, 1, 1),
+        "validate",
+        r"not strictly ascending at entry 1",
+    ),
     "frame-size-0": (u32s(1, 0x10, 0, 0, 1, 1), "entry", r"entry 0 \(pc 0x10\): frame_size is 0"),
-    "offset-beyond-frame": (GOOD, "entry", r"entry 1 \(pc 0x20\): slot at SP\+140 is beyond "
-                                           r"frame_size 64"),
-    "offset-at-frame-size": (u32s(1, 0x10, 0, 8, 1, 0b100), "entry",
-                             r"slot at SP\+8 is beyond frame_size 8"),
+    "offset-beyond-frame": (
+        GOOD,
+        "entry",
+        r"entry 1 \(pc 0x20\): slot at SP\+140 is beyond "
+        r"frame_size 64",
+    ),
+    "offset-at-frame-size": (
+        u32s(1, 0x10, 0, 8, 1, 0b100),
+        "entry",
+        r"slot at SP\+8 is beyond frame_size 8",
+    ),
 }
 
 
@@ -147,6 +182,7 @@ def test_shared_maps_decode_once_each():
 
 # -- garbage ELF ------------------------------------------------------------------------------
 
+
 def elf_header(**kw) -> bytearray:
     h = bytearray(64)
     h[:4] = b"\x7fELF"
@@ -157,24 +193,36 @@ def elf_header(**kw) -> bytearray:
     struct.pack_into("<HHI", h, 16, 1, kw.get("machine", 62), 1)
     struct.pack_into("<Q", h, 40, kw.get("shoff", 64))
     struct.pack_into("<I", h, 48, kw.get("flags", 1))
-    struct.pack_into("<HHHHHH", h, 52, 64, 0, 0, kw.get("shentsize", 64), kw.get("shnum", 1),
-                     kw.get("shstrndx", 0))
+    struct.pack_into(
+        "<HHHHHH",
+        h,
+        52,
+        64,
+        0,
+        0,
+        kw.get("shentsize", 64),
+        kw.get("shnum", 1),
+        kw.get("shstrndx", 0),
+    )
     return h
 
 
-@pytest.mark.parametrize("data,pattern", [
-    (b"", r"not an ELF file"),
-    (b"\x7fELF", r"not an ELF file"),
-    (b"MZ" + bytes(200), r"not an ELF file"),
-    (bytes(elf_header(cls=1)), r"not a 64-bit ELF \(EI_CLASS=1\)"),
-    (bytes(elf_header(data=3)), r"bad ELF byte order \(EI_DATA=3\)"),
-    (bytes(elf_header(osabi=0)), r"ELF OS/ABI is 0, not Wasmtime's 200"),
-    (bytes(elf_header(shentsize=40)), r"implausible section header table"),
-    (bytes(elf_header(shnum=0)), r"implausible section header table .*e_shnum=0"),
-    (bytes(elf_header(shoff=8)), r"implausible section header table \(e_shoff=0x8"),
-    (bytes(elf_header(shoff=1 << 40)), r"implausible section header table"),
-    (bytes(elf_header(shnum=4)), r"past the end of the data .*truncated image"),
-])
+@pytest.mark.parametrize(
+    "data,pattern",
+    [
+        (b"", r"not an ELF file"),
+        (b"\x7fELF", r"not an ELF file"),
+        (b"MZ" + bytes(200), r"not an ELF file"),
+        (bytes(elf_header(cls=1)), r"not a 64-bit ELF \(EI_CLASS=1\)"),
+        (bytes(elf_header(data=3)), r"bad ELF byte order \(EI_DATA=3\)"),
+        (bytes(elf_header(osabi=0)), r"ELF OS/ABI is 0, not Wasmtime's 200"),
+        (bytes(elf_header(shentsize=40)), r"implausible section header table"),
+        (bytes(elf_header(shnum=0)), r"implausible section header table .*e_shnum=0"),
+        (bytes(elf_header(shoff=8)), r"implausible section header table \(e_shoff=0x8"),
+        (bytes(elf_header(shoff=1 << 40)), r"implausible section header table"),
+        (bytes(elf_header(shnum=4)), r"past the end of the data .*truncated image"),
+    ],
+)
 def test_garbage_elf(data, pattern):
     with pytest.raises(NotAnImage, match=pattern):
         WasmtimeImage.from_bytes(data, "junk")
@@ -183,7 +231,7 @@ def test_garbage_elf(data, pattern):
 def test_garbage_section_headers():
     """A plausible header over a section table of garbage: NotAnImage, named."""
     data = bytes(elf_header(shoff=64, shnum=3, shstrndx=2)) + bytes(range(256)) * 1
-    img = WasmtimeImage.from_bytes(data[:64 + 3 * 64], "junk")
+    img = WasmtimeImage.from_bytes(data[: 64 + 3 * 64], "junk")
     with pytest.raises(StackMapsError) as ei:
         img.sections, img.stackmaps, img.functions, img.text_range
     assert "junk" in str(ei.value)
@@ -229,6 +277,7 @@ def test_corrupt_section_inside_a_real_image(fixture_store):
 
 # -- encode() --------------------------------------------------------------------------------
 
+
 @st.composite
 def entry_lists(draw):
     pcs = draw(st.lists(st.integers(0, 0xFFFFFFFF), unique=True, max_size=40))
@@ -236,8 +285,7 @@ def entry_lists(draw):
     for pc in pcs:
         frame_words = draw(st.integers(1, 600))
         frame_size = 4 * frame_words
-        offs = draw(st.lists(st.integers(0, frame_words - 1), unique=True, min_size=1,
-                             max_size=20))
+        offs = draw(st.lists(st.integers(0, frame_words - 1), unique=True, min_size=1, max_size=20))
         out.append((pc, frame_size, tuple(sorted(4 * o for o in offs))))
     # Reuse some maps verbatim, as Wasmtime images often do.
     if out and draw(st.booleans()):
@@ -260,8 +308,9 @@ def test_encode_round_trip(entries):
 
 def test_encode_layout():
     assert encode([]) == u32s(0)
-    assert encode([(0x20, 16, (0, 8)), (0x10, 16, (0, 8))]) == u32s(2, 0x10, 0x20, 0, 0,
-                                                                    16, 1, 0b101)
+    assert encode([(0x20, 16, (0, 8)), (0x10, 16, (0, 8))]) == u32s(
+        2, 0x10, 0x20, 0, 0, 16, 1, 0b101
+    )
     assert encode([(4, 256, (128,))]) == u32s(1, 4, 0, 256, 2, 0, 1)
     with pytest.raises(ValueError, match="not a multiple of 4"):
         encode([(4, 32, (2,))])
@@ -282,6 +331,7 @@ def test_encode_round_trips_real_sections(fixture_store):
 
 
 # -- decode_gcref ----------------------------------------------------------------------------
+
 
 def test_gcref_null():
     r = decode_gcref(0)

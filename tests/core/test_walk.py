@@ -10,12 +10,12 @@ bits, prologues, the stack scan) is checked against exact expectations.
 import struct
 
 import pytest
-
-from tests.tooling import REPO, compile_wat
 from wasmtime_stackmaps import WasmtimeImage
 from wasmtime_stackmaps.discover import ImageRegistry, discover_from_pc
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, ThreadState
 from wasmtime_stackmaps.walk import thread_activations, walk_chain
+
+from tests.tooling import REPO, compile_wat
 
 BASE = 0x1000_0000
 STACK = 0x7000_0000
@@ -27,8 +27,9 @@ HOST_PC = 0x40_1234
 def compiled(request, tmp_path_factory):
     arch = request.param
     out = tmp_path_factory.mktemp("walk") / f"deep_{arch}.cwasm"
-    compile_wat(REPO / "tests" / "programs" / "deep_trap.wat", out,
-                target=f"{arch}-unknown-linux-gnu")
+    compile_wat(
+        REPO / "tests" / "programs" / "deep_trap.wat", out, target=f"{arch}-unknown-linux-gnu"
+    )
     data = out.read_bytes()
     img = WasmtimeImage.from_bytes(data)
     build = next(f for f in img.functions if f.name.endswith("::build"))
@@ -90,8 +91,9 @@ def make_target(compiled, st, pc, fp, sp, lr=None):
 def walk(target):
     reg = ImageRegistry()
     th = target.threads()[0]
-    assert discover_from_pc(target, th.pc if reg.image_at(th.pc) is None else th.pc, reg) \
-        or discover_from_pc(target, BASE + 0x1000, reg)
+    assert discover_from_pc(
+        target, th.pc if reg.image_at(th.pc) is None else th.pc, reg
+    ) or discover_from_pc(target, BASE + 0x1000, reg)
     return reg, thread_activations(target, reg, MemoryCache(target), th, None)
 
 
@@ -145,8 +147,9 @@ def test_frame_pointer_loop_is_detected(compiled):
     t = make_target(compiled, st, text + build.start + 0x20, fp, fp - 0x30)
     reg = ImageRegistry()
     discover_from_pc(t, text + build.start, reg)
-    act = walk_chain(MemoryCache(t), t, reg, text + build.start + 0x20, fp, True,
-                     t.threads()[0], max_depth=50)
+    act = walk_chain(
+        MemoryCache(t), t, reg, text + build.start + 0x20, fp, True, t.threads()[0], max_depth=50
+    )
     assert len(act.frames) <= 2
     assert act.end in ("non-monotonic frame pointer", "frame pointer loop")
 
@@ -165,8 +168,9 @@ def test_depth_limit(compiled):
     t = make_target(compiled, st, text + compiled[3].start + 0x20, fps[0], fps[0] - 0x30)
     reg = ImageRegistry()
     discover_from_pc(t, text, reg)
-    act = walk_chain(MemoryCache(t), t, reg, t.threads()[0].pc, fps[0], True, t.threads()[0],
-                     max_depth=2)
+    act = walk_chain(
+        MemoryCache(t), t, reg, t.threads()[0].pc, fps[0], True, t.threads()[0], max_depth=2
+    )
     assert len(act.frames) == 2 and act.end.startswith("depth limit")
 
 
@@ -212,8 +216,7 @@ def test_memory_reads_do_not_grow_with_depth(compiled):
         reg = ImageRegistry()
         discover_from_pc(t, text, reg)
         before = t.reads
-        act = walk_chain(MemoryCache(t), t, reg, t.threads()[0].pc, fps[0], True,
-                         t.threads()[0])
+        act = walk_chain(MemoryCache(t), t, reg, t.threads()[0].pc, fps[0], True, t.threads()[0])
         assert sum(f.safepoint for f in act.frames) == depth
         counts.append(t.reads - before)
     assert counts[0] == counts[1] <= 4, counts

@@ -21,6 +21,7 @@ def _set(cfg, name, value):
         setattr(cfg, name, value)
     else:
         from wasmtime import _ffi
+
         getattr(_ffi, f"wasmtime_config_{name}_set")(cfg.ptr(), value)
 
 

@@ -12,10 +12,15 @@ from pathlib import Path
 
 from tests.matrix.runner import JOBS_KEY, KEYS_KEY, VERSIONS, column, job_key
 
-COLUMNS = [("decoder", "decoder = objdump"), ("gdb host", "GDB: Python host"),
-           ("gdb cli", "GDB: CLI trap"), ("gdb objects", "GDB: GC objects"),
-           ("lldb host", "LLDB: Python host"), ("lldb cli", "LLDB: CLI trap"),
-           ("lldb objects", "LLDB: GC objects")]
+COLUMNS = [
+    ("decoder", "decoder = objdump"),
+    ("gdb host", "GDB: Python host"),
+    ("gdb cli", "GDB: CLI trap"),
+    ("gdb objects", "GDB: GC objects"),
+    ("lldb host", "LLDB: Python host"),
+    ("lldb cli", "LLDB: CLI trap"),
+    ("lldb objects", "LLDB: GC objects"),
+]
 _RESULTS = {}  # (version, column) -> [(test id suffix, outcome, detail)]
 _START = time.time()
 
@@ -94,9 +99,10 @@ def pytest_sessionfinish(session, exitstatus):
         "",
         "Written by `bash tests/matrix/run_matrix.sh` (tests/matrix/test_matrix.py); do not edit.",
         "",
-        f"- run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}, "
+        f"- run: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}, "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"- time: tests {elapsed:.0f} s" + (f", venv set-up {setup} s" if setup else "")
+        f"- time: tests {elapsed:.0f} s"
+        + (f", venv set-up {setup} s" if setup else "")
         + f"; pytest exit status {int(exitstatus)}"
         + (f"; pytest arguments: `{' '.join(session.config.invocation_params.args)}`"),
         "- decoder = objdump: every `.wasmtime.stackmap` entry (pc, frame size, slot offsets) "

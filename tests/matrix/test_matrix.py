@@ -27,17 +27,18 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.plugins import driver
-from tests.plugins.common import (build_frames, check_host_activations, check_slots_distinct_heap,
-                                  frames_of)
-from tests.plugins import test_gcheap
-from tests.plugins.test_gcheap import check_heap_records, check_structs
-from tests.tooling import REPO, parse_objdump
-
 from wasmtime_stackmaps import WasmtimeImage
 
 from tests.matrix.runner import COMPONENT_MIN, VERSIONS, Version, job, record
+from tests.plugins import driver, test_gcheap
+from tests.plugins.common import (
+    build_frames,
+    check_host_activations,
+    check_slots_distinct_heap,
+    frames_of,
+)
+from tests.plugins.test_gcheap import check_heap_records, check_structs
+from tests.tooling import REPO, parse_objdump
 
 PROGRAMS = REPO / "tests" / "programs"
 HOST = PROGRAMS / "host.py"
@@ -56,8 +57,9 @@ def test_decoder(ver: Version, request):
     built = job(request, ("decoder", ver.py)).result()
     images = built["images"]  # (compiler, stem) -> path
     errors = built["errors"]
-    assert not errors, f"compiling the fixtures with wasmtime {ver.py} failed:\n" + \
-        "\n".join(f"{k}: {v}" for k, v in errors.items())
+    assert not errors, f"compiling the fixtures with wasmtime {ver.py} failed:\n" + "\n".join(
+        f"{k}: {v}" for k, v in errors.items()
+    )
     assert images, "no image compiled"
     if ver.major <= 31:
         for (compiler, stem), path in images.items():
@@ -66,22 +68,33 @@ def test_decoder(ver: Version, request):
             assert img.stackmaps is None, f"{path}: has {img.stackmaps and len(img.stackmaps)}"
             assert ".wasmtime.info" in img.sections
         path = images[("py", "host_nested")]
-        out = subprocess.run([sys.executable, "-m", "wasmtime_stackmaps.cli", "info", str(path)],
-                             capture_output=True, text=True, check=True).stdout
-        want = (f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 (this image is "
-                f"from {WasmtimeImage.from_file(path).engine.version}), not supported")
+        out = subprocess.run(
+            [sys.executable, "-m", "wasmtime_stackmaps.cli", "info", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        want = (
+            f"stack maps are stored in .wasmtime.info in Wasmtime <= 31 (this image is "
+            f"from {WasmtimeImage.from_file(path).engine.version}), not supported"
+        )
         assert want in out, out
-        record(request, ver, "decoder",
-               f"no section in {len(images)} images; `info`: \"stored in .wasmtime.info ... "
-               f"not supported\"")
+        record(
+            request,
+            ver,
+            "decoder",
+            f'no section in {len(images)} images; `info`: "stored in .wasmtime.info ... '
+            f'not supported"',
+        )
         return
     compared = 0
     for (compiler, stem), path in sorted(images.items()):
         img = WasmtimeImage.from_file(path)
         where = f"{compiler}:{stem} ({path})"
         assert img.engine.major == ver.major, (where, img.engine)
-        assert img.arch == "x86_64" and img.kind == ("component" if stem == "component"
-                                                      else "module"), where
+        assert img.arch == "x86_64" and img.kind == (
+            "component" if stem == "component" else "module"
+        ), where
         sm = img.stackmaps
         assert sm is not None, f"{where}: no .wasmtime.stackmap section"
         sm.validate()
@@ -97,9 +110,13 @@ def test_decoder(ver: Version, request):
             assert len(ours) >= COMPONENT_MIN, where
         compared += len(ours)
     kinds = sorted({c for c, _ in images})
-    record(request, ver, "decoder",
-           f"{compared} entries equal in {len(images)} images ({'+'.join(kinds)}; objdump "
-           f"{built['objdump_version']})")
+    record(
+        request,
+        ver,
+        "decoder",
+        f"{compared} entries equal in {len(images)} images ({'+'.join(kinds)}; objdump "
+        f"{built['objdump_version']})",
+    )
 
 
 # -- live: the Python embedder stopped in a host function ----------------------------------
@@ -122,8 +139,9 @@ def test_live_host(ver: Version, dbg, mode, request):
         assert len(builds) >= (DEPTH + 1) * ACTIVATIONS, r.output[-4000:]
         assert not any(f["slots"] for f in frames)
         assert any("<= 31" in (f["reason"] or "") for f in builds), builds
-        record(request, ver, f"{dbg} host",
-               f"{mode}: {len(builds)} frames, \"<= 31 ... not supported\"")
+        record(
+            request, ver, f"{dbg} host", f'{mode}: {len(builds)} frames, "<= 31 ... not supported"'
+        )
         return
     try:
         check_host_activations(frames, DEPTH, ACTIVATIONS)
@@ -174,11 +192,15 @@ def test_live_cli_trap(ver: Version, dbg, request):
     assert i31s == [[3 * (n + 1) + 1] for n in range(1, CLI_DEPTH)] + [[-7]]
     check_slots_distinct_heap(at_calls)
     # The maps the debugger used are the ones this CLI's objdump prints for the same code.
-    maps = {m.pc: (m.frame_size, m.offsets)
-            for m in parse_objdump(job(request, ("cli-objdump", ver.py)).result()).stack_maps}
+    maps = {
+        m.pc: (m.frame_size, m.offsets)
+        for m in parse_objdump(job(request, ("cli-objdump", ver.py)).result()).stack_maps
+    }
     for f in at_calls:
-        assert maps.get(f["text_offset"]) == (f["frame_size"],
-                                              tuple(s["offset"] for s in f["slots"])), f
+        assert maps.get(f["text_offset"]) == (
+            f["frame_size"],
+            tuple(s["offset"] for s in f["slots"]),
+        ), f
     record(request, ver, f"{dbg} cli", f"CLI {ver.cli} ✓")
 
 
@@ -192,9 +214,11 @@ OBJ_CORE = [(v, d) for v, d in CORE if v.major > 31]
 def headers(monkeypatch):
     """check_structs' object header sizes for a release: the DRC header is 16 bytes
     before 35 (the object size in the kind word), 24 from 35 on."""
+
     def set_for(ver: Version):
         if ver.major < 35:
             monkeypatch.setitem(test_gcheap.HEADER, "drc", 16)
+
     return set_for
 
 

@@ -31,8 +31,11 @@ def only_doc(result):
 def frames_of(doc, thread=None):
     ths = doc["threads"]
     assert ths, doc
-    return ths[0]["frames"] if thread is None else next(
-        t for t in ths if t["thread"] == thread)["frames"]
+    return (
+        ths[0]["frames"]
+        if thread is None
+        else next(t for t in ths if t["thread"] == thread)["frames"]
+    )
 
 
 def build_frames(frames):
@@ -58,5 +61,3 @@ def check_host_activations(frames, depth=3, activations=2):
         expected += [[3 * (n + 1) + 1 + 1000 * act] for n in range(1, depth)] + [[-7 - act]]
     assert got == expected
     check_slots_distinct_heap(builds)
-
-

@@ -33,5 +33,3 @@ def host_core(tmp_path_factory):
     prog = host_program("inproc", 3, 2)
     core = driver.gcore(prog, str(d / "host.core"))
     return core, prog
-
-

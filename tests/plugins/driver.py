@@ -12,11 +12,20 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import List, NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
-from wasmtime_stackmaps.batch import DEBUGGERS, debugger_path, gdb_argv, run_batch  # noqa: F401
-from wasmtime_stackmaps.batch import GDB_BATCH_OPTIONS, GDB_PLUGIN, LLDB_PLUGIN, json_docs
+from wasmtime_stackmaps.batch import (  # noqa: F401
+    DEBUGGERS,
+    GDB_BATCH_OPTIONS,
+    GDB_PLUGIN,
+    LLDB_PLUGIN,
+    debugger_path,
+    gdb_argv,
+    json_docs,
+    run_batch,
+)
 
 TIMEOUT = 240
 
@@ -27,9 +36,16 @@ class Result(NamedTuple):
     returncode: int
 
 
-def run(debugger: str, commands: Sequence[str], program: Optional[Sequence[str]] = None,
-        core: Optional[str] = None, executable: Optional[str] = None, run: bool = True,
-        load: bool = True, pid: Optional[int] = None) -> Result:
+def run(
+    debugger: str,
+    commands: Sequence[str],
+    program: Sequence[str] | None = None,
+    core: str | None = None,
+    executable: str | None = None,
+    run: bool = True,
+    load: bool = True,
+    pid: int | None = None,
+) -> Result:
     r = run_batch(debugger, commands, program, core, executable, pid, run, load, TIMEOUT)
     return Result(r.output, r.docs, r.returncode)
 
@@ -38,8 +54,9 @@ def gcore(program: Sequence[str], path: str) -> str:
     """Run `program` under GDB to its stop and write a core file with gcore."""
     argv = gdb_argv([f"gcore {path}"], program, load=False)
     env = dict(os.environ, NO_COLOR="1")
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=env,
-                       stdin=subprocess.DEVNULL)
+    p = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL
+    )
     if not os.path.exists(path):
         raise RuntimeError(f"gcore failed:\n{p.stdout}\n{p.stderr}")
     return path
@@ -47,7 +64,6 @@ def gcore(program: Sequence[str], path: str) -> str:
 
 # -- remote targets: a program under qemu-user's GDB stub ---------------------------------
 # Used by tests/arch (aarch64 under qemu-aarch64). Nothing above depends on this.
-
 
 
 class RemoteResult(NamedTuple):
@@ -83,16 +99,26 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def qemu_gdb_stub(qemu: str, program: Sequence[str], env: Optional[dict] = None,
-                  log_path: Optional[str] = None, wait: float = 20.0):
+def qemu_gdb_stub(
+    qemu: str,
+    program: Sequence[str],
+    env: dict | None = None,
+    log_path: str | None = None,
+    wait: float = 20.0,
+):
     """Start `qemu -g PORT program...` (stopped before its first instruction, waiting for
     a debugger) and yield (port, Popen). The process is killed on exit if still alive."""
     port = _free_port()
     full_env = dict(os.environ)
     full_env.update(env or {})
     log = open(log_path, "w+b") if log_path else subprocess.DEVNULL
-    p = subprocess.Popen([qemu, "-g", str(port), *program], stdout=log, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, env=full_env)
+    p = subprocess.Popen(
+        [qemu, "-g", str(port), *program],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+    )
     try:
         deadline = time.monotonic() + wait
         while not _listening(port):
@@ -110,12 +136,24 @@ def qemu_gdb_stub(qemu: str, program: Sequence[str], env: Optional[dict] = None,
             log.close()
 
 
-def gdb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroot: str,
-                    gdb: Optional[str] = None, load: bool = True) -> List[str]:
+def gdb_remote_argv(
+    commands: Sequence[str],
+    executable: str,
+    port: int,
+    sysroot: str,
+    gdb: str | None = None,
+    load: bool = True,
+) -> list[str]:
     """GDB (gdb-multiarch for a foreign target) attached to a gdb stub at 127.0.0.1:port:
     continue to the first stop after the start, run `commands`, kill."""
-    argv = [gdb or shutil.which("gdb-multiarch") or "gdb-multiarch", *GDB_BATCH_OPTIONS,
-            "-ex", f"set sysroot {sysroot}", "-ex", f"file {executable}"]
+    argv = [
+        gdb or shutil.which("gdb-multiarch") or "gdb-multiarch",
+        *GDB_BATCH_OPTIONS,
+        "-ex",
+        f"set sysroot {sysroot}",
+        "-ex",
+        f"file {executable}",
+    ]
     if load:
         argv += ["-ex", f"source {GDB_PLUGIN}"]
     argv += ["-ex", f"target remote 127.0.0.1:{port}", "-ex", "continue"]
@@ -124,8 +162,14 @@ def gdb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroot
     return argv + ["-ex", "kill"]
 
 
-def lldb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroot: str,
-                     lldb: Optional[str] = None, load: bool = True) -> List[str]:
+def lldb_remote_argv(
+    commands: Sequence[str],
+    executable: str,
+    port: int,
+    sysroot: str,
+    lldb: str | None = None,
+    load: bool = True,
+) -> list[str]:
     """LLDB attached with `gdb-remote`; `commands` run after the first stop past the start.
 
     In batch mode LLDB goes on with the -o list after the stop at the program's entry
@@ -133,10 +177,19 @@ def lldb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroo
     -o list is skipped and the -k list runs. So everything after `process continue` is
     given with -k only (unlike lldb_argv, which gives both: a launched process stops
     differently)."""
-    argv = [lldb or debugger_path("lldb") or "lldb", "--no-lldbinit", "-b",
-            "-o", "settings set auto-confirm true", "-o", "settings set use-color false",
-            "-o", f"platform select remote-linux --sysroot {sysroot}",
-            "-o", f"target create {executable}"]
+    argv = [
+        lldb or debugger_path("lldb") or "lldb",
+        "--no-lldbinit",
+        "-b",
+        "-o",
+        "settings set auto-confirm true",
+        "-o",
+        "settings set use-color false",
+        "-o",
+        f"platform select remote-linux --sysroot {sysroot}",
+        "-o",
+        f"target create {executable}",
+    ]
     if load:
         argv += ["-o", f"command script import {LLDB_PLUGIN}"]
     argv += ["-o", f"gdb-remote 127.0.0.1:{port}", "-o", "process continue"]
@@ -145,9 +198,17 @@ def lldb_remote_argv(commands: Sequence[str], executable: str, port: int, sysroo
     return argv + ["-k", "process kill"]
 
 
-def run_remote(debugger: str, commands: Sequence[str], program: Sequence[str], qemu: str,
-               sysroot: str, env: Optional[dict] = None, debugger_binary: Optional[str] = None,
-               load: bool = True, timeout: float = TIMEOUT) -> RemoteResult:
+def run_remote(
+    debugger: str,
+    commands: Sequence[str],
+    program: Sequence[str],
+    qemu: str,
+    sysroot: str,
+    env: dict | None = None,
+    debugger_binary: str | None = None,
+    load: bool = True,
+    timeout: float = TIMEOUT,
+) -> RemoteResult:
     """Run `program` (a foreign-architecture executable and its arguments) under
     `qemu -g`, attach GDB (`target remote`) or LLDB (`gdb-remote`) with the plugin loaded,
     continue to the first signal stop and run `commands` there.
@@ -167,8 +228,14 @@ def run_remote(debugger: str, commands: Sequence[str], program: Sequence[str], q
             denv.pop("PYTHONHOME", None)
             t0 = time.monotonic()
             try:
-                p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                   env=denv, stdin=subprocess.DEVNULL)
+                p = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    env=denv,
+                    stdin=subprocess.DEVNULL,
+                )
             finally:
                 seconds = time.monotonic() - t0
                 if proc.poll() is None:
@@ -179,5 +246,6 @@ def run_remote(debugger: str, commands: Sequence[str], program: Sequence[str], q
             qpid = proc.pid
         with open(logf.name, errors="replace") as f:
             target_output = f.read()
-    return RemoteResult(p.stdout + "\n" + p.stderr, json_docs(p.stdout), p.returncode,
-                        target_output, qpid, seconds)
+    return RemoteResult(
+        p.stdout + "\n" + p.stderr, json_docs(p.stdout), p.returncode, target_output, qpid, seconds
+    )

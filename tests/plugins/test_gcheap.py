@@ -15,15 +15,21 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-
-from tests.plugins import driver
-from tests.plugins.common import (CLI_DEPTH, build_frames, cli_program, frames_of,
-                                  host_program, only_doc)
 from wasmtime_stackmaps import gcheap
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.gcref import decode_gcref
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
 from wasmtime_stackmaps.walk import Activation, Slot
+
+from tests.plugins import driver
+from tests.plugins.common import (
+    CLI_DEPTH,
+    build_frames,
+    cli_program,
+    frames_of,
+    host_program,
+    only_doc,
+)
 
 HEADER = {"copying": 16, "drc": 24, "null": 8}
 
@@ -86,8 +92,7 @@ def check_heap_records(doc, frames):
 
 def test_cli_struct_objects(dbg):
     """`wasmtime run` (CLI 49): frame n's struct holds v = n; copying collector."""
-    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt", "stackmap frame 2"],
-                   cli_program())
+    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt", "stackmap frame 2"], cli_program())
     doc = only_doc(r)
     at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
     assert len(at_calls) == CLI_DEPTH, r.output[-3000:]
@@ -107,8 +112,7 @@ def test_python_host_struct_objects(dbg, mode, tmp_path):
     doc = only_doc(r)
     at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
     depth, activations = 3, 2
-    expected = [1000 * act + n for act in reversed(range(activations))
-                for n in range(1, depth + 1)]
+    expected = [1000 * act + n for act in reversed(range(activations)) for n in range(1, depth + 1)]
     check_structs(at_calls, expected)
     check_heap_records(doc, at_calls)
 
@@ -173,7 +177,7 @@ class FakeTarget(Target):
     def read_memory(self, address, size):
         for start, data in self.blocks.items():
             if start <= address and address + size <= start + len(data):
-                return bytes(data[address - start:address - start + size])
+                return bytes(data[address - start : address - start + size])
         raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
 
     def threads(self):
@@ -186,8 +190,14 @@ def _frame(level, fp, refs, major):
     return SimpleNamespace(level=level, fp=fp, image=img, slots=slots)
 
 
-def _world(major=50, collector="copying", with_vmctx=True, heap=(HEAP, 0x10000),
-           kind=0xB0000000, magic=b"core"):
+def _world(
+    major=50,
+    collector="copying",
+    with_vmctx=True,
+    heap=(HEAP, 0x10000),
+    kind=0xB0000000,
+    magic=b"core",
+):
     """A stack with one wasm frame holding two struct refs; the vmctx pointer spilled in it."""
     stack = bytearray(0x2000)
     fp = STACK + 0x1800
@@ -238,20 +248,30 @@ def _check_not_located(rep, why):
     assert rep.frame_notes[(1, 0)] == rec["note"]
     assert not rep.objects
     # Applied to a report document: the note on the frame and the activation, no object.
-    doc = {"threads": [{"thread": 1, "activations": [{}],
-                        "frames": [{"level": 0, "slots": [{"offset": 0, "kind": "heap"}]}]}]}
+    doc = {
+        "threads": [
+            {
+                "thread": 1,
+                "activations": [{}],
+                "frames": [{"level": 0, "slots": [{"offset": 0, "kind": "heap"}]}],
+            }
+        ]
+    }
     rep.apply(doc)
     assert doc["threads"][0]["frames"][0]["heap_note"] == rec["note"]
     assert doc["threads"][0]["activations"][0]["heap"] == rec
     assert "object" not in doc["threads"][0]["frames"][0]["slots"][0]
 
 
-@pytest.mark.parametrize("kw, why", [
-    ({"with_vmctx": False}, "no VMContext"),
-    ({"heap": (1, 0)}, "has not allocated its GC heap yet"),
-    ({"heap": (HEAP, 0x30)}, "past the heap length"),
-    ({"kind": 0x0C000000}, "is not a GC object header"),
-])
+@pytest.mark.parametrize(
+    "kw, why",
+    [
+        ({"with_vmctx": False}, "no VMContext"),
+        ({"heap": (1, 0)}, "has not allocated its GC heap yet"),
+        ({"heap": (HEAP, 0x30)}, "past the heap length"),
+        ({"kind": 0x0C000000}, "is not a GC object header"),
+    ],
+)
 def test_synthetic_not_located(kw, why):
     rep, _ = _world(**kw)
     _check_not_located(rep, why)

@@ -10,12 +10,23 @@ import re
 import sys
 
 import pytest
+from wasmtime_stackmaps import WasmtimeImage
 
 from tests.plugins import driver
-from tests.plugins.common import (CLI_DEPTH, PROGRAMS, PY, build_frames, check_host_activations,
-                                  check_slots_distinct_heap, cli_program, frames_of,
-                                  host_program, objdump_maps, only_doc)
-from wasmtime_stackmaps import WasmtimeImage
+from tests.plugins.common import (
+    CLI_DEPTH,
+    PROGRAMS,
+    PY,
+    build_frames,
+    check_host_activations,
+    check_slots_distinct_heap,
+    cli_program,
+    frames_of,
+    host_program,
+    objdump_maps,
+    only_doc,
+)
+
 
 # -- the wasmtime CLI, trapping on a fiber stack ---------------------------------------
 def test_cli_trap_frames(dbg, cli_image):
@@ -106,8 +117,9 @@ def test_core_file_live_equivalence(host_core):
     for name in driver.DEBUGGERS:
         if driver.debugger_path(name) is None:
             pytest.fail(f"{name} missing")
-        docs[name] = frames_of(only_doc(driver.run(name, ["stackmap bt --json"], core=core,
-                                                   executable=prog[0])))
+        docs[name] = frames_of(
+            only_doc(driver.run(name, ["stackmap bt --json"], core=core, executable=prog[0]))
+        )
     keys = ("level", "pc", "function", "fp", "sp", "frame_size", "safepoint", "slots")
     strip = [[{k: f[k] for k in keys} for f in d] for d in docs.values()]
     assert strip[0] == strip[1]
@@ -139,17 +151,20 @@ def test_exited_process(dbg):
 def test_corrupt_stackmap_in_memory(dbg, tmp_path):
     """An image whose .wasmtime.stackmap index points past the data: errors on the frames."""
     import wasmtime
+
     sys.path.insert(0, str(PROGRAMS))
     import host  # noqa: E402  (the program's own engine settings)
+
     path = tmp_path / "corrupt.cwasm"
-    data = bytearray(wasmtime.Module(host.engine(),
-                                     (PROGRAMS / "host_nested.wat").read_text()).serialize())
+    data = bytearray(
+        wasmtime.Module(host.engine(), (PROGRAMS / "host_nested.wat").read_text()).serialize()
+    )
     img = WasmtimeImage.from_bytes(bytes(data))
     off, size = img.sections[".wasmtime.stackmap"]
-    n = int.from_bytes(data[off:off + 4], "little")
+    n = int.from_bytes(data[off : off + 4], "little")
     for i in range(n):  # every index[i] -> far past the end
         at = off + 4 + 4 * n + 4 * i
-        data[at:at + 4] = (0x7FFFFFF0).to_bytes(4, "little")
+        data[at : at + 4] = (0x7FFFFFF0).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     r = driver.run(dbg, ["stackmap bt --json", "stackmap bt"], host_program("cwasm", path, 3, 1))
     frames = frames_of(only_doc(r))
@@ -164,16 +179,17 @@ def test_corrupt_stackmap_in_memory(dbg, tmp_path):
 def test_debugger_own_bt_names_wasm_frames(dbg):
     """GDB: the plugin's unwinder and frame filter make `bt`/`frame N` work through wasm."""
     if dbg == "lldb":
-        pytest.skip("LLDB 19 has no Python unwinder API: wasm frames are named only in "
-                    "'stackmap bt' (see the LLDB plugin's notes)")
-    r = driver.run(dbg, ["bt 12", "frame 3", "stackmap frame --json", "info frame"],
-                   cli_program())
+        pytest.skip(
+            "LLDB 19 has no Python unwinder API: wasm frames are named only in "
+            "'stackmap bt' (see the LLDB plugin's notes)"
+        )
+    r = driver.run(dbg, ["bt 12", "frame 3", "stackmap frame --json", "info frame"], cli_program())
     names = re.findall(r"^#(\d+)\s+0x[0-9a-f]+ in (\S+)", r.output, re.M)
     funcs = [n for _, n in names]
-    assert funcs[:CLI_DEPTH + 1] == ["wasm[0]::function[0]::build"] * (CLI_DEPTH + 1), funcs
+    assert funcs[: CLI_DEPTH + 1] == ["wasm[0]::function[0]::build"] * (CLI_DEPTH + 1), funcs
     assert any("array_to_wasm_trampoline" in f for f in funcs)
     # Frames above the wasm ones are host frames again (the unwind went back into Wasmtime).
-    host = funcs[funcs.index(next(f for f in funcs if "array_to_wasm" in f)) + 1:]
+    host = funcs[funcs.index(next(f for f in funcs if "array_to_wasm" in f)) + 1 :]
     assert host and all(not f.startswith("wasm[") for f in host)
     # 'stackmap frame' with no number uses GDB's selected frame (#3 here).
     fr = frames_of(only_doc(r))[0]
@@ -183,10 +199,22 @@ def test_debugger_own_bt_names_wasm_frames(dbg):
 
 def test_selected_frame_is_restored(dbg):
     """Commands switch threads and frames to read registers; the selection is put back."""
-    sel = {"gdb": ["frame 2", "stackmap bt --all-threads", "stackmap frame 1",
-                   "stackmap report", "info frame"],
-           "lldb": ["frame select 2", "stackmap bt --all-threads", "stackmap frame 1",
-                    "stackmap report", "frame info"]}[dbg]
+    sel = {
+        "gdb": [
+            "frame 2",
+            "stackmap bt --all-threads",
+            "stackmap frame 1",
+            "stackmap report",
+            "info frame",
+        ],
+        "lldb": [
+            "frame select 2",
+            "stackmap bt --all-threads",
+            "stackmap frame 1",
+            "stackmap report",
+            "frame info",
+        ],
+    }[dbg]
     r = driver.run(dbg, sel, cli_program())
     if dbg == "gdb":
         assert re.search(r"Stack level 2, frame at", r.output), r.output[-2000:]

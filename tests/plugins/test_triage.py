@@ -13,8 +13,15 @@ import jsonschema
 import pytest
 
 from tests.plugins import driver
-from tests.plugins.common import (CLI_DEPTH, PY, build_frames, check_host_activations,
-                                  cli_program, frames_of, host_program)
+from tests.plugins.common import (
+    CLI_DEPTH,
+    PY,
+    build_frames,
+    check_host_activations,
+    cli_program,
+    frames_of,
+    host_program,
+)
 from tests.tooling import REPO
 
 SCHEMA = json.loads((REPO / "core" / "schema" / "report.schema.json").read_text())
@@ -54,9 +61,13 @@ def test_triage_core_file_json(debugger, host_core, tmp_path):
         pytest.fail(f"{debugger} is not installed")
     core, prog = host_core
     out = tmp_path / "report.json"
-    p = subprocess.run(TRIAGE + ["--debugger", debugger, "--core", core, "--exe", prog[0],
-                                 "--json", "-o", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        TRIAGE
+        + ["--debugger", debugger, "--core", core, "--exe", prog[0], "--json", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, SCHEMA)
@@ -68,8 +79,9 @@ def test_triage_core_file_json(debugger, host_core, tmp_path):
 
 def test_triage_text_report(host_core):
     core, prog = host_core
-    p = subprocess.run(TRIAGE + ["--core", core, "--exe", prog[0]],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        TRIAGE + ["--core", core, "--exe", prog[0]], capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     assert "stop: thread 1, signal SIGTRAP" in p.stdout
     assert re.search(r"SP\+\d+=i31 1007", p.stdout), p.stdout
@@ -77,26 +89,34 @@ def test_triage_text_report(host_core):
 
 def test_triage_exit_codes(tmp_path):
     # 2: input error (no such core, not a core file)
-    p = subprocess.run(TRIAGE + ["--core", str(tmp_path / "missing")], capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        TRIAGE + ["--core", str(tmp_path / "missing")], capture_output=True, text=True
+    )
     assert p.returncode == 2 and "no such core file" in p.stderr
     junk = tmp_path / "junk.core"
     junk.write_bytes(b"not a core file" * 100)
-    p = subprocess.run(TRIAGE + ["--core", str(junk)], capture_output=True, text=True,
-                       timeout=120)
+    p = subprocess.run(TRIAGE + ["--core", str(junk)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, (p.returncode, p.stderr)
     # 1: a process with no Wasmtime in it
-    p = subprocess.run(TRIAGE + ["--run", PY, "-c",
-                                 "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"],
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        TRIAGE + ["--run", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1 and "no Wasmtime images" in p.stderr, p.stderr
     # 3: the debugger did not finish in time
-    p = subprocess.run(TRIAGE + ["--timeout", "0.01", "--run"] + cli_program(),
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        TRIAGE + ["--timeout", "0.01", "--run"] + cli_program(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 3, p.stderr
     # 0: a report of a live program run to its trap
-    p = subprocess.run(TRIAGE + ["--json", "--run"] + cli_program(), capture_output=True,
-                       text=True, timeout=300)
+    p = subprocess.run(
+        TRIAGE + ["--json", "--run"] + cli_program(), capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     jsonschema.validate(json.loads(p.stdout), SCHEMA)
 
@@ -105,11 +125,19 @@ def test_snapshot_and_diff(dbg, tmp_path):
     """Roots of the outer activation are matched across stops; the nested one is new."""
     snap = tmp_path / "snap.json"
     cont = "continue" if dbg == "gdb" else "process continue"
-    r = driver.run(dbg, [f"stackmap snapshot --file {snap}", cont, "stackmap diff --json",
-                         "stackmap snapshot --name inner", cont,
-                         "stackmap diff --name inner --json",
-                         f"stackmap diff --file {snap}"],
-                   host_program("inproc", 3, 2, "--stop-each", "--gc"))
+    r = driver.run(
+        dbg,
+        [
+            f"stackmap snapshot --file {snap}",
+            cont,
+            "stackmap diff --json",
+            "stackmap snapshot --name inner",
+            cont,
+            "stackmap diff --name inner --json",
+            f"stackmap diff --file {snap}",
+        ],
+        host_program("inproc", 3, 2, "--stop-each", "--gc"),
+    )
     diffs = [d for d in r.docs if "counts" in d]
     assert len(diffs) == 2, r.output[-3000:]
     first, second = diffs
@@ -137,16 +165,16 @@ def test_suspicious_slots(dbg):
     The check must find exactly that word in frames 1..4 (frame 5's $prev is
     null), pointing at the object the caller frame roots.
     """
-    r = driver.run(dbg, ["stackmap bt --suspicious --json", "stackmap bt --suspicious"],
-                   cli_program())
+    r = driver.run(
+        dbg, ["stackmap bt --suspicious --json", "stackmap bt --suspicious"], cli_program()
+    )
     doc = [d for d in r.docs if "threads" in d][-1]
     builds = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
     assert len(builds) == CLI_DEPTH
     for f, caller in zip(builds, builds[1:]):
         heap = [s["value"] for s in caller["slots"] if s["kind"] == "heap"]
         assert [w["raw"] for w in f["suspicious"]] == heap, f
-        assert all(w["offset"] not in [s["offset"] for s in f["slots"]]
-                   for w in f["suspicious"])
+        assert all(w["offset"] not in [s["offset"] for s in f["slots"]] for w in f["suspicious"])
         assert f["suspicious"][0]["object_kind"] == "structref"
         assert "heuristic" in f["suspicious_note"]
     assert builds[-1]["suspicious"] == []

@@ -20,6 +20,7 @@ import wasmtime
 
 HERE = Path(__file__).resolve().parent
 
+
 def block_stop_signal():
     """Call first: every thread started after it (Wasmtime's compiler threads among
     them) inherits a blocked SIGTRAP, so the one stop_here() raises reaches its thread."""
@@ -39,7 +40,6 @@ def stop_here():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTRAP})
 
 
-
 def _set(cfg: wasmtime.Config, name: str, value) -> None:
     """`cfg.<name> = value`; for Python packages older than 46, which lack the GC and
     memory properties, through the C API setter their library already exports."""
@@ -47,6 +47,7 @@ def _set(cfg: wasmtime.Config, name: str, value) -> None:
         setattr(cfg, name, value)
     else:
         from wasmtime import _ffi
+
         getattr(_ffi, f"wasmtime_config_{name}_set")(cfg.ptr(), value)
 
 
