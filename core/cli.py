@@ -1,21 +1,52 @@
-"""`wasmtime-stackmaps`: the offline console tool (images on disk, no debugger)."""
+"""`wasmtime-stackmaps`: the offline console tool (images on disk, no debugger).
+
+Every subcommand validates the whole image first (core/validate.py: the one
+validity `check` reports), prints text only through `safe()` (no control
+character from an image reaches the terminal), and fails with one line.
+"""
 
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 
 from . import triage
 from .errors import CorruptSection, StackMapsError
+from .failsafe import bug_line
 from .image import WasmtimeImage
+from .stackmap import StackMapEntry
+from .text import safe
+from .validate import validate_image
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 4
+# What one `dump` prints at most (entries + live slots): a 64 MB section could ask
+# for billions of lines; past this the output stops with a note (--function, lookup).
+DUMP_BUDGET = 1_000_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {safe(message)} (see --help)\n")
 
 
 def _int(text: str) -> int:
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (use decimal or 0x-hex)")
+        raise argparse.ArgumentTypeError(
+            f"not a number: {text!r} (use decimal or 0x-hex)"
+        ) from None
+    if not 0 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 64-bit offset")
+    return value
+
+
+def _open(path: str) -> WasmtimeImage:
+    img = WasmtimeImage.from_file(path)
+    validate_image(img)
+    return img
 
 
 def image_info(img: WasmtimeImage) -> dict:
@@ -30,14 +61,14 @@ def image_info(img: WasmtimeImage) -> dict:
         "wasmtime_version": img.engine.version,
         "text_size": img.text_range[1],
         "functions": len(funcs),
-        "wasm_functions": sum(1 for f in funcs if f.is_wasm),
+        "wasm_functions": funcs.wasm_count(),
         "stackmap_entries": len(sm) if sm is not None else 0,
         "distinct_maps": sm.distinct_maps() if sm is not None else 0,
         "stackmap_note": None if sm is not None else img.no_stackmaps_reason(),
     }
 
 
-def entry_record(img: WasmtimeImage, e) -> dict:
+def entry_record(img: WasmtimeImage, e: StackMapEntry) -> dict:
     f = img.function_at(e.pc)
     return {
         "pc": e.pc,
@@ -49,74 +80,105 @@ def entry_record(img: WasmtimeImage, e) -> dict:
 
 
 def cmd_info(args) -> int:
-    img = WasmtimeImage.from_file(args.file)
+    img = _open(args.file)
     info = image_info(img)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     pulley = f" (Pulley {img.pulley}-bit bytecode)" if img.pulley else ""
-    print(f"file:              {info['file']}")
+    print(f"file:              {safe(info['file'])}")
     print(f"kind:              {info['kind']}{pulley}")
     print(f"arch:              {info['arch']}")
-    print(f"target:            {info['target']}")
-    print(f"wasmtime version:  {info['wasmtime_version']}")
+    print(f"target:            {safe(info['target'])}")
+    print(f"wasmtime version:  {safe(info['wasmtime_version'])}")
     print(f"functions:         {info['functions']} ({info['wasm_functions']} wasm)")
     print(f"stack-map entries: {info['stackmap_entries']}")
     print(f"distinct maps:     {info['distinct_maps']}")
     if info["stackmap_note"]:
-        print(f"note:              {info['stackmap_note']}")
+        print(f"note:              {safe(info['stackmap_note'])}")
     return EXIT_OK
 
 
-def _selected_entries(img: WasmtimeImage, function: str | None):
+def _selected_entries(
+    img: WasmtimeImage, function: str | None
+) -> tuple[Iterator[StackMapEntry], int]:
+    """The entries to dump, lazily, and how many there are (counted by binary search)."""
     sm = img.stackmaps
     if sm is None:
-        return []
+        return iter(()), 0
     if function is None:
-        return list(sm)
+        return iter(sm), len(sm)
     funcs = img.find_function(function)
     if not funcs:
-        raise StackMapsError(f"{img.name}: no function matches {function!r}")
-    out = []
-    for f in funcs:
-        out.extend(sm.entries_between(f.start, f.end))
-    return out
+        raise StackMapsError(f"{img.name}: no function matches {safe(function)!r}")
+    total = sum(sm.count_between(f.start, f.end) for f in funcs)
+    return (e for f in funcs for e in sm.entries_between(f.start, f.end)), total
+
+
+def _budgeted(entries: Iterator[StackMapEntry], shown: list[int]) -> Iterator[StackMapEntry]:
+    """The entries until DUMP_BUDGET (entries + slots) is spent; shown[0] counts them."""
+    spent = 0
+    for e in entries:
+        spent += 1 + len(e.offsets)
+        if spent > DUMP_BUDGET:
+            return
+        shown[0] += 1
+        yield e
+
+
+def _stopped_note(img: WasmtimeImage, held: int) -> str:
+    return (
+        f"wasmtime-stackmaps: dump stopped after {DUMP_BUDGET:,} lines and slots "
+        f"({held} entries not shown): use --function NAME or lookup PC"
+    )
 
 
 def cmd_dump(args) -> int:
-    img = WasmtimeImage.from_file(args.file)
-    entries = _selected_entries(img, args.function)
+    img = _open(args.file)
+    selected, total = _selected_entries(img, args.function)
+    shown = [0]
+    entries = _budgeted(selected, shown)
+    out = sys.stdout
     if args.json:
-        doc = {
+        # Streamed, one entry a line: nothing proportional to the section is kept.
+        head = {
             "file": img.name,
             "target": img.engine.target,
             "arch": img.arch,
             "wasmtime_version": img.engine.version,
-            "entries": [entry_record(img, e) for e in entries],
         }
         if img.stackmaps is None:
-            doc["note"] = img.no_stackmaps_reason()
-        print(json.dumps(doc, indent=1))
-        return EXIT_OK
-    if img.stackmaps is None:
+            head["note"] = img.no_stackmaps_reason()
+        out.write(json.dumps(head)[:-1] + ',\n "entries": [')
+        for i, e in enumerate(entries):
+            out.write(("\n  " if i == 0 else ",\n  ") + json.dumps(entry_record(img, e)))
+        held = total - shown[0]
+        out.write("\n ]" + (f',\n "not_shown": {held}' if held else "") + "\n}\n")
+    elif img.stackmaps is None:
         print(f"{img.name}: {img.no_stackmaps_reason()}")
-        return EXIT_OK
-    print(f"{'pc':>10}  {'frame':>5}  function+offset: live offsets (SP+n)")
-    for e in entries:
-        r = entry_record(img, e)
-        where = f"{r['function']}+{r['function_offset']:#x}" if r["function"] else "?"
-        offs = ", ".join(str(o) for o in e.offsets)
-        print(f"{e.pc:#10x}  {e.frame_size:5d}  {where}: [{offs}]")
-    print(f"{len(entries)} entries")
+    else:
+        out.write(f"{'pc':>10}  {'frame':>5}  function+offset: live offsets (SP+n)\n")
+        n = 0
+        f = None
+        for e in entries:
+            if f is None or not f.start <= e.pc < f.end:  # entries come in pc order
+                f = img.function_at(e.pc)
+                name = safe(f.name) if f else None
+            where = f"{name}+{e.pc - f.start:#x}" if f else "?"
+            offs = ", ".join(map(str, e.offsets))
+            out.write(f"{e.pc:#10x}  {e.frame_size:5d}  {where}: [{offs}]\n")
+            n += 1
+        out.write(f"{n} entries\n")
+    if total > shown[0]:
+        print(_stopped_note(img, total - shown[0]), file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_lookup(args) -> int:
-    img = WasmtimeImage.from_file(args.file)
+    img = _open(args.file)
     pc = args.pc
-    e = img.lookup(pc)
+    e = img.lookup(pc) if pc < 1 << 32 else None
     f = img.function_at(pc)
-    fname = f"{f.name}+{pc - f.start:#x}" if f else None
     if args.json:
         doc = {
             "file": img.name,
@@ -129,10 +191,10 @@ def cmd_lookup(args) -> int:
         }
         print(json.dumps(doc, indent=2))
         return EXIT_OK
+    fname = f"{safe(f.name)}+{pc - f.start:#x}" if f else None
     if e is None:
-        print(
-            f"{pc:#x}{' (' + fname + ')' if fname else ''}: no stack map: {img.describe_no_map(pc)}"
-        )
+        where = f" ({fname})" if fname else ""
+        print(f"{pc:#x}{where}: no stack map: {img.describe_no_map(pc)}")
         return EXIT_OK
     print(
         f"{pc:#x} ({fname}): frame_size={e.frame_size} live slots at "
@@ -144,19 +206,9 @@ def cmd_lookup(args) -> int:
 def cmd_check(args) -> int:
     img = WasmtimeImage.from_file(args.file)
     try:
-        img.engine
-        img.functions
-        sm = img.stackmaps
-        if sm is not None:
-            sm.validate()
-            size = img.text_range[1]
-            if len(sm) and sm.pcs[len(sm) - 1] > size:
-                raise CorruptSection(
-                    f"{img.name}: stack map pc {sm.pcs[len(sm) - 1]:#x} is past the end of "
-                    f".text ({size:#x})"
-                )
+        sm = validate_image(img)
     except CorruptSection as e:
-        print(f"invalid: {e}")
+        print(f"invalid: {safe(e)}")
         return EXIT_INVALID
     n = len(sm) if sm is not None else 0
     print(
@@ -168,11 +220,11 @@ def cmd_check(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="wasmtime-stackmaps",
         description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     s = sub.add_parser("info", help="kind, target, version, function and stack-map counts")
@@ -196,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.set_defaults(func=cmd_lookup)
 
-    s = sub.add_parser("check", help="validate the section: exit 0 valid, 1 invalid, 2 unreadable")
+    s = sub.add_parser("check", help="validate the image: exit 0 valid, 1 invalid, 2 unreadable")
     s.add_argument("file", help="a Wasmtime image (.cwasm)")
     s.set_defaults(func=cmd_check)
 
@@ -210,13 +262,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CorruptSection as e:
-        print(f"wasmtime-stackmaps: invalid: {e}", file=sys.stderr)
+        print(f"wasmtime-stackmaps: invalid: {safe(e)}", file=sys.stderr)
         return EXIT_INVALID
     except StackMapsError as e:
-        print(f"wasmtime-stackmaps: {e}", file=sys.stderr)
+        print(f"wasmtime-stackmaps: {safe(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
+    except BrokenPipeError:  # `| head`: stop quietly, and let nothing flush into the pipe
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: one line (WASMTIME_STACKMAPS_DEBUG=1 shows the traceback)
+        print(bug_line(e), file=sys.stderr)
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

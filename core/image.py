@@ -8,7 +8,6 @@ read each and indexed, so opening a large image stays cheap. Nothing is read
 before it is asked for.
 """
 
-import bisect
 import io
 import re
 import struct
@@ -17,6 +16,9 @@ from typing import NamedTuple
 from .errors import CorruptSection, NotAnImage, StackMapsError
 from .source import ByteSource, BytesSource, FileSource
 from .stackmap import SECTION_NAME, StackMapEntry, StackMapSection
+from .symbols import Function, FunctionTable
+
+__all__ = ["Function", "WasmtimeImage", "open_image", "parse_elf_header", "parse_engine"]
 
 ELFOSABI_WASMTIME = 200
 EF_WASMTIME_MODULE = 1 << 0
@@ -35,24 +37,6 @@ MAX_SECTION_READ = 1 << 30
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SHDR_BE = struct.Struct(">IIQQQQIIQQ")
 _SHT_NOBITS = 8
-
-_FUNC_NAME = re.compile(r"^wasm\[(\d+)\]::function\[(\d+)\](?:::(.*))?$")
-
-
-class Function(NamedTuple):
-    start: int  # text offset
-    size: int
-    name: str
-    module: int | None  # wasm[M]
-    index: int | None  # function[N]; None for trampolines and builtins
-
-    @property
-    def end(self) -> int:
-        return self.start + self.size
-
-    @property
-    def is_wasm(self) -> bool:
-        return self.index is not None
 
 
 class ElfHeader(NamedTuple):
@@ -140,7 +124,7 @@ class EngineInfo(NamedTuple):
 
     @property
     def major(self) -> int | None:
-        m = re.match(r"(\d+)", self.version)
+        m = re.match(r"([0-9]{1,9})", self.version)
         return int(m.group(1)) if m else None
 
 
@@ -169,11 +153,10 @@ class WasmtimeImage:
         if source.size is None:
             source.size = self.size
         self._sections: dict[str, tuple[int, int]] | None = None
+        # Sections whose declared bytes lie past the end of the image: left out of `sections`.
+        self.outside: dict[str, tuple[int, int]] = {}
         self._engine: EngineInfo | None = None
-        self._functions: list[Function] | None = None
-        self._func_starts: list[int] | None = None
-        self._func_index = None
-        self._func_cache: dict[int, Function] = {}
+        self._functions: FunctionTable | None = None
         self._stackmaps: StackMapSection | None = None
         self._stackmaps_loaded = False
 
@@ -220,12 +203,14 @@ class WasmtimeImage:
             if secs is None:
                 secs = self._section_headers_elftools()
             self._sections = {}
+            self.outside = {}
             for name, (off, size, typ) in secs.items():
                 if typ == "SHT_NOBITS" or typ == _SHT_NOBITS:
                     continue
                 if off + size > self.size:
                     # Ignore what lies outside the image rather than read past it; a needed
-                    # section that is missing gives its own error below.
+                    # section that is missing gives its own error below (validate_image names it).
+                    self.outside[name] = (off, size)
                     continue
                 self._sections[name] = (off, size)
         return self._sections
@@ -291,6 +276,16 @@ class WasmtimeImage:
             raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
         return self.source.read(off, size)
 
+    def section_view(self, name: str):
+        """Like section_data, without a copy where the source allows (a file: mmap pages)."""
+        sec = self.sections.get(name)
+        if sec is None:
+            return None
+        off, size = sec
+        if size > MAX_SECTION_READ:
+            raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
+        return self.source.view(off, size)
+
     @property
     def text_range(self) -> tuple[int, int]:
         """(file offset, size) of .text."""
@@ -325,68 +320,34 @@ class WasmtimeImage:
 
     # -- functions ------------------------------------------------------------
     @property
-    def functions(self) -> list[Function]:
-        """STT_FUNC symbols sorted by text offset."""
+    def functions(self) -> FunctionTable:
+        """STT_FUNC symbols sorted by text offset (a compact sequence; Functions made lazily)."""
         if self._functions is None:
-            starts, raw, strtab = self._function_index()
-            self._functions = [_make_function(v, size, st_name, strtab) for v, size, st_name in raw]
-            self._func_starts = starts
+            if self.sections.get(".symtab") is None:
+                self._functions = FunctionTable(b"", b"", True, self.name)
+            else:
+                self._functions = FunctionTable(
+                    self.section_view(".symtab"),
+                    self.section_data(".strtab") or b"",
+                    self.header.little_endian,
+                    self.name,
+                )
         return self._functions
-
-    def _function_index(self):
-        """(starts, [(start, size, st_name)], strtab) of the STT_FUNC symbols, sorted by
-        start (stably, like `functions`). Names are decoded only for the Functions made."""
-        if self._func_index is None:
-            sym = self.sections.get(".symtab")
-            if sym is None:
-                self._func_index = ([], [], b"")
-                return self._func_index
-            data = self.section_data(".symtab")
-            strtab = self.section_data(".strtab") or b""
-            e = "<" if self.header.little_endian else ">"
-            st = struct.Struct(e + "IBBHQQ")
-            usable = len(data) - len(data) % st.size
-            raw = [
-                (value, size, st_name)
-                for st_name, st_info, _other, _shndx, value, size in st.iter_unpack(data[:usable])
-                if st_info & 0xF == 2
-            ]  # STT_FUNC
-            raw.sort(key=_first)
-            self._func_index = ([r[0] for r in raw], raw, strtab)
-        return self._func_index
 
     def function_at(self, text_offset: int) -> Function | None:
         """The function whose [start, end) contains `text_offset` (binary search)."""
-        if self._functions is not None:
-            funcs = self._functions
-            i = bisect.bisect_right(self._func_starts, text_offset) - 1
-            if i >= 0 and funcs[i].start <= text_offset < funcs[i].end:
-                return funcs[i]
-            return None
-        # Without building every Function: a large image answers its first lookup fast.
-        starts, raw, strtab = self._function_index()
-        i = bisect.bisect_right(starts, text_offset) - 1
-        if i >= 0:
-            value, size, st_name = raw[i]
-            if value <= text_offset < value + size:
-                f = self._func_cache.get(i)
-                if f is None:
-                    f = self._func_cache[i] = _make_function(value, size, st_name, strtab)
-                return f
-        return None
+        return self.functions.at(text_offset)
 
     def find_function(self, spec: str) -> list[Function]:
         """Functions matching a name, a name suffix (`::build`) or a wasm index."""
-        if spec.isdigit():
-            return [f for f in self.functions if f.index == int(spec)]
-        return [f for f in self.functions if f.name == spec or f.name.endswith("::" + spec)]
+        return self.functions.find(spec)
 
     # -- stack maps -----------------------------------------------------------
     @property
     def stackmaps(self) -> StackMapSection | None:
         """The indexed `.wasmtime.stackmap` section, or None when the image has none."""
         if not self._stackmaps_loaded:
-            data = self.section_data(SECTION_NAME)
+            data = self.section_view(SECTION_NAME)
             self._stackmaps = (
                 None if data is None else StackMapSection(data, f"{self.name}: {SECTION_NAME}")
             )
@@ -419,28 +380,6 @@ class WasmtimeImage:
     def identity(self) -> tuple:
         """What identifies this image's contents cheaply (for caches keyed by base)."""
         return (self.header, self.engine.version)
-
-
-def _first(t):
-    return t[0]
-
-
-_WASM_MODULE = re.compile(r"wasm\[(\d+)\]")
-
-
-def _make_function(value: int, size: int, st_name: int, strtab: bytes) -> Function:
-    """A Function from one STT_FUNC symbol (name at `st_name` in .strtab)."""
-    end = strtab.find(b"\0", st_name)
-    name = strtab[st_name : end if end >= 0 else len(strtab)].decode("utf-8", "replace")
-    module = index = None
-    if name.startswith("wasm["):  # _FUNC_NAME is anchored there too
-        m = _FUNC_NAME.match(name)
-        if m:
-            module, index = int(m.group(1)), int(m.group(2))
-        else:
-            mm = _WASM_MODULE.match(name)
-            module = int(mm.group(1)) if mm else None
-    return Function(value, size, name, module, index)
 
 
 def parse_engine(data: bytes, where: str = "image") -> EngineInfo:

@@ -2,9 +2,47 @@
 
 import mmap
 import os
+import stat
 from collections.abc import Callable
 
 from .errors import ReadError
+from .text import safe
+
+# Pseudo file systems: their files stat as regular but are generated on read (sizes lie,
+# reads can block or never end).
+_PSEUDO_ROOTS = ("/proc/", "/sys/", "/dev/")
+
+
+def check_input_file(path: str, what: str = "file") -> os.stat_result:
+    """stat() `path` and refuse anything but a regular file, before anything opens it.
+
+    A FIFO blocks open() forever, a device or /proc file can return endless or
+    changing bytes, a directory is not data: each is one line here instead.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ReadError(f"{safe(path)}: cannot read: {e.strerror or e}") from None
+    mode = st.st_mode
+    kind = None
+    if stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a FIFO"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    elif not stat.S_ISREG(mode):
+        kind = "a special file"
+    else:
+        real = os.path.realpath(path)
+        root = next((r for r in _PSEUDO_ROOTS if real.startswith(r)), None)
+        if root is not None:
+            kind = f"a file of the {root.strip('/')} pseudo file system"
+    if kind is not None:
+        raise ReadError(f"{safe(path)}: is {kind}, not a {what}")
+    return st
 
 
 class ByteSource:
@@ -15,6 +53,10 @@ class ByteSource:
 
     def read(self, offset: int, size: int) -> bytes:  # pragma: no cover - protocol
         raise NotImplementedError
+
+    def view(self, offset: int, size: int) -> memoryview:
+        """Like read(), without a copy where the source allows it."""
+        return memoryview(self.read(offset, size))
 
     def _check(self, offset: int, size: int) -> None:
         if offset < 0 or size < 0:
@@ -36,22 +78,32 @@ class BytesSource(ByteSource):
         self._check(offset, size)
         return bytes(self._data[offset : offset + size])
 
+    def view(self, offset: int, size: int) -> memoryview:
+        self._check(offset, size)
+        return memoryview(self._data)[offset : offset + size]
+
 
 class FileSource(ByteSource):
     """A file on disk, memory-mapped (read lazily by the OS, nothing copied up front)."""
 
     def __init__(self, path: str):
-        self.name = path
+        self.name = safe(path)
+        check_input_file(path, "Wasmtime image")
         try:
             with open(path, "rb") as f:
                 self.size = os.fstat(f.fileno()).st_size
                 self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if self.size else b""
         except OSError as e:
-            raise ReadError(f"{path}: cannot read: {e.strerror or e}") from None
+            raise ReadError(f"{self.name}: cannot read: {e.strerror or e}") from None
 
     def read(self, offset: int, size: int) -> bytes:
         self._check(offset, size)
         return self._map[offset : offset + size]
+
+    def view(self, offset: int, size: int) -> memoryview:
+        """The bytes without a copy (the OS pages them in as they are touched)."""
+        self._check(offset, size)
+        return memoryview(self._map)[offset : offset + size]
 
 
 class MemorySource(ByteSource):

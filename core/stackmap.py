@@ -7,12 +7,18 @@ field a little-endian u32 whatever the ELF's own byte order::
     data[...]: at data[index[i]]: frame_size, M, M bitmap words
     (bit b of word w set => live GC ref at SP + 4 * (32 * w + b)).
 
-Opening indexes the header only (O(1): the pc and index arrays are views on
-the section bytes); entries are decoded and checked one at a time when asked
-for; `validate()` checks everything.
+Wasmtime writes the maps one after another, one per entry, with no gaps; the
+last bitmap word is never 0 and frames are at most 1 GiB (Cranelift's
+`maximum_frame_size`). Opening indexes the header only (O(1): the pc and index
+arrays are views on the section bytes); entries are decoded and checked one at
+a time when asked for; `validate()` checks everything in one linear pass (maps
+must form that chain, so shared or overlapping bitmaps cannot make any pass
+quadratic). Every size is checked against the words present before anything is
+decoded, and a map may hold at most MAX_LIVE_SLOTS live slots.
 """
 
 import bisect
+import operator
 import struct
 import sys
 from array import array
@@ -25,6 +31,11 @@ SECTION_NAME = ".wasmtime.stackmap"
 
 _U32 = struct.Struct("<I")
 _DECODED_MAX = 4096
+# Cranelift refuses frames above 1 GiB (`maximum_frame_size`).
+MAX_FRAME_SIZE = 1 << 30
+# Live GC refs at one call site: a bound on what one map may make us build (1 MiB of
+# refs in one frame; real frames hold a handful).
+MAX_LIVE_SLOTS = 1 << 18
 
 
 class StackMapEntry(NamedTuple):
@@ -72,7 +83,9 @@ class StackMapSection:
         self._index = _u32_view(mv[4 + 4 * n : header])
         self._data = _u32_view(mv[header:])
         self._nwords = (size - header) // 4
+        self._header = header
         self._validated = False
+        self._distinct = 0
         # map index -> (frame_size, offsets) of maps already decoded and checked. Wasmtime
         # shares identical maps, so a few decoded maps serve most lookups; bounded so
         # that memory stays O(1) per section.
@@ -96,18 +109,18 @@ class StackMapSection:
         if known is not None:  # a map shared with an entry decoded (and checked) before
             return StackMapEntry(pc, known[0], known[1], k)
         frame_size, words = self._map_at(k, f"entry {i} (pc {pc:#x})")
-        offsets = _bit_offsets(words)
-        if offsets and offsets[-1] >= frame_size:
-            raise CorruptSection(
-                f"{self.where}: entry {i} (pc {pc:#x}): slot at SP+{offsets[-1]} is beyond "
-                f"frame_size {frame_size}"
-            )
+        offsets = _bit_offsets(words)  # below frame_size: _map_at checked the top bit
         if len(self._decoded) >= _DECODED_MAX:
             self._decoded.clear()
         self._decoded[k] = (frame_size, offsets)
         return StackMapEntry(pc, frame_size, offsets, k)
 
     def _map_at(self, k: int, what: str):
+        """(frame_size, bitmap words) of the map at data[k], every bound checked first.
+
+        Linear in the bitmap's words, at C speed (one big integer), before any
+        offset is produced.
+        """
         nwords = self._nwords
         if k + 2 > nwords:
             raise CorruptSection(
@@ -118,12 +131,32 @@ class StackMapSection:
         m = self._data[k + 1]
         if frame_size == 0:
             raise CorruptSection(f"{self.where}: {what}: frame_size is 0")
+        if frame_size > MAX_FRAME_SIZE:
+            raise CorruptSection(
+                f"{self.where}: {what}: frame_size {frame_size} is above Cranelift's "
+                f"limit of {MAX_FRAME_SIZE}"
+            )
         if m == 0:
             raise CorruptSection(f"{self.where}: {what}: bitmap has 0 words")
         if k + 2 + m > nwords:
             raise CorruptSection(
                 f"{self.where}: {what}: bitmap of {m} words at data[{k + 2}] runs past the end "
                 f"of the map data ({nwords} words)"
+            )
+        if m == 1:
+            bits = self._data[k + 2]
+        else:
+            start = self._header + 4 * (k + 2)
+            bits = int.from_bytes(self._raw[start : start + 4 * m], "little")
+        top = 4 * (bits.bit_length() - 1)
+        if top >= frame_size:
+            raise CorruptSection(
+                f"{self.where}: {what}: slot at SP+{top} is beyond frame_size {frame_size}"
+            )
+        if m > MAX_LIVE_SLOTS // 32 and bits.bit_count() > MAX_LIVE_SLOTS:
+            raise CorruptSection(
+                f"{self.where}: {what}: map has {bits.bit_count()} live slots, more than "
+                f"the {MAX_LIVE_SLOTS} this tool decodes"
             )
         return frame_size, self._data[k + 2 : k + 2 + m]
 
@@ -151,36 +184,83 @@ class StackMapSection:
         for i in range(lo, hi):
             yield self.entry(i)
 
+    def count_between(self, start: int, end: int) -> int:
+        """How many entries have their pc in [start, end)."""
+        return bisect.bisect_left(self._pcs, end) - bisect.bisect_left(self._pcs, start)
+
     def validate(self) -> None:
-        """Check the whole section; raise CorruptSection naming the first problem."""
+        """Check the whole section in one linear pass; raise CorruptSection naming the first
+        problem. The one validity: what this accepts, every entry() decodes."""
         if self._validated:
             return
-        pcs = self._pcs
-        prev = -1
-        for i in range(self._n):
-            pc = pcs[i]
-            if pc <= prev:
-                raise CorruptSection(
-                    f"{self.where}: pcs not strictly ascending at entry {i}: "
-                    f"{pc:#x} after {prev:#x}"
-                )
-            prev = pc
-        checked = set()
-        for i in range(self._n):
-            k = self._index[i]
-            if k in checked:
-                continue
-            self.entry(i)
-            checked.add(k)
+        n, pcs = self._n, self._pcs
+        if n > 1 and not all(map(operator.lt, pcs[:-1], pcs[1:])):
+            i = next(i for i in range(1, n) if pcs[i] <= pcs[i - 1])
+            raise CorruptSection(
+                f"{self.where}: pcs not strictly ascending at entry {i}: "
+                f"{pcs[i]:#x} after {pcs[i - 1]:#x}"
+            )
+        # The maps, in the order written: each one checked once, never twice. One-word
+        # maps (nearly all) take the inline path; distinct maps are counted from exact
+        # keys (one-word) or hashes (longer), in 64 buckets so no set grows large.
+        nwords, data, raw, hdr = self._nwords, self._data, self._raw, self._header
+        starts = bytearray(nwords + 1)
+        small = [array("Q") for _ in range(64)]
+        large = [array("q") for _ in range(64)]
+        k = 0
+        while k < nwords:
+            if k + 2 < nwords and data[k + 1] == 1:
+                fs, w = data[k], data[k + 2]
+                if 0 < fs <= MAX_FRAME_SIZE and 4 * w.bit_length() - 4 < fs:
+                    starts[k] = 1
+                    small[w & 63].append(fs << 32 | w)
+                    k += 3
+                    continue
+            try:
+                _, words = self._map_at(k, f"map at data[{k}]")
+            except CorruptSection as e:
+                raise self._blame(k, e) from None
+            starts[k] = 1
+            end = k + 2 + len(words)
+            h = hash(bytes(raw[hdr + 4 * k : hdr + 4 * end]))
+            large[h & 63].append(h)
+            k = end
+        index = self._index
+        if n and max(index) >= self._nwords:
+            self.entry(next(i for i in range(n) if index[i] >= self._nwords))
+        if n and not all(map(starts.__getitem__, index)):
+            i = next(i for i in range(n) if not starts[index[i]])
+            self.entry(i)  # past the end: its own message
+            raise CorruptSection(
+                f"{self.where}: entry {i} (pc {pcs[i]:#x}): map index {self._index[i]} is "
+                f"not the start of a map (maps are written one after another)"
+            )
+        for k in index:  # every map written is some entry's (Wasmtime writes no others)
+            starts[k] = 2
+        k = starts.find(1)
+        if k >= 0:
+            raise CorruptSection(f"{self.where}: the map at data[{k}] is used by no entry")
+        self._distinct = sum(len(set(b)) for b in small + large)
         self._validated = True
 
+    def _blame(self, k: int, err: CorruptSection) -> CorruptSection:
+        """Name the first entry that uses the map at data[k] in `err`, when one does."""
+        key = _U32.pack(k)
+        raw = bytes(self._raw[4 + 4 * self._n : self._header])
+        pos = raw.find(key)
+        while pos >= 0 and pos % 4:
+            pos = raw.find(key, pos + 1)
+        if pos < 0:
+            return err
+        i = pos // 4
+        return CorruptSection(
+            str(err).replace(f"map at data[{k}]", f"entry {i} (pc {self._pcs[i]:#x})", 1)
+        )
+
     def distinct_maps(self) -> int:
-        """How many different (frame_size, bitmap) maps the entries use."""
-        seen = set()
-        for k in set(self._index):
-            fs, words = self._map_at(k, f"map at data[{k}]")
-            seen.add((fs, tuple(words)))
-        return len(seen)
+        """How many different (frame_size, bitmap) maps the section holds (validates it)."""
+        self.validate()
+        return self._distinct
 
 
 def _bit_offsets(words) -> tuple[int, ...]:

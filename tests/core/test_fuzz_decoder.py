@@ -25,6 +25,7 @@ from wasmtime_stackmaps import (
     StackMapsError,
     WasmtimeImage,
 )
+from wasmtime_stackmaps.stackmap import MAX_FRAME_SIZE, MAX_LIVE_SLOTS
 
 INTERESTING_U32 = [
     0,
@@ -110,7 +111,12 @@ def exercise_section(data: bytes, probes=()):
 
 
 def reference_decode(data: bytes):
-    """A deliberately naive reader of the format: a list of entries, or None if corrupt."""
+    """A deliberately naive reader of the format: a list of entries, or None if corrupt.
+
+    The format as Wasmtime writes it: the maps one after another filling the data
+    exactly, each used by some entry, frames of at most 1 GiB, at most MAX_LIVE_SLOTS
+    live slots a map.
+    """
     if len(data) < 4:
         return None
     n = int.from_bytes(data[:4], "little")
@@ -119,23 +125,32 @@ def reference_decode(data: bytes):
         return None
     word = lambda pos: int.from_bytes(data[pos : pos + 4], "little")  # noqa: E731
     nwords = (len(data) - header) // 4
-    out = []
-    for i in range(n):
-        pc, k = word(4 + 4 * i), word(4 + 4 * n + 4 * i)
-        if i and pc <= out[-1][0]:
-            return None
+    maps, k = {}, 0
+    while k < nwords:
         if k + 2 > nwords:
             return None
         fs, m = word(header + 4 * k), word(header + 4 * k + 4)
-        if fs == 0 or m == 0 or k + 2 + m > nwords:
+        if fs == 0 or fs > MAX_FRAME_SIZE or m == 0 or k + 2 + m > nwords:
             return None
         offsets = []
         for w in range(m):
             bits = word(header + 4 * (k + 2 + w))
             offsets += [4 * (32 * w + b) for b in range(32) if bits >> b & 1]
-        if offsets and offsets[-1] >= fs:
+        if (offsets and offsets[-1] >= fs) or len(offsets) > MAX_LIVE_SLOTS:
             return None
-        out.append((pc, fs, tuple(offsets)))
+        maps[k] = (fs, tuple(offsets))
+        k += 2 + m
+    out, used = [], set()
+    for i in range(n):
+        pc, k = word(4 + 4 * i), word(4 + 4 * n + 4 * i)
+        if i and pc <= out[-1][0]:
+            return None
+        if k not in maps:
+            return None
+        used.add(k)
+        out.append((pc, *maps[k]))
+    if used != set(maps):
+        return None
     return out
 
 
