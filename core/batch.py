@@ -7,6 +7,7 @@ run is what users run.
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,13 +157,62 @@ def run_batch(
     env["NO_COLOR"] = "1"
     env.pop("PYTHONPATH", None)
     env.pop("PYTHONHOME", None)
-    p = subprocess.run(
+    # A session of its own: on a timeout the debugger, its helpers (lldb-server) and the
+    # program it runs are all found and killed, not left running (adopted by init).
+    p = subprocess.Popen(
         argv,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        errors="replace",
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    return BatchResult(p.stdout + "\n" + p.stderr, p.stdout, json_docs(p.stdout), p.returncode)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException:  # the timeout, or Ctrl-C: leave nothing behind
+        kill_tree(p.pid)
+        p.communicate()
+        raise
+    return BatchResult(out + "\n" + err, out, json_docs(out), p.returncode)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), children first found, at this moment."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid`, its process group and every process below it (a traced program too:
+    SIGKILL ends a stopped, traced process). The tree is listed before anything dies,
+    so nothing is re-parented out of sight first."""
+    victims = descendants(pid)
+    for target in (pid, *victims):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass

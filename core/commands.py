@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable
 
 from .errors import StackMapsError
+from .failsafe import bug_line
 from .image import WasmtimeImage
 from .render import (
     NO_DUMP_LINE,
@@ -44,6 +45,7 @@ from .snapshots import diff_roots, read_snapshot, root_count, roots, write_snaps
 from .source import FileSource
 from .suspicious import find_suspicious
 from .target import Target
+from .text import safe
 from .walk import DEFAULT_MAX_DEPTH, WasmFrame
 
 SUBCOMMANDS = {
@@ -89,6 +91,28 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _count(text: str) -> int:
+    """A count of frames: 1 or more (-n, --max-depth)."""
+    n = _int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return n
+
+
+def _level(text: str) -> int:
+    n = _int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"a frame number is 0 or more, not {text}")
+    return n
+
+
+def _address(text: str) -> int:
+    n = _int(text)
+    if not 0 <= n < 1 << 64:
+        raise argparse.ArgumentTypeError(f"{text} is not a 64-bit address")
+    return n
+
+
 _HELP: dict[str, str] = {}
 
 
@@ -116,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stack map and live GC-reference slots of the selected "
         "wasm frame, or of frame N as numbered by 'stackmap bt'.",
     )
-    s.add_argument("level", nargs="?", type=_int, help="frame number from 'stackmap bt'")
+    s.add_argument("level", nargs="?", type=_level, help="frame number from 'stackmap bt'")
     s.add_argument(
         "-x", "--dump", action="store_true", help="hexdump SP..FP with the live slots highlighted"
     )
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument(
         "--max-depth",
-        type=_int,
+        type=_count,
         default=None,
         help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
     )
@@ -136,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
-    s.add_argument("-n", type=_int, default=None, metavar="N", help="only the N innermost frames")
+    s.add_argument("-n", type=_count, default=None, metavar="N", help="only the N innermost frames")
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument(
         "--no-scan",
@@ -151,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--max-depth",
-        type=_int,
+        type=_count,
         default=None,
         help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
     )
@@ -171,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files whose image memory was not dumped and remote targets.",
     )
     s.add_argument("file")
-    s.add_argument("address", type=_int)
+    s.add_argument("address", type=_address)
 
     s = sub.add_parser(
         "report",
@@ -356,14 +380,28 @@ def run(
     target_factory: Callable[[], Target],
     style: Style | None = None,
 ) -> str:
-    """Run one `stackmap` command. `target_factory()` gives the Target (or raises)."""
-    if isinstance(argv, str):
-        argv = shlex.split(argv)
-    parser = build_parser()
+    """Run one `stackmap` command. `target_factory()` gives the Target (or raises).
+
+    Raises StackMapsError only, with one line to print: anything else escaping a
+    handler is a bug, reported as one line too (failsafe.bug_line)."""
     try:
-        args = parser.parse_args(argv)
-    except HelpShown as h:
-        return h.text.rstrip("\n")
-    if not args.sub:
-        return parser.format_help().rstrip("\n")
-    return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+        if isinstance(argv, str):
+            argv = shlex.split(argv)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except HelpShown as h:
+            return h.text.rstrip("\n")
+        if not args.sub:
+            return parser.format_help().rstrip("\n")
+        return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+    except StackMapsError as e:
+        raise StackMapsError(safe(str(e))) from None
+    except ValueError as e:  # shlex: unbalanced quotes
+        if "quotation" in str(e) or "escape" in str(e):
+            raise StackMapsError(str(e)) from None
+        raise StackMapsError(bug_line(e, "")) from e
+    except MemoryError as e:
+        raise StackMapsError(bug_line(e, "")) from None
+    except Exception as e:
+        raise StackMapsError(bug_line(e, "")) from e

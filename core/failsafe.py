@@ -28,7 +28,8 @@ def bug_line(exc: BaseException, where: str = "wasmtime-stackmaps") -> str:
     if len(what) > 200:
         what = what[:200] + "..."
     return (
-        f"{where}: internal error (a bug in wasmtime-stackmaps): {type(exc).__name__}"
+        (f"{where}: " if where else "")
+        + f"internal error (a bug in wasmtime-stackmaps): {type(exc).__name__}"
         + (f": {what}" if what else "")
         + f"; set {DEBUG_ENV}=1 for the traceback"
     )

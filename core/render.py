@@ -1,10 +1,28 @@
 """All text output of the `stackmap` commands, rendered from the report records
 (core/report.py), and the colour policy."""
 
+import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from pygments.console import colorize
+
+from .text import safe_record
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def _escaped(fn: _F) -> _F:
+    """Every record or string argument of a renderer goes through safe_record() first:
+    whatever came from the inferior or an image is printed with its control characters
+    escaped (`\\x1b`), never raw."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*(a if isinstance(a, Style) else safe_record(a) for a in args), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Style:
@@ -63,6 +81,7 @@ def frame_header(fr: dict, style: Style) -> str:
     return " ".join(parts)
 
 
+@_escaped
 def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
     out: list[str] = []
     for th in doc["threads"]:
@@ -135,6 +154,7 @@ def slot_lines(fr: dict, style: Style) -> list[str]:
     return out
 
 
+@_escaped
 def frame_lines(fr: dict, style: Style) -> list[str]:
     name = fr["function"] or "??"
     out = [f"frame #{fr['level']} (thread {fr.get('thread', '?')}): " + style("green", name)]
@@ -192,6 +212,7 @@ def frame_dump_lines(
     ]
 
 
+@_escaped
 def dump_error_line(error: str) -> str:
     return f"  cannot dump the frame: {error}"
 
@@ -199,6 +220,7 @@ def dump_error_line(error: str) -> str:
 NO_DUMP_LINE = "  (no stack map at this pc: no frame size, nothing to dump)"
 
 
+@_escaped
 def images_lines(doc: dict) -> list[str]:
     """`stackmap images`: one line per image (from `report.images_document`), then problems."""
     lines = [
@@ -220,6 +242,7 @@ def images_lines(doc: dict) -> list[str]:
     return lines
 
 
+@_escaped
 def loaded_line(rec: dict) -> str:
     """`stackmap load`: what was loaded where (an `image_record`)."""
     start, size = rec["text_start"], rec["text_size"]
@@ -229,6 +252,7 @@ def loaded_line(rec: dict) -> str:
     )
 
 
+@_escaped
 def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
     msg = f"snapshot {name!r}: {roots} roots in {frames} frames"
     if path:
@@ -236,6 +260,7 @@ def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
     return msg
 
 
+@_escaped
 def diff_lines(result: dict) -> list[str]:
     """`stackmap diff`: the counts, then each matched frame's roots and their state."""
     c = result["counts"]
@@ -253,6 +278,7 @@ def diff_lines(result: dict) -> list[str]:
     return out
 
 
+@_escaped
 def report_lines(doc: dict, style: Style) -> list[str]:
     """`stackmap report` (and `wasmtime-stackmaps triage`) as text."""
     out = []

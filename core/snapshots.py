@@ -10,7 +10,10 @@ import json
 from collections.abc import Iterable
 
 from .errors import StackMapsError
+from .outfile import write_atomic
+from .source import check_input_file
 from .target import ThreadState
+from .text import safe
 from .walk import Activation
 
 SNAPSHOT_KIND = "stackmap-snapshot"
@@ -40,21 +43,59 @@ def roots(collected: Iterable[tuple[ThreadState, list[Activation]]]) -> dict:
     return {"schema": 1, "kind": SNAPSHOT_KIND, "frames": frames}
 
 
+# A snapshot file is a few bytes a root; anything past this is not one of ours.
+MAX_SNAPSHOT_FILE = 64 << 20
+
+
 def write_snapshot(path: str, snap: dict) -> None:
-    with open(path, "w") as fh:
-        json.dump(snap, fh)
+    """Write the snapshot as JSON, atomically; StackMapsError (one line) if it cannot be."""
+    write_atomic(path, json.dumps(snap), "snapshot")
 
 
 def read_snapshot(path: str) -> dict:
     """A snapshot written by `write_snapshot` (StackMapsError when it is not one)."""
+    shown = safe(path)
+    st = check_input_file(path, "snapshot file")  # a FIFO or device is refused before open
+    if st.st_size > MAX_SNAPSHOT_FILE:
+        raise StackMapsError(f"{shown}: {st.st_size} bytes, too large for a snapshot file")
     try:
-        with open(path) as fh:
-            old = json.load(fh)
-    except (OSError, ValueError) as e:
-        raise StackMapsError(f"cannot read snapshot {path}: {e}") from e
+        with open(path, "rb") as fh:
+            old = json.loads(fh.read(MAX_SNAPSHOT_FILE + 1))
+    except (OSError, ValueError, RecursionError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise StackMapsError(f"cannot read snapshot {shown}: {safe(why)}") from None
     if not isinstance(old, dict) or old.get("kind") != SNAPSHOT_KIND:
-        raise StackMapsError(f"{path} is not a 'stackmap snapshot' file")
+        raise StackMapsError(f"{shown} is not a 'stackmap snapshot' file")
+    problem = _shape_problem(old)
+    if problem:
+        raise StackMapsError(f"{shown}: not a valid snapshot: {problem}")
     return old
+
+
+def _shape_problem(snap: dict) -> str | None:
+    """What is wrong with a snapshot read from a file, or None (the fields diff_roots reads)."""
+    frames = snap.get("frames")
+    if not isinstance(frames, list):
+        return "'frames' is not a list"
+    for i, f in enumerate(frames):
+        if not isinstance(f, dict):
+            return f"frame {i} is not an object"
+        for k in ("thread", "fp", "pc"):
+            if not _is_int(f.get(k)):
+                return f"frame {i}: {k!r} is not an integer"
+        slots = f.get("slots")
+        if not isinstance(slots, list):
+            return f"frame {i}: 'slots' is not a list"
+        for j, sl in enumerate(slots):
+            if not isinstance(sl, dict) or not _is_int(sl.get("offset")):
+                return f"frame {i} slot {j}: no integer 'offset'"
+            if not (sl.get("raw") is None or _is_int(sl.get("raw"))):
+                return f"frame {i} slot {j}: 'raw' is not an integer"
+    return None
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def root_count(snap: dict) -> int:

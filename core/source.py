@@ -10,7 +10,7 @@ from .text import safe
 
 # Pseudo file systems: their files stat as regular but are generated on read (sizes lie,
 # reads can block or never end).
-_PSEUDO_ROOTS = ("/proc/", "/sys/", "/dev/")
+PSEUDO_ROOTS = ("/proc/", "/sys/", "/dev/")
 
 
 def check_input_file(path: str, what: str = "file") -> os.stat_result:
@@ -37,7 +37,7 @@ def check_input_file(path: str, what: str = "file") -> os.stat_result:
         kind = "a special file"
     else:
         real = os.path.realpath(path)
-        root = next((r for r in _PSEUDO_ROOTS if real.startswith(r)), None)
+        root = next((r for r in PSEUDO_ROOTS if real.startswith(r)), None)
         if root is not None:
             kind = f"a file of the {root.strip('/')} pseudo file system"
     if kind is not None:

@@ -35,3 +35,18 @@ def safe_or(text: str | None, default: str) -> str:
 def has_unsafe(text: str) -> bool:
     """Whether `text` carries any character `safe()` would escape (tests, assertions)."""
     return _UNSAFE.search(text) is not None
+
+
+def safe_record(obj: object) -> object:
+    """A copy of a JSON-like record (dicts, lists, strings, numbers) with every string safe().
+
+    Text renderers take their records through this once, so no field (a name, a path,
+    a thread name, an error quoting either) can carry a control character to the screen.
+    """
+    if isinstance(obj, str):
+        return safe(obj)
+    if isinstance(obj, dict):
+        return {k: safe_record(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [safe_record(v) for v in obj]
+    return obj

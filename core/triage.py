@@ -1,17 +1,34 @@
 """`wasmtime-stackmaps triage`: a crash report from a core file or a process, no session needed.
 
 Runs GDB or LLDB in batch mode with the plugin, `stackmap report --json` in it,
-and writes the report (text or JSON). Exit codes:
-    0 report made, 1 no Wasmtime frames found, 2 usage/input error, 3 debugger failed.
+and writes the report (text or JSON). Everything that can be checked before a
+debugger starts is checked here (so both debuggers fail the same way), and
+what a debugger says afterwards is mapped to the same outcomes. Exit codes
+(README, "Scripted crash triage"):
+    0 report made, 1 no Wasmtime frames found, 2 usage or input error,
+    3 the debugger failed or timed out, 4 the program exited without stopping.
+Every failure is one line on stderr.
 """
 
 import argparse
 import os
+import re
+import shutil
+import subprocess
 import sys
+
+from .errors import StackMapsError
+from .text import safe
 
 # The debugger machinery is imported when triage runs, not when the CLI starts.
 
-EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER = 0, 1, 2, 3
+EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER, EXIT_EXITED = 0, 1, 2, 3, 4
+
+
+class TriageFailure(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def add_parser(sub) -> None:
@@ -21,11 +38,11 @@ def add_parser(sub) -> None:
         description="Run GDB or LLDB in batch mode on a core file, a running process (attach) "
         "or a program (run until it stops), and report the stop signal, trap and "
         "the live GC references of every wasm frame of every thread. Exit codes: "
-        "0 report made, 1 no Wasmtime frames found, 2 usage/input error, "
-        "3 debugger failed.",
+        "0 report made, 1 no Wasmtime frames found, 2 usage or input error, "
+        "3 the debugger failed or timed out, 4 the program exited without stopping.",
     )
     s.add_argument("--core", help="core file (give the executable with --exe)")
-    s.add_argument("--pid", type=int, help="attach to this running process")
+    s.add_argument("--pid", type=_pid, help="attach to this running process")
     s.add_argument(
         "--run",
         nargs=argparse.REMAINDER,
@@ -36,28 +53,126 @@ def add_parser(sub) -> None:
     s.add_argument("--debugger", choices=("gdb", "lldb"), default="gdb")
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument("-o", "--output", help="write the report here instead of stdout")
-    s.add_argument("--timeout", type=float, default=300, help="seconds (default 300)")
+    s.add_argument("--timeout", type=_seconds, default=300, help="seconds (default 300)")
     s.set_defaults(func=cmd_triage)
 
 
+def _pid(text: str) -> int:
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if not 0 < n < 1 << 22:
+        raise argparse.ArgumentTypeError(f"not a process id: {text}")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        t = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < t <= 86400:
+        raise argparse.ArgumentTypeError(f"the timeout must be in (0, 86400] seconds: {text}")
+    return t
+
+
 def _fail(code: int, message: str) -> int:
-    print(f"wasmtime-stackmaps triage: {message}", file=sys.stderr)
+    print(f"wasmtime-stackmaps triage: {safe(message)}", file=sys.stderr)
     return code
 
 
+def _preflight(args) -> None:
+    """Refuse what no debugger should be started for (TriageFailure), the same for both."""
+    from .batch import debugger_path
+    from .corefile import check_core
+    from .outfile import check_writable
+    from .source import check_input_file
+
+    given = [x for x in (args.core, args.pid, args.run) if x is not None and x != []]
+    if len(given) != 1:
+        raise TriageFailure(
+            EXIT_USAGE, "give exactly one of --core CORE, --pid PID, --run PROGRAM..."
+        )
+    try:
+        if args.output:
+            check_writable(args.output, "report")
+        if args.exe:
+            check_input_file(args.exe, "program")
+        if args.core:
+            check_core(args.core, args.exe)
+        if args.pid and not os.path.exists(f"/proc/{args.pid}"):
+            raise StackMapsError(f"no such process: {args.pid}")
+        if args.run:
+            prog = args.run[0]
+            found = shutil.which(prog) if os.sep not in prog else prog
+            if not found or not os.path.isfile(found) or not os.access(found, os.X_OK):
+                raise StackMapsError(f"no such program: {prog} (not found or not executable)")
+    except StackMapsError as e:
+        raise TriageFailure(EXIT_USAGE, str(e)) from None
+    if debugger_path(args.debugger) is None:
+        raise TriageFailure(EXIT_DEBUGGER, f"{args.debugger} is not installed")
+
+
+# What each debugger prints when the program ran to its end, when attaching failed.
+_EXITED = [
+    (re.compile(r"\[Inferior \d+ \(process \d+\) exited normally\]"), lambda m: 0),
+    (
+        re.compile(r"\[Inferior \d+ \(process \d+\) exited with code (\d+)\]"),
+        lambda m: int(m[1], 8),
+    ),
+    (re.compile(r"Process \d+ exited with status = (-?\d+)"), lambda m: int(m[1])),
+]
+_KILLED = re.compile(
+    r"Program terminated with signal (\w+)|Process \d+ exited with status = -1 \((\w+)"
+)
+_ATTACH = re.compile(
+    r"(ptrace: .*|Could not attach to process.*|error: attach failed: .*|"
+    r"Unable to attach.*|error: attach .*)"
+)
+
+
+def _outcome(output: str, debugger: str, pid: int | None) -> TriageFailure:
+    """What went wrong when the debugger printed no report, as one line and an exit code."""
+    errors = [line.strip() for line in output.splitlines() if "stackmap:" in line]
+    if any("no Wasmtime images" in e for e in errors):
+        return TriageFailure(EXIT_NO_FRAMES, errors[-1].split("stackmap: ", 1)[-1])
+    if pid is not None:
+        m = _ATTACH.search(output)
+        if m:
+            return TriageFailure(EXIT_USAGE, f"cannot attach to process {pid}: {m[1].strip()}")
+    for pattern, status in _EXITED:
+        m = pattern.search(output)
+        if m:
+            return TriageFailure(
+                EXIT_EXITED, f"the program exited without stopping (exit status {status(m)})"
+            )
+    if _KILLED.search(output):
+        m = _KILLED.search(output)
+        return TriageFailure(
+            EXIT_EXITED, f"the program was killed without stopping ({m[1] or m[2]})"
+        )
+    if errors:
+        return TriageFailure(EXIT_DEBUGGER, errors[-1].split("stackmap: ", 1)[-1])
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    said = next((ln for ln in reversed(lines) if "rror" in ln), lines[-1] if lines else "")
+    return TriageFailure(EXIT_DEBUGGER, f"{debugger} gave no report: {said[:300]}")
+
+
 def cmd_triage(args) -> int:
-    from .batch import debugger_path, run_batch
+    try:
+        return _triage(args)
+    except TriageFailure as f:
+        return _fail(f.code, str(f))
+
+
+def _triage(args) -> int:
+    from .batch import run_batch
+    from .outfile import write_atomic
     from .render import Style, report_lines
     from .report import to_json
 
-    if sum(x is not None and x != [] for x in (args.core, args.pid, args.run)) != 1:
-        return _fail(EXIT_USAGE, "give exactly one of --core CORE, --pid PID, --run PROGRAM...")
-    if debugger_path(args.debugger) is None:
-        return _fail(EXIT_DEBUGGER, f"{args.debugger} is not installed")
-    if args.core and not os.path.isfile(args.core):
-        return _fail(EXIT_USAGE, f"no such core file: {args.core}")
-    if args.exe and not os.path.isfile(args.exe):
-        return _fail(EXIT_USAGE, f"no such executable: {args.exe}")
+    _preflight(args)
     try:
         r = run_batch(
             args.debugger,
@@ -68,19 +183,17 @@ def cmd_triage(args) -> int:
             pid=args.pid,
             timeout=args.timeout,
         )
+    except subprocess.TimeoutExpired:
+        raise TriageFailure(
+            EXIT_DEBUGGER,
+            f"{args.debugger} did not finish within {args.timeout:g} s "
+            "(it and the program it ran were killed)",
+        ) from None
     except OSError as e:
-        return _fail(EXIT_DEBUGGER, f"cannot run {args.debugger}: {e}")
-    except Exception as e:  # subprocess.TimeoutExpired
-        return _fail(EXIT_DEBUGGER, f"{args.debugger} did not finish: {e}")
+        raise TriageFailure(EXIT_DEBUGGER, f"cannot run {args.debugger}: {e}") from None
     reports = [d for d in r.docs if "threads" in d and "stop" in d]
     if not reports:
-        errors = [line.strip() for line in r.output.splitlines() if "stackmap:" in line]
-        if any("no Wasmtime images" in e for e in errors):
-            return _fail(EXIT_NO_FRAMES, errors[-1])
-        if any("no process" in e for e in errors):
-            return _fail(EXIT_USAGE, errors[-1] + " (is the core file/pid right?)")
-        tail = "\n".join(r.output.strip().splitlines()[-8:])
-        return _fail(EXIT_DEBUGGER, f"{args.debugger} gave no report:\n{tail}")
+        raise _outcome(r.output, args.debugger, args.pid)
     doc = reports[-1]
     doc["triage"] = {
         "debugger": args.debugger,
@@ -88,8 +201,11 @@ def cmd_triage(args) -> int:
     }
     text = to_json(doc) if args.json else "\n".join(report_lines(doc, Style(False)))
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+        try:
+            write_atomic(args.output, text + "\n", "report")
+        except StackMapsError as e:  # checked before the debugger ran; keep the report anyway
+            print(text)
+            raise TriageFailure(EXIT_USAGE, f"{e} (the report is on stdout)") from None
     else:
         print(text)
     frames = sum(len(t["frames"]) for t in doc["threads"])

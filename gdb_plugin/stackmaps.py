@@ -20,10 +20,12 @@ if wsm is not None:
     from gdb.FrameDecorator import FrameDecorator
     from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
+    from wasmtime_stackmaps.failsafe import bug_line
     from wasmtime_stackmaps.regions import core_regions, proc_maps
     from wasmtime_stackmaps.render import Style, color_wanted
     from wasmtime_stackmaps.session import Session
     from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
+    from wasmtime_stackmaps.text import safe
     from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
 
     # Register names per architecture: pc, frame pointer, stack pointer, link register.
@@ -189,11 +191,17 @@ if wsm is not None:
     _SESSION = Session()
 
     def _run(argv: str, from_tty=False):
-        style = Style(color_wanted(_gdb_styling()) and from_tty)
+        # One line for every failure, never a Python exception (run() turns bugs into
+        # StackMapsError too; this catches what happens around it).
         try:
+            style = Style(color_wanted(_gdb_styling()) and from_tty)
             text = run(_SESSION, gdb.string_to_argv(argv), GdbTarget, style)
         except StackMapsError as e:
-            raise gdb.GdbError(f"stackmap: {e}")
+            raise gdb.GdbError(f"stackmap: {safe(str(e))}") from None
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            raise gdb.GdbError(bug_line(e, "stackmap")) from None
         if text:
             gdb.write(text + "\n")
 
@@ -315,19 +323,43 @@ if wsm is not None:
             self.enabled = False
 
         def filter(self, frame_iter):
-            for fd in frame_iter:
+            # Per-frame errors stay on that frame: GDB's own `bt` is never cut short here.
+            for fd in _guarded(frame_iter):
                 try:
                     pc = fd.inferior_frame().pc()
-                except gdb.error:  # GDB's own unwind failed here: leave the frame as it is
-                    yield fd
-                    continue
-                img = _SESSION.registry.image_at(pc)
-                if img is not None:
-                    off = img.text_offset(pc)
-                    func = img.function_at(off)
-                    if func is not None:
-                        fd = WasmFrameDecorator(fd, func.name)
+                    img = _SESSION.registry.image_at(pc)
+                    func = img.function_at(img.text_offset(pc)) if img is not None else None
+                except (gdb.error, StackMapsError):  # leave the frame as GDB has it
+                    func = None
+                except Exception:  # a bug of ours must not break GDB's bt either
+                    func = None
+                if func is not None:
+                    fd = WasmFrameDecorator(fd, safe(func.name))
                 yield fd
+
+    def _guarded(frame_iter):
+        """GDB's frames, ending where GDB's own unwinder gives up, as GDB's own bt does.
+
+        GDB's FrameIterator computes the next frame's caller before handing it out; when
+        that unwind fails (a DWARF expression error), the frame it was about to hand out
+        is lost and the error would end the bt: show that frame, then stop."""
+        last = None
+        while True:
+            try:
+                fd = next(frame_iter)
+            except StopIteration:
+                return
+            except gdb.error:
+                lost = None
+                try:
+                    lost = last.inferior_frame().older() if last is not None else None
+                except gdb.error:
+                    pass
+                if lost is not None:
+                    yield FrameDecorator(lost)
+                return
+            last = fd
+            yield fd
 
     # -- events: keep the registry in step with the inferior ------------------------
     def _on_stop(_event=None):

@@ -22,10 +22,12 @@ wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
 if wsm is not None:
     from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
+    from wasmtime_stackmaps.failsafe import bug_line
     from wasmtime_stackmaps.regions import core_regions
     from wasmtime_stackmaps.render import Style, color_wanted
     from wasmtime_stackmaps.session import Session
     from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
+    from wasmtime_stackmaps.text import safe
 
     # Register names per architecture (pc, frame pointer, stack pointer, link
     # register), each with the names LLDB may use for it, first match wins.
@@ -276,17 +278,21 @@ if wsm is not None:
             return False
 
     def _run(debugger, argv: str, exe_ctx, result) -> None:
-        style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
+        # One line for every failure, never a Python traceback (run() turns bugs into
+        # StackMapsError too; this catches what happens around it).
         try:
+            style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
             args = shlex.split(argv)
-        except ValueError as e:  # unbalanced quotes
-            result.SetError(f"stackmap: {e}")
-            return
-        try:
             with _Selection(exe_ctx):
                 text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
         except StackMapsError as e:
-            result.SetError(f"stackmap: {e}")
+            result.SetError(f"stackmap: {safe(str(e))}")
+            return
+        except ValueError as e:  # unbalanced quotes
+            result.SetError(f"stackmap: {safe(str(e))}")
+            return
+        except Exception as e:
+            result.SetError(bug_line(e, "stackmap"))
             return
         if text:
             result.AppendMessage(text)
