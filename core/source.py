@@ -21,6 +21,8 @@ def check_input_file(path: str, what: str = "file") -> os.stat_result:
     """
     try:
         st = os.stat(path)
+    except FileNotFoundError:
+        raise ReadError(f"no such {what}: {safe(path)}") from None
     except OSError as e:
         raise ReadError(f"{safe(path)}: cannot read: {e.strerror or e}") from None
     mode = st.st_mode

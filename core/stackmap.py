@@ -8,7 +8,7 @@ field a little-endian u32 whatever the ELF's own byte order::
     (bit b of word w set => live GC ref at SP + 4 * (32 * w + b)).
 
 Wasmtime writes the maps one after another, one per entry, with no gaps; the
-last bitmap word is never 0 and frames are at most 1 GiB (Cranelift's
+last bitmap word is never 0 (so every map has a live slot) and frames are at most 1 GiB (Cranelift's
 `maximum_frame_size`). Opening indexes the header only (O(1): the pc and index
 arrays are views on the section bytes); entries are decoded and checked one at
 a time when asked for; `validate()` checks everything in one linear pass (maps
@@ -143,6 +143,11 @@ class StackMapSection:
                 f"{self.where}: {what}: bitmap of {m} words at data[{k + 2}] runs past the end "
                 f"of the map data ({nwords} words)"
             )
+        if self._data[k + 1 + m] == 0:
+            raise CorruptSection(
+                f"{self.where}: {what}: the bitmap's last word is 0 (Wasmtime ends every "
+                "bitmap with its highest live slot)"
+            )
         if m == 1:
             bits = self._data[k + 2]
         else:
@@ -211,7 +216,7 @@ class StackMapSection:
         while k < nwords:
             if k + 2 < nwords and data[k + 1] == 1:
                 fs, w = data[k], data[k + 2]
-                if 0 < fs <= MAX_FRAME_SIZE and 4 * w.bit_length() - 4 < fs:
+                if w and 0 < fs <= MAX_FRAME_SIZE and 4 * w.bit_length() - 4 < fs:
                     starts[k] = 1
                     small[w & 63].append(fs << 32 | w)
                     k += 3

@@ -136,7 +136,9 @@ def reference_decode(data: bytes):
         for w in range(m):
             bits = word(header + 4 * (k + 2 + w))
             offsets += [4 * (32 * w + b) for b in range(32) if bits >> b & 1]
-        if (offsets and offsets[-1] >= fs) or len(offsets) > MAX_LIVE_SLOTS:
+        if word(header + 4 * (k + 1 + m)) == 0:  # the last word holds the highest slot
+            return None
+        if offsets[-1] >= fs or len(offsets) > MAX_LIVE_SLOTS:
             return None
         maps[k] = (fs, tuple(offsets))
         k += 2 + m

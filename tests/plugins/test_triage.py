@@ -5,9 +5,11 @@ against the JSON Schema kept in the repo (core/schema/report.schema.json).
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 
 import jsonschema
 import pytest
@@ -87,38 +89,118 @@ def test_triage_text_report(host_core):
     assert re.search(r"SP\+\d+=i31 1007", p.stdout), p.stdout
 
 
-def test_triage_exit_codes(tmp_path):
-    # 2: input error (no such core, not a core file)
-    p = subprocess.run(
-        TRIAGE + ["--core", str(tmp_path / "missing")], capture_output=True, text=True
+# The README's triage table: (row, how to set it up, exit code, phrase of the one line).
+# Every row runs under GDB and under LLDB and must give the same code.
+TRIAGE_ROWS = ["report", "no-frames", "exited", "timeout", "no-core", "not-a-core",
+               "truncated-core", "wrong-exe", "no-pid", "unattachable-pid", "no-program",
+               "unwritable-output"]  # fmt: skip
+
+
+def _triage_row(row, debugger, tmp_path, host_core):
+    """(argv, expected exit code, phrase in the one line) of one row of the table."""
+    base = ["--debugger", debugger]
+    if row == "report":
+        return base + ["--json", "--run"] + cli_program(), 0, None
+    if row == "no-frames":
+        prog = [PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"]
+        return base + ["--run"] + prog, 1, "no Wasmtime images"
+    if row == "exited":
+        return base + ["--run", "/bin/true"], 4, "exited without stopping (exit status 0)"
+    if row == "timeout":
+        return base + ["--timeout", "3", "--run", PY, "-c", SLEEPER, MARKER], 3, "within 3 s"
+    if row == "no-core":
+        return base + ["--core", str(tmp_path / "missing")], 2, "no such core file"
+    if row == "not-a-core":
+        return base + ["--core", "/etc/passwd"], 2, "not a core file"
+    core, prog = host_core
+    if row == "truncated-core":
+        cut = tmp_path / "cut.core"
+        data = open(core, "rb").read()
+        cut.write_bytes(data[: len(data) // 2])
+        return base + ["--core", str(cut), "--exe", prog[0]], 2, "truncated core file"
+    if row == "wrong-exe":
+        return base + ["--core", core, "--exe", "/bin/ls"], 2, "not the program that dumped"
+    if row == "no-pid":
+        return base + ["--pid", "4194303"], 2, "no such process"
+    if row == "unattachable-pid":
+        return base + ["--pid", "{traced}"], 2, "cannot attach to process"
+    if row == "no-program":
+        return base + ["--run", str(tmp_path / "nothing-here")], 2, "no such program"
+    assert row == "unwritable-output"
+    return base + ["-o", "/nonexistent/dir/report.json", "--core", core], 2, "no such directory"
+
+
+MARKER = "wasmtime-stackmaps-triage-timeout-marker"
+SLEEPER = "import sys, time; time.sleep(600)"
+# A process traced by its parent (PTRACE_TRACEME): no debugger can attach to it.
+TRACED = "import ctypes, time; ctypes.CDLL(None).ptrace(0, 0, 0, 0); time.sleep(120)"
+
+
+def _running_markers():
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if MARKER.encode() in f.read():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("row", TRIAGE_ROWS)
+def test_triage_table(row, dbg, tmp_path, host_core):
+    """Each row of the exit-code table, the same under GDB and LLDB: the code, one line."""
+    argv, code, phrase = _triage_row(row, dbg, tmp_path, host_core)
+    traced = None
+    if row == "unattachable-pid":
+        traced = subprocess.Popen([PY, "-c", TRACED])
+        time.sleep(0.5)
+        argv = [a.replace("{traced}", str(traced.pid)) for a in argv]
+    try:
+        p = subprocess.run(TRIAGE + argv, capture_output=True, text=True, timeout=300)
+    finally:
+        if traced is not None:
+            traced.kill()
+            traced.wait()
+    assert p.returncode == code, (row, dbg, p.returncode, p.stderr[-2000:])
+    assert "Traceback" not in p.stderr
+    if code == 0:
+        jsonschema.validate(json.loads(p.stdout), SCHEMA)
+        return
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("wasmtime-stackmaps triage: "), (
+        row,
+        p.stderr,
     )
-    assert p.returncode == 2 and "no such core file" in p.stderr
-    junk = tmp_path / "junk.core"
-    junk.write_bytes(b"not a core file" * 100)
-    p = subprocess.run(TRIAGE + ["--core", str(junk)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    # 1: a process with no Wasmtime in it
+    assert phrase in p.stderr, (row, dbg, p.stderr)
+    if row == "timeout":  # the program the debugger ran is gone too (no orphan)
+        deadline = time.time() + 5
+        while _running_markers() and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _running_markers(), f"{dbg} left the program running after the timeout"
+
+
+def test_triage_report_written_atomically(tmp_path, host_core):
+    """-o replaces the file in one step; a directory or /proc is refused before any debugger."""
+    core, prog = host_core
+    out = tmp_path / "r.json"
+    out.write_text("old")
     p = subprocess.run(
-        TRIAGE + ["--run", PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"],
+        TRIAGE + ["--core", core, "--exe", prog[0], "--json", "-o", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
-    )
-    assert p.returncode == 1 and "no Wasmtime images" in p.stderr, p.stderr
-    # 3: the debugger did not finish in time
-    p = subprocess.run(
-        TRIAGE + ["--timeout", "0.01", "--run"] + cli_program(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 3, p.stderr
-    # 0: a report of a live program run to its trap
-    p = subprocess.run(
-        TRIAGE + ["--json", "--run"] + cli_program(), capture_output=True, text=True, timeout=300
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr
-    jsonschema.validate(json.loads(p.stdout), SCHEMA)
+    jsonschema.validate(json.loads(out.read_text()), SCHEMA)
+    assert [f.name for f in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+    for bad, phrase in ((tmp_path, "is a directory"), ("/proc/version", "cannot write")):
+        t = time.monotonic()
+        p = subprocess.run(
+            TRIAGE + ["-o", str(bad), "--core", core], capture_output=True, text=True
+        )
+        assert p.returncode == 2 and phrase in p.stderr, p.stderr
+        assert time.monotonic() - t < 10  # refused before a debugger ran
 
 
 def test_snapshot_and_diff(dbg, tmp_path):
