@@ -37,6 +37,8 @@ if wsm is not None:
     # How far GDB's own unwinder is asked to go looking for the first wasm frame
     # of a thread stopped in host code (the stack scan finds the rest).
     _MAX_HOST_FRAMES = 256
+    # How many frames the frame filter walks itself after GDB's iterator failed.
+    _MAX_GUARDED_FRAMES = 100_000
 
     def _arch_of(frame) -> str:
         name = frame.architecture().name()
@@ -314,6 +316,40 @@ if wsm is not None:
         def function(self):
             return self._wasm_name
 
+    class _GuardedDecorator(FrameDecorator):
+        """A frame whose parts GDB may fail to compute (a DWARF expression error): each
+        part that fails is left out of the line, not the end of GDB's bt."""
+
+        def function(self):
+            try:
+                return super().function()
+            except gdb.error:
+                return None
+
+        def filename(self):
+            try:
+                return super().filename()
+            except gdb.error:
+                return None
+
+        def line(self):
+            try:
+                return super().line()
+            except gdb.error:
+                return None
+
+        def frame_args(self):
+            try:
+                return super().frame_args()
+            except gdb.error:
+                return None
+
+        def frame_locals(self):
+            try:
+                return super().frame_locals()
+            except gdb.error:
+                return None
+
     class WasmFrameFilter:
         """Names frames in Wasmtime images: `wasm[0]::function[3]::build`."""
 
@@ -333,16 +369,20 @@ if wsm is not None:
                     func = None
                 except Exception:  # a bug of ours must not break GDB's bt either
                     func = None
-                if func is not None:
-                    fd = WasmFrameDecorator(fd, safe(func.name))
-                yield fd
+                yield (
+                    WasmFrameDecorator(fd, safe(func.name))
+                    if func is not None
+                    else _GuardedDecorator(fd)
+                )
 
     def _guarded(frame_iter):
-        """GDB's frames, ending where GDB's own unwinder gives up, as GDB's own bt does.
+        """GDB's frames for its own bt, carried on past an unwind error where GDB would.
 
-        GDB's FrameIterator computes the next frame's caller before handing it out; when
-        that unwind fails (a DWARF expression error), the frame it was about to hand out
-        is lost and the error would end the bt: show that frame, then stop."""
+        GDB's FrameIterator computes a frame's caller before handing the frame out; when
+        that unwind fails (a DWARF expression error), the frame is lost and the error
+        would end the bt. Take over from the last frame handed out: the lost frame, then
+        its callers, each looked up the way GDB's own bt does (name first, then caller),
+        until GDB cannot go on."""
         last = None
         while True:
             try:
@@ -350,16 +390,19 @@ if wsm is not None:
             except StopIteration:
                 return
             except gdb.error:
-                lost = None
-                try:
-                    lost = last.inferior_frame().older() if last is not None else None
-                except gdb.error:
-                    pass
-                if lost is not None:
-                    yield FrameDecorator(lost)
-                return
+                break
             last = fd
             yield fd
+        frame = last.inferior_frame() if last is not None else None
+        for _ in range(_MAX_GUARDED_FRAMES):
+            try:
+                frame.name()
+                frame = frame.older()
+            except (gdb.error, AttributeError):
+                return
+            if frame is None:
+                return
+            yield FrameDecorator(frame)
 
     # -- events: keep the registry in step with the inferior ------------------------
     def _on_stop(_event=None):
