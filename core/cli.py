@@ -18,7 +18,7 @@ from .stackmap import StackMapEntry
 from .text import safe
 from .validate import validate_image
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 4
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 70  # 70: EX_SOFTWARE
 # What one `dump` prints at most (entries + live slots): a 64 MB section could ask
 # for billions of lines; past this the output stops with a note (--function, lookup).
 DUMP_BUDGET = 1_000_000
