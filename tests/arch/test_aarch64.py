@@ -111,14 +111,15 @@ def _commands(debugger):
             f"source {FRAME_WALK}",
             "bt 9",
             "python " + hostmaps,
-            "python import __main__; print('@@regions=%r' % (__main__.GdbTarget().regions(),))",
+            "python import sys; print('@@regions=%r' % "
+            "(sys.modules['wasmtime_stackmaps_gdb'].GdbTarget.selected().regions(),))",
         ]
     else:  # a failing -k command would end the list: the probes go last
         cmds += [
             f"command script import {FRAME_WALK}",
             "archwalk",
             "script " + hostmaps,
-            "script import sys, lldb; print('@@regions=%r' % (sys.modules['stackmaps']"
+            "script import sys, lldb; print('@@regions=%r' % (sys.modules['wasmtime_stackmaps_lldb']"
             ".LldbTarget(None, lldb.debugger).regions(),))",
         ]
     return cmds
