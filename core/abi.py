@@ -79,7 +79,7 @@ TRAP_VARIANTS: list[tuple[str, int, int | None]] = [
     ("ContinuationAlreadyConsumed", 35, None),
     ("DisabledOpcode", 35, None),
     ("AsyncDeadlock", 35, None),
-    ("CannotLeaveComponent", 39, None),
+    ("CannotLeaveComponent", 38, None),
     ("CannotBlockSyncTask", 40, None),
     ("InvalidChar", 41, None),
     ("DebugAssertStringEncodingFinished", 41, None),

@@ -1,12 +1,13 @@
 """`.wasmtime.traps` and `.wasmtime.addrmap`: what trapped, and where in the wasm bytecode.
 
-Formats (`crates/environ/src/trap_encoding.rs`, `address_map.rs`), little-endian u32s:
+Formats (docs/format.md §5; Wasmtime's `trap_encoding.rs`, `address_map.rs`), little-endian u32s:
     traps:   N, offset[N] (sorted .text offsets of trapping instructions), u8 code[N]
     addrmap: N, offset[N] (sorted .text offsets), u32 wasm_offset[N]; a pc maps to the
              last entry at or before it; 0xFFFFFFFF = no position.
 
 Trap codes are the index of the variant in Wasmtime's `Trap` enum, which changed
-between releases: core/abi.py has its variants per version.
+between releases; codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 46. The
+variants per release: core/abi.py `TRAP_VARIANTS`; where they come from: docs/format.md §5.
 """
 
 import bisect
