@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins import driver
+from tests.arch import remote
 from tests.tooling import REPO, objdump, run_wasmtime
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +50,7 @@ EXPECTED_FUNCTIONS = ["wasm[0]::function[0]::build"] * (DEPTH + 1) + [
 ]
 MASK48 = (1 << 48) - 1
 CONFIGS = [("gdb", False), ("gdb", True), ("lldb", False), ("lldb", True)]
-LLDB_PLUGIN_MISSING = not driver.LLDB_PLUGIN.exists()
+LLDB_PLUGIN_MISSING = not remote.LLDB_PLUGIN.exists()
 
 
 def _config_id(c):
@@ -155,7 +155,7 @@ def session(request, qemu_env):
         program = [qemu_env.wasmtime, "run", *CLI_FLAGS, *(PAC_FLAGS if pac else []), str(PROGRAM)]
         # RUST_BACKTRACE=1 with PAC on crashes wasmtime's own backtrace capture (NOTES.md).
         t0 = time.monotonic()
-        r = driver.run_remote(
+        r = remote.run_remote(
             debugger,
             _commands(debugger),
             program,
