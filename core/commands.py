@@ -19,6 +19,7 @@ from .image import WasmtimeImage
 from .render import Style, bt_lines, frame_lines, hexdump_lines
 from .report import document, frame_record, image_record, thread_record
 from .source import FileSource
+from .suspended import suspended_lines, suspended_records
 from .suspicious import find_suspicious
 from .target import MemoryCache, Target
 from .traps import lookup_trap, lookup_wasm_offset
@@ -333,6 +334,11 @@ class Session:
             )
             out.append((t, acts))
         self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
+        self.suspended = (  # wasm stacks no thread runs: only when every thread is asked for
+            suspended_records(target, self.registry, mem, regions, threads, max_depth)
+            if thread_nums is None
+            else None
+        )
         self.last_stats = {
             "memory_reads": mem.reads,
             "frames": sum(len(a.frames) for _, acts in out for a in acts),
@@ -346,7 +352,10 @@ class Session:
             if limit is not None:
                 rec["frames"] = rec["frames"][:limit]
             threads.append(rec)
-        return self.heap.apply(document(threads))
+        doc = self.heap.apply(document(threads))
+        if getattr(self, "suspended", None) is not None:
+            doc["suspended"] = self.suspended
+        return doc
 
     def cmd_bt(self, args, target: Target, style: Style) -> str:
         sel = target.selected_thread()
@@ -366,7 +375,9 @@ class Session:
         if args.json:
             doc["stats"] = self.last_stats
             return to_json(doc)
-        return "\n".join(bt_lines(doc, style, full=args.full))
+        return "\n".join(
+            bt_lines(doc, style, full=args.full) + suspended_lines(doc, style, args.full)
+        )
 
     def cmd_frame(self, args, target: Target, style: Style) -> str:
         sel_thread = target.selected_thread()
@@ -633,6 +644,7 @@ def report_lines(doc: dict, style: Style) -> list[str]:
             f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}"
         )
     out.extend(bt_lines(doc, style))
+    out.extend(suspended_lines(doc, style))
     return out
 
 
