@@ -59,6 +59,7 @@ class SavedExit(NamedTuple):
 
     at: int  # address of the exit pc word
     exit_pc: int
+    exit_fp: int  # as recorded: the exit trampoline's FP (37+) or the wasm frame's
     wasm_fp: int  # FP of the innermost wasm frame
     entry_fp: int
     others: tuple[int, ...]  # the record's other words: its store context is among them
@@ -135,7 +136,7 @@ def find_saved_exits(
             for e in near:
                 if e > wasm_fp and lo < e < hi and e % 8 == 0:
                     others = tuple(w for w in near if w not in (x, t, e))
-                    out.append(SavedExit(base + 8 * i, x, wasm_fp, e, others))
+                    out.append(SavedExit(base + 8 * i, x, t, wasm_fp, e, others))
     return out
 
 
@@ -148,6 +149,10 @@ def _walk_saved(
     hi: int,
     max_depth: int,
 ) -> Activation | None:
+    if saved.exit_fp <= saved.at < saved.entry_fp + 16:
+        # The record lives in host frames outside the activation it describes; words
+        # inside its span are its own frame records (a recursion repeats return addresses).
+        return None
     act = walk_chain(mem, target, registry, saved.exit_pc, saved.wasm_fp, False, None, max_depth)
     if not act.frames or act.end != "left wasm code":
         return None
@@ -172,7 +177,16 @@ def _exit_is_trampoline(registry: ImageRegistry) -> bool:
     return True if lay is None else lay.exit_fp_is_trampoline
 
 
-def _activations(mem, target, registry, words, base, lo, hi, max_depth):
+def _activations(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    words: tuple[int, ...],
+    base: int,
+    lo: int,
+    hi: int,
+    max_depth: int,
+) -> list[tuple[SavedExit, Activation]]:
     """Accepted (record, activation) pairs, innermost first, one per activation."""
     found: dict[int, tuple[SavedExit, Activation]] = {}
     trampoline = _exit_is_trampoline(registry)

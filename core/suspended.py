@@ -12,13 +12,14 @@ a candidate whose heap explains every ref is used only if it is the only one
 """
 
 from . import gcheap
+from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .fibers import FiberFind, SavedExit, find_suspended
 from .render import Style, bt_lines
 from .report import frame_record
 from .runtime import vmctx_store
-from .target import MemoryCache, Region, Target
-from .walk import Activation
+from .target import MemoryCache, Region, Target, ThreadState
+from .walk import Activation, Slot, WasmFrame
 
 VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampoline below it
 MAX_VMCTX_PROBES = 256
@@ -35,7 +36,9 @@ def _data_pointer(v: int, regions: list[Region] | None, stack: Region) -> bool:
     return False
 
 
-def _prove_store(mem: MemoryCache, target: Target, saved: SavedExit, act: Activation, find):
+def _prove_store(
+    mem: MemoryCache, target: Target, saved: SavedExit, act: Activation, find: "_Ctx"
+) -> tuple[int, int, int] | None:
     """(store context, vmctx, where) when a vmctx in the activation's frames points at one of
     the saved record's words, else None."""
     cands = {w for w in saved.others if _data_pointer(w, find.regions, find.region)}
@@ -70,10 +73,14 @@ class _Ctx:
         self.regions = regions
 
 
-def _heap_refs(act: Activation) -> list:
-    return [
-        (f, s) for f in act.frames for s in f.slots if s.ref is not None and s.ref.kind == "heap"
-    ]
+def _heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot, int]]:
+    """(frame, slot, heap index) of every live heap ref of the activation."""
+    out = []
+    for f in act.frames:
+        for s in f.slots:
+            if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+                out.append((f, s, s.ref.value))
+    return out
 
 
 def _major(act: Activation) -> int | None:
@@ -85,7 +92,9 @@ def _major(act: Activation) -> int | None:
     return None
 
 
-def _store_heap(finder, store: int, vmctx: int | None, layout) -> tuple[int, int] | None:
+def _store_heap(
+    finder: gcheap._Finder, store: int, vmctx: int | None, layout: gcheap.Layout
+) -> tuple[int, int] | None:
     try:
         if layout.heap_in == "vmctx":
             if vmctx is None:
@@ -98,10 +107,17 @@ def _store_heap(finder, store: int, vmctx: int | None, layout) -> tuple[int, int
     return finder.u64(hb, 0), finder.u64(hb, 8)
 
 
-def _tie(mem, target, finder, saved: SavedExit, act: Activation, ctx: _Ctx) -> dict:
+def _tie(
+    mem: MemoryCache,
+    target: Target,
+    finder: gcheap._Finder,
+    saved: SavedExit,
+    act: Activation,
+    ctx: _Ctx,
+) -> dict:
     """The activation's store and heap record; decodes its objects into the frames' slots."""
     pairs = _heap_refs(act)
-    refs = sorted({s.ref.value for _, s in pairs})
+    refs = sorted({r for _, _, r in pairs})
     major = _major(act)
     layout, key = gcheap.layout_for(major)
     proof = _prove_store(mem, target, saved, act, ctx)
@@ -157,7 +173,7 @@ def _tie(mem, target, finder, saved: SavedExit, act: Activation, ctx: _Ctx) -> d
             f"in the frames confirms it; the only candidate whose heap holds every live ref"
         )
     heap = gcheap.Heap(
-        base, length, vmctx or 0, store, saved.at, "fiber exit record", major, layout
+        base, length, vmctx or 0, store, saved.at, "fiber exit record", major or 0, layout
     )
     heads = {}
     for r in refs:
@@ -185,18 +201,17 @@ def _tie(mem, target, finder, saved: SavedExit, act: Activation, ctx: _Ctx) -> d
         f"store context {store:#x} (saved exit record at {saved.at:#x})"
     )
     rec["objects"] = {
-        (id(f), s.offset): gcheap.decode_object(finder, heap, s.ref.value, collector)
-        for f, s in pairs
+        (id(f), s.offset): gcheap.decode_object(finder, heap, r, collector) for f, s, r in pairs
     }
     return rec
 
 
 def suspended_records(
     target: Target,
-    registry,
+    registry: ImageRegistry,
     mem: MemoryCache,
     regions: list[Region] | None,
-    threads,
+    threads: list[ThreadState],
     max_depth: int,
 ) -> list[dict]:
     """One record per suspended fiber stack with wasm frames (the `suspended` JSON key)."""
