@@ -1,5 +1,7 @@
-"""Text rendering of the report records: backtrace lines, frame details, hexdump, colour."""
+"""All text output of the `stackmap` commands, rendered from the report records
+(core/report.py), and the colour policy."""
 
+import os
 from collections.abc import Iterable
 
 from pygments.console import colorize
@@ -13,6 +15,11 @@ class Style:
 
     def __call__(self, color: str, text: str) -> str:
         return colorize(color, text) if self.enabled else text
+
+
+def color_wanted(debugger_styling: bool) -> bool:
+    """Colour when the debugger styles its own output and NO_COLOR is not set."""
+    return debugger_styling and not os.environ.get("NO_COLOR")
 
 
 def describe_slot(s: dict) -> str:
@@ -56,9 +63,8 @@ def frame_header(fr: dict, style: Style) -> str:
     return " ".join(parts)
 
 
-def bt_lines(
-    doc: dict, style: Style, full: bool = False, host_names: dict[int, str] | None = None
-) -> list[str]:
+def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+    """`stackmap bt`: each thread's wasm frames, then the suspended fiber stacks (if any)."""
     out: list[str] = []
     for th in doc["threads"]:
         frames = th["frames"]
@@ -73,40 +79,70 @@ def bt_lines(
             f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
             f"{nact} activation{'s' * (nact != 1)}"
         )
-        prev_act = None
-        shown_heap_note = None
-        for fr in frames:
-            if prev_act is not None and fr["activation"] != prev_act:
-                out.append(style("brightblack", "     ~~ host frames ~~"))
-            prev_act = fr["activation"]
-            line = frame_header(fr, style)
-            slots = fr["slots"]
-            if fr["safepoint"]:
-                live = [s for s in slots if s["kind"] != "null"]
-                summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
-                if not full:
-                    shown = ", ".join(
-                        f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
-                        for s in slots
-                    )
-                    summary += f" ({len(live)} non-null): {shown}"
-                line += "  " + summary
-            else:
-                line += "  " + style("brightblack", f"[{fr['reason']}]")
-            out.append(line)
-            if full:
-                out.extend(slot_lines(fr, style))
-            if fr.get("note"):
-                out.append("      note: " + fr["note"])
-            if fr.get("error"):
-                out.append("      " + style("red", "error: " + fr["error"]))
-            note = fr.get("heap_note")
-            if note and note.startswith("GC heap not located") and note != shown_heap_note:
-                out.append("      " + style("brightblack", note))
-                shown_heap_note = note
-            if "suspicious" in fr:
-                out.extend(suspicious_lines(fr, style))
+        out.extend(wasm_frames_lines(frames, style, full))
+    out.extend(suspended_lines(doc, style, full))
     return out
+
+
+def suspended_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+    """One block per suspended fiber stack: a header, a note on the stack, its frames."""
+    out: list[str] = []
+    for s in doc.get("suspended") or []:
+        lo, hi = s["stack"]
+        n = len(s["frames"])
+        head = f"Suspended fiber stack {lo:#x}-{hi:#x}: {n} wasm frame{'s' * (n != 1)}"
+        if len(s["activations"]) > 1:
+            head += f" in {len(s['activations'])} activations"
+        if s.get("store_context") is not None:
+            head += f", store context {s['store_context']:#x}"
+        out.append(head)
+        if s.get("note"):
+            out.append("      note: " + s["note"])
+        out.extend(wasm_frames_lines(s["frames"], style, full))
+    return out
+
+
+def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> list[str]:
+    """One line per frame (and its notes); `~~ host frames ~~` between activations."""
+    out: list[str] = []
+    prev_act = None
+    shown_heap_note = None
+    for fr in frames:
+        if prev_act is not None and fr["activation"] != prev_act:
+            out.append(style("brightblack", "     ~~ host frames ~~"))
+        prev_act = fr["activation"]
+        line = frame_header(fr, style)
+        slots = fr["slots"]
+        if fr["safepoint"]:
+            live = [s for s in slots if s["kind"] != "null"]
+            summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
+            if not full:
+                shown = ", ".join(
+                    f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
+                    for s in slots
+                )
+                summary += f" ({len(live)} non-null): {shown}"
+            line += "  " + summary
+        else:
+            line += "  " + style("brightblack", f"[{fr['reason']}]")
+        out.append(line)
+        if full:
+            out.extend(slot_lines(fr, style))
+        if fr.get("note"):
+            out.append("      note: " + fr["note"])
+        if fr.get("error"):
+            out.append("      " + style("red", "error: " + fr["error"]))
+        note = fr.get("heap_note")
+        if note and note.startswith(NOTE_SHOWN) and note != shown_heap_note:
+            out.append("      " + style("brightblack", note))
+            shown_heap_note = note
+        if "suspicious" in fr:
+            out.extend(suspicious_lines(fr, style))
+    return out
+
+
+# Heap notes shown under a frame (once per run of frames): why there are no objects.
+NOTE_SHOWN = ("GC heap not located", "heap ambiguous")
 
 
 def suspicious_lines(fr: dict, style: Style) -> list[str]:
@@ -174,4 +210,106 @@ def hexdump_lines(
         out.append(f"  {base + line:#018x} SP+{base + line - sp:<5} " + " ".join(words))
     if not style.enabled and live:
         out.append("  (* = live GC reference slot)")
+    return out
+
+
+def frame_dump_lines(
+    sp: int, frame_size: int, data: bytes, live_offsets: Iterable[int], style: Style
+) -> list[str]:
+    """`stackmap frame -x`: the hexdump of SP..FP+16 under its title."""
+    return [
+        f"  SP..FP+16 ({frame_size} bytes + saved FP, return address):",
+        *hexdump_lines(sp, data, live_offsets, style, sp),
+    ]
+
+
+def dump_error_line(error: str) -> str:
+    return f"  cannot dump the frame: {error}"
+
+
+NO_DUMP_LINE = "  (no stack map at this pc: no frame size, nothing to dump)"
+
+
+def images_lines(doc: dict) -> list[str]:
+    """`stackmap images`: one line per image (from `report.images_document`), then problems."""
+    lines = [
+        f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
+        f"{'funcs':>6} {'maps':>6}  path"
+    ]
+    for r in doc["images"]:
+        if r["error"]:
+            lines.append(f"{r['base']:#18x} {r['size']:#10x}  error: {r['error']}")
+            continue
+        lines.append(
+            f"{r['base']:#18x} {r['size']:#10x}  {r['kind']:9} "
+            f"{(r['target'] or r['arch']):28} {r['wasmtime_version']:>5} "
+            f"{r['functions']:>6} {r['stackmap_entries']:>6}  "
+            f"{r['path'] or '[anon]'}"
+        )
+    for p in doc["problems"]:
+        lines.append(f"{p['base']:#18x} {'':>10}  unusable: {p['error']}")
+    return lines
+
+
+def loaded_line(rec: dict) -> str:
+    """`stackmap load`: what was loaded where (an `image_record`)."""
+    start, size = rec["text_start"], rec["text_size"]
+    return (
+        f"loaded {rec['path']} at {rec['base']:#x} (.text {start:#x}..{start + size:#x}, "
+        f"{rec['arch']}, Wasmtime {rec['wasmtime_version']})"
+    )
+
+
+def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
+    msg = f"snapshot {name!r}: {roots} roots in {frames} frames"
+    if path:
+        msg += f", written to {path}"
+    return msg
+
+
+def diff_lines(result: dict) -> list[str]:
+    """`stackmap diff`: the counts, then each matched frame's roots and their state."""
+    c = result["counts"]
+    out = [
+        f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
+        + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"] else "")
+        + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"
+    ]
+    for f in result["frames"]:
+        out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
+        for s in f["slots"]:
+            old = "-" if s["old"] is None else f"{s['old']:#010x}"
+            new = "-" if s["new"] is None else f"{s['new']:#010x}"
+            out.append(f"      SP+{s['offset']:<5} {old} -> {new}  {s['state']}")
+    return out
+
+
+def report_lines(doc: dict, style: Style) -> list[str]:
+    """`stackmap report` (and `wasmtime-stackmaps triage`) as text."""
+    out = []
+    proc = doc.get("process") or {}
+    out.append("process: " + ", ".join(f"{k}={v}" for k, v in proc.items() if v is not None))
+    stop = doc.get("stop")
+    if stop:
+        sig = stop.get("signal_name") or stop.get("signal")
+        pc = stop.get("pc")
+        out.append(
+            f"stop: thread {stop.get('thread')}"
+            + (f", signal {sig}" if sig else "")
+            + (f" at pc {pc:#x}" if pc else "")
+        )
+    trap = doc.get("trap")
+    if trap:
+        what = trap["name"] or "no trap code"
+        out.append(
+            f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
+            + (f", wasm offset {trap['wasm_offset']:#x}" if trap["wasm_offset"] is not None else "")
+            + (f" ({trap['note']})" if trap.get("note") else "")
+        )
+    for img in doc.get("images", []):
+        out.append(
+            f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
+            f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}"
+        )
+    out.extend(bt_lines(doc, style))
     return out

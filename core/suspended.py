@@ -11,12 +11,12 @@ a candidate whose heap explains every ref is used only if it is the only one
 (with a note saying so); two that explain them equally give `heap ambiguous`.
 """
 
+from typing import NamedTuple
+
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .fibers import FiberFind, SavedExit, find_suspended
-from .render import Style, bt_lines
-from .report import frame_record
 from .runtime import vmctx_store
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import Activation, Slot, WasmFrame
@@ -206,15 +206,26 @@ def _tie(
     return rec
 
 
-def suspended_records(
+class SuspendedStack(NamedTuple):
+    """A suspended fiber stack with wasm frames; each activation with its store tie: a dict
+    (store_context, vmctx, record, store_note, heap, heap_note, objects keyed by
+    (id(frame), slot offset)) that report.suspended_records turns into JSON records."""
+
+    region: Region
+    saved_sp: int | None
+    note: str | None
+    activations: list[tuple[Activation, dict]]
+
+
+def suspended_stacks(
     target: Target,
     registry: ImageRegistry,
     mem: MemoryCache,
     regions: list[Region] | None,
     threads: list[ThreadState],
     max_depth: int,
-) -> list[dict]:
-    """One record per suspended fiber stack with wasm frames (the `suspended` JSON key)."""
+) -> list[SuspendedStack]:
+    """Every suspended fiber stack with wasm frames, each activation tied to its store."""
     finds = find_suspended(target, registry, mem, regions, threads, max_depth)
     if not finds:
         return []
@@ -222,64 +233,12 @@ def suspended_records(
     out = []
     for find in finds:
         ctx = _Ctx(find, regions)
-        frames, acts, stores = [], [], []
         level = 0
+        acts = []
         for n, (saved, act) in enumerate(find.activations):
-            tie = _tie(mem, target, finder, saved, act, ctx)
-            objects = tie.pop("objects", {})
-            heap_note = tie.pop("heap_note", None)
             for f in act.frames:
                 f.level, f.thread, f.activation = level, None, n
                 level += 1
-                fr = frame_record(f)
-                fr["thread"] = None
-                for s in fr["slots"]:
-                    obj = objects.get((id(f), s["offset"]))
-                    if obj is not None:
-                        s["object"] = obj
-                if heap_note and any(s["kind"] == "heap" for s in fr["slots"]):
-                    fr["heap_note"] = heap_note
-                frames.append(fr)
-            acts.append({"source": act.source, "end": act.end, "frames": len(act.frames), **tie})
-            stores.append(tie["store_context"])
-        known = {s for s in stores if s is not None}
-        out.append(
-            {
-                "stack": [find.region.start, find.region.end],
-                "saved_sp": find.saved_sp,
-                "store_context": known.pop() if len(known) == 1 else None,
-                "frames": frames,
-                "activations": acts,
-                "note": find.note,
-            }
-        )
-    return out
-
-
-def suspended_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
-    """The text of `stackmap bt -a` after the threads: one block per suspended stack."""
-    out: list[str] = []
-    for s in doc.get("suspended") or []:
-        lo, hi = s["stack"]
-        n = len(s["frames"])
-        head = f"Suspended fiber stack {lo:#x}-{hi:#x}: {n} wasm frame{'s' * (n != 1)}"
-        if len(s["activations"]) > 1:
-            head += f" in {len(s['activations'])} activations"
-        if s.get("store_context") is not None:
-            head += f", store context {s['store_context']:#x}"
-        out.append(head)
-        if s.get("note"):
-            out.append("      note: " + s["note"])
-        pseudo = {
-            "threads": [{"thread": 0, "frames": s["frames"], "activations": s["activations"]}]
-        }
-        out.extend(bt_lines(pseudo, style, full=full)[1:])
-        for a in s["activations"]:
-            h = a.get("heap")
-            if (
-                h is not None
-                and not h.get("located")
-                and not h["note"].startswith("GC heap not located")
-            ):
-                out.append("      " + style("brightblack", h["note"]))
+            acts.append((act, _tie(mem, target, finder, saved, act, ctx)))
+        out.append(SuspendedStack(find.region, find.saved_sp, find.note, acts))
     return out

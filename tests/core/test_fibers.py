@@ -17,8 +17,9 @@ import pytest
 from wasmtime_stackmaps import WasmtimeImage
 from wasmtime_stackmaps.discover import ImageRegistry
 from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
+from wasmtime_stackmaps.report import suspended_records
 from wasmtime_stackmaps.source import BytesSource
-from wasmtime_stackmaps.suspended import suspended_records
+from wasmtime_stackmaps.suspended import suspended_stacks
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, Region, ThreadState
 
 from tests.tooling import REPO, compile_wat
@@ -121,7 +122,8 @@ class World:
 
     def records(self, threads=()):
         t, reg = self.target(threads)
-        return suspended_records(t, reg, MemoryCache(t), self.regions, list(threads), 1000), t
+        stacks = suspended_stacks(t, reg, MemoryCache(t), self.regions, list(threads), 1000)
+        return suspended_records(stacks), t
 
 
 def build_frames(rec):
