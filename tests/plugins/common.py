@@ -1,5 +1,6 @@
 """What the plugin scenario tests share: the programs, and checks of the JSON they print."""
 
+import json
 import struct
 import sys
 
@@ -9,6 +10,8 @@ PROGRAMS = REPO / "tests" / "programs"
 PY = sys.executable  # the venv's python: it has the wasmtime package
 CLI_FLAGS = ["-W", "gc=y", "-O", "memory-reservation=16777216,memory-guard-size=65536"]
 CLI_DEPTH = 5  # fixed in deep_trap.wat's _start
+SCHEMA = json.loads((REPO / "core" / "schema" / "report.schema.json").read_text())
+TRIAGE = [sys.executable, "-m", "wasmtime_stackmaps.cli", "triage"]
 
 
 def cli_program():
