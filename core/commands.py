@@ -47,7 +47,11 @@ from .source import FileSource
 from .suspicious import find_suspicious
 from .target import Target
 from .text import safe
+from .validate import validate_image
 from .walk import DEFAULT_MAX_DEPTH, WasmFrame
+
+# `frame -x` shows at most this much of a frame (4,096 lines).
+MAX_FRAME_DUMP = 64 * 1024
 
 SUBCOMMANDS = {
     "frame": "live GC-reference slots of one wasm frame",
@@ -234,7 +238,7 @@ def cmd_load(session: Session, args: argparse.Namespace, target: Target, style: 
     session.sync(target)
     img = WasmtimeImage(FileSource(args.file), base=args.address, path=args.file)
     img.loaded_from = "user"
-    _ = img.text_range  # fail now, not at the first lookup
+    validate_image(img)  # what `wasmtime-stackmaps check` refuses is refused here, now
     session.registry.add(img)
     rec = image_record(img)
     if rec["error"]:
@@ -317,9 +321,12 @@ def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style:
     lines = frame_lines(rec, style)
     if args.dump and frame.entry is not None:
         size = frame.entry.frame_size
+        shown = min(size + 16, MAX_FRAME_DUMP)  # a map may claim a frame of up to 1 GiB
         try:
-            data = got.mem.read(frame.sp, size + 16)
+            data = got.mem.read(frame.sp, shown)
             lines.extend(frame_dump_lines(frame.sp, size, data, frame.entry.offsets, style))
+            if shown < size + 16:
+                lines.append(dump_error_line(f"only its first {shown} of {size + 16} bytes"))
         except StackMapsError as e:
             lines.append(dump_error_line(str(e)))
     elif args.dump:

@@ -89,7 +89,7 @@ class StackMapSection:
         # map index -> (frame_size, offsets) of maps already decoded and checked. Wasmtime
         # shares identical maps, so a few decoded maps serve most lookups; bounded so
         # that memory stays O(1) per section.
-        self._decoded = {}
+        self._decoded: dict[int, tuple[int, tuple[int, ...]]] = {}
 
     def __len__(self) -> int:
         return self._n
@@ -289,7 +289,7 @@ def encode(entries) -> bytes:
     pcs: list[int] = []
     index: list[int] = []
     data: list[int] = []
-    shared = {}
+    shared: dict[tuple[int, tuple[int, ...]], int] = {}
     for pc, frame_size, offsets in entries:
         nbits = max(offsets) // 4 + 1 if offsets else 1
         words = [0] * ((nbits + 31) // 32)

@@ -39,8 +39,12 @@ def find_suspicious(mem, collected, heap_report) -> dict[tuple[int, int], dict]:
     return out
 
 
+MAX_SCAN = 1 << 20
+
+
 def _scan_frame(mem, f, heap, heap_report) -> list[dict]:
-    sp, size = f.sp, f.entry.frame_size
+    # A map may claim a frame of up to 1 GiB: scan at most its first MAX_SCAN bytes.
+    sp, size = f.sp, min(f.entry.frame_size, MAX_SCAN)
     try:
         block = mem.read(sp, size)
     except ReadError:

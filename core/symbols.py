@@ -33,7 +33,7 @@ class Function(NamedTuple):
     size: int
     name: str
     module: int | None  # wasm[M]
-    index: int | None  # function[N]; None for trampolines and builtins
+    index: int | None  # type: ignore[assignment]  # function[N]; None for trampolines, builtins
 
     @property
     def end(self) -> int:

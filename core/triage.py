@@ -147,10 +147,10 @@ def _outcome(output: str, debugger: str, pid: int | None) -> TriageFailure:
             return TriageFailure(
                 EXIT_EXITED, f"the program exited without stopping (exit status {status(m)})"
             )
-    if _KILLED.search(output):
-        m = _KILLED.search(output)
+    killed = _KILLED.search(output)
+    if killed:
         return TriageFailure(
-            EXIT_EXITED, f"the program was killed without stopping ({m[1] or m[2]})"
+            EXIT_EXITED, f"the program was killed without stopping ({killed[1] or killed[2]})"
         )
     if errors:
         return TriageFailure(EXIT_DEBUGGER, errors[-1].split("stackmap: ", 1)[-1])

@@ -11,6 +11,8 @@
 import json
 import os
 import re
+import sys
+from pathlib import Path
 
 from wasmtime_stackmaps.image import WasmtimeImage
 from wasmtime_stackmaps.text import has_unsafe
@@ -18,6 +20,9 @@ from wasmtime_stackmaps.text import has_unsafe
 from tests.plugins import driver
 from tests.plugins.common import CLI_DEPTH, CLI_FLAGS, cli_program, frames_of
 from tests.tooling import wasmtime_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fuzz"))
+import elfgen  # noqa: E402  (tests/fuzz: builds Wasmtime-shaped images from parts)
 
 HOSTILE = b"\x1b[\x07\nZ"  # as long as "build": the symbol table keeps its layout
 SHOWN = "\\x1b[\\x07\\x0aZ"
@@ -63,10 +68,17 @@ def test_hostile_names_escaped(dbg, cli_image, tmp_path):
 def test_bad_arguments_and_files(dbg, cli_image, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
+    bomb = tmp_path / "bomb.cwasm"  # one map of 2,000,000 all-ones words in an 8 MB image
+    img = elfgen.standard()
+    img.section(".wasmtime.stackmap").data = (
+        elfgen.u32s([1, 0x10, 0, 1 << 30, 2_000_000]) + b"\xff" * 8_000_000
+    )
+    bomb.write_bytes(elfgen.build(img))
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"kind": "stackmap-snapshot", "frames": 5}))
     cases = [
         (f"stackmap load {fifo} 0x1000", "is a FIFO"),
+        (f"stackmap load {bomb} 0x1000", "map has 64000000 live slots"),
         (f"stackmap load {cli_image} 0x10000000000000000000", "not a 64-bit address"),
         ("stackmap bt -n -1", "must be 1 or more"),
         ("stackmap bt -n 0", "must be 1 or more"),
