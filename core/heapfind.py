@@ -150,7 +150,7 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
     if tie.store_context is None:
         if tie.ambiguous:
             _not_located(rep, thread, n, pairs, tie.note or "heap ambiguous",
-                         {"ambiguous": [hex(s) for s in tie.ambiguous], **_tie_record(tie)})  # fmt: skip
+                         {"ambiguous": list(tie.ambiguous), **_tie_record(tie)})  # fmt: skip
         elif pairs:
             _not_located(rep, thread, n, pairs, _why_not(f, ties, thread, act, refs, layout, tie),
                          _tie_record(tie))  # fmt: skip
@@ -190,6 +190,13 @@ def _why_not(f: _Finder, ties: StoreTies, thread, act, refs, layout, tie: Tie) -
             "GC heap not located: no VMContext (magic 'core'/'comp' leading to a store "
             f"context) found in the activation's frames or the thread's stack; {tie.note}"
         )
+    if all(c.store_context in ties.unreadable for c in cands):
+        shown = ", ".join(
+            f"{c.store_context:#x} (from vmctx {c.vmctx:#x} at {c.found_at:#x}): "
+            f"{ties.unreadable[c.store_context]}"
+            for c in cands
+        )
+        return f"GC heap not located: the store context is unreadable: {shown}"
     best = max(((_check_store(f, c, refs, layout), c) for c in cands), key=lambda x: x[0].valid)
     chk, c = best
     return (

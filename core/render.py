@@ -56,11 +56,18 @@ def frame_header(fr: dict, style: Style) -> str:
         style("brightblack", f"#{fr['level']:<3}"),
         f"{fr['pc']:#018x} in",
         style("green", where),
-        f"fp={fr['fp']:#x}",
     ]
+    if fr.get("wasm_offset") is not None:
+        parts.append(f"@ {fr['wasm_offset']:#x}")  # the wasm bytecode offset, as Wasmtime prints it
+    parts.append(f"fp={fr['fp']:#x}")
     if fr["frame_size"] is not None:
         parts.append(f"sp={fr['sp']:#x} size={fr['frame_size']}")
     return " ".join(parts)
+
+
+def _heap_note_shown(note: str) -> bool:
+    """Heap notes a backtrace shows: the problems (a located, proven heap is in the JSON)."""
+    return note.startswith(("GC heap not located", "heap ambiguous")) or "unconfirmed:" in note
 
 
 def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
@@ -106,7 +113,7 @@ def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
             if fr.get("error"):
                 out.append("      " + style("red", "error: " + fr["error"]))
             note = fr.get("heap_note")
-            if note and note.startswith("GC heap not located") and note != shown_heap_note:
+            if note and note != shown_heap_note and _heap_note_shown(note):
                 out.append("      " + style("brightblack", note))
                 shown_heap_note = note
             if "suspicious" in fr:

@@ -134,7 +134,9 @@ class StoreTies:
             off = self.magics.get(head[:4])
             if off is not None:
                 s = struct.unpack_from(self.e + "Q", head, off)[0]
-                store = s if self.data_pointer(s) else None
+                # A VMContext's store pointer that leads nowhere readable is still this
+                # vmctx's store: kept, so that its note says so (records() fails).
+                store = s if s and s % 8 == 0 and s < 1 << 57 else None
         except ReadError:
             store = None
         self._vmctx[v] = store
