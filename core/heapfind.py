@@ -234,7 +234,7 @@ def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap,
     note = (
         f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
         f"({collector or 'unknown'} collector), store context "
-        f"{heap.store_context:#x} (established by {heap.tie})"
+        f"{heap.store_context:#x} ({heap.tie})"
     )
     if not tie.by_records and tie.note:
         note += f"; unconfirmed: {tie.note}"

@@ -206,14 +206,14 @@ class StoreTies:
             fr.fp == st.entry_fp and _is_trampoline(fr) for fr in frames[-2:]
         )
         if exit_ok and entry_ok:
-            return "its store context's last exit and entry records"
+            return "the store's last exit and entry records match its frames"
         if exit_ok:
-            return "its store context's last exit record"
+            return "the store's last exit record matches its frames"
         if entry_ok and not act.frames[0].innermost and wasm_fp is not None:
             # Entered here but its last exit is elsewhere: records of a newer state.
             return None
         if entry_ok:
-            return "its store context's last entry record"
+            return "the store's last entry record matches its entry trampoline"
         return None
 
     def saved_match(self, act, newer, stores: set[int]) -> int | None:
@@ -272,7 +272,9 @@ class StoreTies:
         if not proven and n > 0:
             saved = self.saved_match(act, acts[n - 1], set(stores))
             if saved is not None:
-                proven[saved] = "the records its store saved when the newer activation entered"
+                proven[saved] = (
+                    "the exit/entry records its store saved for the nested call match its frames"
+                )
         if len(proven) == 1:
             ((store, how),) = proven.items()
             own_c = next((c for c in own if c.store_context == store), None)
