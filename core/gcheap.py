@@ -1,7 +1,7 @@
 """The store's GC heap: find it in a stopped process and decode the objects live refs point at.
 
 A live heap `VMGcRef` in a stack slot is a byte index into the GC heap of the
-store the frame runs in (docs/format.md). The code image does not say where
+store the frame runs in (docs/format.md §3, §6). The code image does not say where
 that heap is; the runtime's data structures do:
 
     VMContext (magic b"core"; a component's b"comp")
@@ -30,14 +30,10 @@ reads that store's heap (this module's table and reader) and checks it:
     gc-drc and gc-null but without gc-copying, so `Collector::Auto` is DRC).
 
 Offsets come from ONE table, `LAYOUTS`, keyed by the first Wasmtime major
-version a row applies to (the image's `.wasmtime.engine` version); checked in
-Wasmtime's source for 32-48 and main of 2026-08 (49.0.0-dev; there is no 49
-or 50 tag in the source mirror used), and against real processes of the CLI
-49.0.4 (x86_64, heap at store context +32, copying) and the Python package
-50.0.1 (x86_64, +32, DRC): the objects decode with the field values the
-programs stored (tests/plugins/test_gcheap.py). Versions before 32 are not
-covered; versions after the last row use it, and the validation above
-refuses a wrong guess.
+version a row applies to (the image's `.wasmtime.engine` version). The rows,
+the Wasmtime source each was read from, and what real embedders showed:
+docs/format.md §6, §7, §10. Versions before 32 are not covered; versions after
+the last row use it, and the validation above refuses a wrong guess.
 
 What is shown:
   - each heap slot gets an `object` dict: kind, type_index (Wasmtime's
@@ -160,8 +156,8 @@ class HeapReport:
 
 
 class _Finder:
-    def __init__(self, target: Target, mem: MemoryCache):
-        self.mem = mem
+    def __init__(self, target: Target, mem: MemoryCache, regions: object = None):
+        self.mem = mem  # (regions: accepted for callers of the older signature, unused)
         self.e = "<" if target.little_endian else ">"
         self._objects: dict[int, bytes] = {}
         self._u32 = struct.Struct(self.e + "I").unpack_from
@@ -190,6 +186,35 @@ class _Finder:
         else:
             hb = self.mem.read(store + layout.heap_offset, 16)
         return self.u64(hb, 0), self.u64(hb, 8)
+
+
+class _Check(NamedTuple):
+    ok: bool
+    valid: int  # refs explained
+    why: str | None
+
+
+def _check_heap(f: _Finder, base: int, length: int, refs: list[int], layout: Layout) -> _Check:
+    if base == 1 and length == 0:
+        return _Check(False, 0, "the store has not allocated its GC heap yet (base 1, length 0)")
+    if base % 8 or not 0 < length < MAX_HEAP or base + length >= 1 << 64:
+        return _Check(False, 0, f"implausible gc_heap {{base {base:#x}, length {length:#x}}}")
+    valid = 0
+    why = None
+    for r in refs:
+        if r + 8 > length:
+            why = why or f"ref {r:#x} is past the heap length {length:#x}"
+            continue
+        try:
+            kind = f.u32(f.object_bytes(base, r, length), 0)
+        except ReadError:
+            why = why or f"header of ref {r:#x} at {base + r:#x} is unreadable"
+            continue
+        if kind & layout.kind_mask not in KINDS:
+            why = why or f"ref {r:#x}: {kind:#010x} is not a GC object header"
+            continue
+        valid += 1
+    return _Check(valid == len(refs), valid, why)
 
 
 # -- decoding objects ---------------------------------------------------------------------

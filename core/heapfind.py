@@ -9,15 +9,14 @@ activation and its frames, never an exception and never another store's heap.
 """
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
 from .errors import ReadError, StackMapsError
 from .gcheap import (
-    KINDS,
-    MAX_HEAP,
     Heap,
     HeapReport,
     Layout,
+    _Check,
+    _check_heap,
     _choose_collector,
     _Finder,
     decode_object,
@@ -25,35 +24,6 @@ from .gcheap import (
 )
 from .stores import Candidate, StoreTies, Tie
 from .target import MemoryCache, Region, Target
-
-
-class _Check(NamedTuple):
-    ok: bool
-    valid: int  # refs explained
-    why: str | None
-
-
-def _check_heap(f: _Finder, base: int, length: int, refs: list[int], layout: Layout) -> _Check:
-    if base == 1 and length == 0:
-        return _Check(False, 0, "the store has not allocated its GC heap yet (base 1, length 0)")
-    if base % 8 or not 0 < length < MAX_HEAP or base + length >= 1 << 64:
-        return _Check(False, 0, f"implausible gc_heap {{base {base:#x}, length {length:#x}}}")
-    valid = 0
-    why = None
-    for r in refs:
-        if r + 8 > length:
-            why = why or f"ref {r:#x} is past the heap length {length:#x}"
-            continue
-        try:
-            kind = f.u32(f.object_bytes(base, r, length), 0)
-        except ReadError:
-            why = why or f"header of ref {r:#x} at {base + r:#x} is unreadable"
-            continue
-        if kind & layout.kind_mask not in KINDS:
-            why = why or f"ref {r:#x}: {kind:#010x} is not a GC object header"
-            continue
-        valid += 1
-    return _Check(valid == len(refs), valid, why)
 
 
 def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _Check:
