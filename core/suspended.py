@@ -15,11 +15,19 @@ from typing import NamedTuple
 
 from . import gcheap
 from .discover import ImageRegistry
-from .errors import ReadError, StackMapsError
+from .errors import ReadError
 from .fibers import FiberFind, SavedExit, find_suspended
 from .runtime import vmctx_store
+from .storeheap import (
+    StoreHeap,
+    activation_major,
+    check_store,
+    decode_in_store,
+    heap_refs,
+    not_located,
+)
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation, Slot, WasmFrame
+from .walk import Activation
 
 VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampoline below it
 MAX_VMCTX_PROBES = 256
@@ -73,40 +81,6 @@ class _Ctx:
         self.regions = regions
 
 
-def _heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot, int]]:
-    """(frame, slot, heap index) of every live heap ref of the activation."""
-    out = []
-    for f in act.frames:
-        for s in f.slots:
-            if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
-                out.append((f, s, s.ref.value))
-    return out
-
-
-def _major(act: Activation) -> int | None:
-    for f in act.frames:
-        try:
-            return f.image.engine.major
-        except StackMapsError:
-            continue
-    return None
-
-
-def _store_heap(
-    finder: gcheap._Finder, store: int, vmctx: int | None, layout: gcheap.Layout
-) -> tuple[int, int] | None:
-    try:
-        if layout.heap_in == "vmctx":
-            if vmctx is None:
-                return None
-            hb = finder.mem.read(vmctx + layout.heap_offset, 16)
-        else:
-            hb = finder.mem.read(store + layout.heap_offset, 16)
-    except ReadError:
-        return None
-    return finder.u64(hb, 0), finder.u64(hb, 8)
-
-
 def _tie(
     mem: MemoryCache,
     target: Target,
@@ -115,13 +89,11 @@ def _tie(
     act: Activation,
     ctx: _Ctx,
 ) -> dict:
-    """The activation's store and heap record; decodes its objects into the frames' slots."""
-    pairs = _heap_refs(act)
-    refs = sorted({r for _, _, r in pairs})
-    major = _major(act)
-    layout, key = gcheap.layout_for(major)
+    """The activation's store tie: store context, vmctx, `heap`, and (for report.py)
+    `heap_note` and the decoded `objects`."""
     proof = _prove_store(mem, target, saved, act, ctx)
     rec: dict = {"store_context": None, "vmctx": None, "record": saved.at}
+    found_in = "fiber exit record"
     if proof is not None:
         store, vmctx, found_at = proof
         rec.update(store_context=store, vmctx=vmctx, found_at=found_at)
@@ -129,81 +101,51 @@ def _tie(
             f"store context {store:#x} from the saved exit record at {saved.at:#x}, "
             f"confirmed by vmctx {vmctx:#x} at {found_at:#x}"
         )
-    if not refs:
-        return rec
-    if layout is None:
-        rec["heap"] = {
-            "located": False,
-            "note": f"GC heap not located: Wasmtime {major} is not "
-            "covered by the heap layout table (32 and later)",
-        }
-        return rec
-    if proof is not None:
-        options = [(rec["store_context"], rec["vmctx"])]
+        got = decode_in_store(finder, act, store, vmctx, saved.at, found_in)
     else:
-        options = [(w, None) for w in saved.others if _data_pointer(w, ctx.regions, ctx.region)]
+        got = _unproven(finder, saved, act, ctx, rec)
+    if got is not None:
+        rec.update(heap=got.record, heap_note=got.note, objects=got.objects)
+    return rec
+
+
+def _unproven(
+    finder: gcheap._Finder, saved: SavedExit, act: Activation, ctx: _Ctx, rec: dict
+) -> StoreHeap | None:
+    """No vmctx confirms the store: use a candidate only if it is the one whose heap
+    explains every ref; two such give `heap ambiguous`."""
+    refs = sorted({r for _, _, r in heap_refs(act)})
+    if not refs:
+        return None
+    major = activation_major(act)
+    layout, _ = gcheap.layout_for(major)
+    if layout is None:
+        return decode_in_store(finder, act, 0, None, saved.at, "")  # the version note
     good = []
     why = "no store context candidate in the saved exit record"
-    for store, vmctx in options:
-        hb = _store_heap(finder, store, vmctx, layout)
-        if hb is None:
-            why = f"store context {store:#x} is unreadable"
+    for w in saved.others:
+        if not _data_pointer(w, ctx.regions, ctx.region):
             continue
-        chk = gcheap._check_heap(finder, hb[0], hb[1], refs, layout)
-        if chk.ok:
-            good.append((store, vmctx, hb))
+        hb, bad = check_store(finder, w, None, refs, layout)
+        if hb is not None:
+            good.append((w, hb))
         else:
-            why = f"store context {store:#x}: {chk.why}"
-    if len(good) != 1:
-        note = (
+            why = bad or why
+    if not good:
+        return not_located("GC heap not located: " + why)
+    if len(good) > 1:
+        return not_located(
             "heap ambiguous: store contexts "
-            + ", ".join(f"{g[0]:#x} (heap {g[2][0]:#x})" for g in good)
+            + ", ".join(f"{w:#x} (heap {hb[0]:#x})" for w, hb in good)
             + " each explain every live ref and nothing in the frames decides"
-            if good
-            else "GC heap not located: " + why
         )
-        rec["heap"] = {"located": False, "note": note}
-        rec["heap_note"] = note
-        return rec
-    store, vmctx, (base, length) = good[0]
-    if proof is None:
-        rec["store_context"] = store
-        rec["store_note"] = (
-            f"store context {store:#x} from the saved exit record at {saved.at:#x}: no vmctx "
-            f"in the frames confirms it; the only candidate whose heap holds every live ref"
-        )
-    heap = gcheap.Heap(
-        base, length, vmctx or 0, store, saved.at, "fiber exit record", major or 0, layout
+    store = good[0][0]
+    rec["store_context"] = store
+    rec["store_note"] = (
+        f"store context {store:#x} from the saved exit record at {saved.at:#x}: no vmctx "
+        f"in the frames confirms it; the only candidate whose heap holds every live ref"
     )
-    heads = {}
-    for r in refs:
-        try:
-            head = finder.object_bytes(base, r, length)
-        except ReadError:
-            continue
-        if len(head) >= 24:
-            heads[r] = head
-    collector = gcheap._choose_collector(finder, heap, heads) if heads else None
-    rec["heap"] = {
-        "located": True,
-        "base": base,
-        "length": length,
-        "vmctx": vmctx,
-        "store_context": store,
-        "found_at": saved.at,
-        "found_in": "fiber exit record",
-        "collector": collector,
-        "wasmtime_major": major,
-        "layout_from": key,
-    }
-    rec["heap_note"] = (
-        f"GC heap {base:#x}..{base + length:#x} ({collector or 'unknown'} collector), "
-        f"store context {store:#x} (saved exit record at {saved.at:#x})"
-    )
-    rec["objects"] = {
-        (id(f), s.offset): gcheap.decode_object(finder, heap, r, collector) for f, s, r in pairs
-    }
-    return rec
+    return decode_in_store(finder, act, store, None, saved.at, "fiber exit record")
 
 
 class SuspendedStack(NamedTuple):
