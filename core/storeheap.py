@@ -19,6 +19,7 @@ class StoreHeap(NamedTuple):
     record: dict  # the activation's `heap` record: located (and where) or why not
     note: str | None  # the frames' `heap_note`
     objects: dict[tuple[int, int], dict]  # (id(frame), slot offset) -> object record
+    heap: gcheap.Heap | None = None
 
 
 def heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot, int]]:
@@ -124,4 +125,4 @@ def decode_in_store(
     objects = {
         (id(f), s.offset): gcheap.decode_object(finder, heap, r, collector) for f, s, r in pairs
     }
-    return StoreHeap(record, note, objects)
+    return StoreHeap(record, note, objects, heap)
