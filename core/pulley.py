@@ -32,6 +32,7 @@ from typing import Literal, NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
+from .fibers import DataRegions
 from .image import WasmtimeImage
 from .runtime import read_store_context, store_layout_for, vmctx_store
 from .storeheap import decode_in_store
@@ -62,17 +63,6 @@ def _pulley_major(registry: ImageRegistry) -> tuple[list[WasmtimeImage], int | N
     return imgs, major
 
 
-def _data_pointer(v: int, regions: list[Region] | None) -> bool:
-    if v < 0x10000 or v >= 1 << 57 or v % 8:
-        return False
-    if not regions:
-        return True
-    for r in regions:
-        if r.start <= v < r.end:
-            return r.perms.startswith("rw") and "x" not in r.perms
-    return False
-
-
 def _stores_on_stack(
     target: Target, mem: MemoryCache, thread: ThreadState, regions: list[Region] | None
 ) -> dict[int, tuple[int, int]]:
@@ -84,6 +74,7 @@ def _stores_on_stack(
             hi = min(hi, r.end)
     found: dict[int, tuple[int, int]] = {}
     seen: set[int] = set()
+    data_pointer = DataRegions(regions)
     little = target.little_endian
     pos = lo
     while pos < hi and len(seen) < MAX_PROBES:
@@ -94,7 +85,7 @@ def _stores_on_stack(
             break
         for i in range(0, len(data) - 7, 8):
             v = int.from_bytes(data[i : i + 8], "little" if little else "big")
-            if v in seen or not _data_pointer(v, regions):
+            if v in seen or not data_pointer(v):
                 continue
             seen.add(v)
             hit = vmctx_store(mem.read, v, little)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
-from .fibers import FiberFind, SavedExit, find_suspended
+from .fibers import DataRegions, FiberFind, SavedExit, find_suspended
 from .runtime import vmctx_store
 from .storeheap import (
     StoreHeap,
@@ -33,15 +33,8 @@ VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampo
 MAX_VMCTX_PROBES = 256
 
 
-def _data_pointer(v: int, regions: list[Region] | None, stack: Region) -> bool:
-    if v < 0x10000 or v >= 1 << 57 or v % 8 or stack.start <= v < stack.end:
-        return False
-    if not regions:
-        return True
-    for r in regions:
-        if r.start <= v < r.end:
-            return r.perms.startswith("rw") and "x" not in r.perms
-    return False
+def _data_pointer(v: int, data: DataRegions, stack: Region) -> bool:
+    return data(v) and not stack.start <= v < stack.end
 
 
 def _prove_store(
@@ -52,31 +45,35 @@ def _prove_store(
     cands = {w for w in saved.others if _data_pointer(w, find.regions, find.region)}
     if not cands:
         return None
-    lo = max(find.region.start, act.frames[0].fp - VMCTX_SLACK_BELOW)
-    hi = act.frames[-1].fp + 16
-    try:
-        data = mem.read(lo, hi - lo)
-    except ReadError:
-        return None
+    # The wasm frames' own spill slots first (they keep their vmctx argument), then the
+    # exit trampoline and host frames below the innermost one.
+    inner = act.frames[0].fp
+    spans = [(inner, act.frames[-1].fp + 16)]
+    spans.append((max(find.region.start, inner - VMCTX_SLACK_BELOW), inner))
     little = target.little_endian
     seen: set[int] = set()
-    for i in range(0, len(data) - 7, 8):
-        v = int.from_bytes(data[i : i + 8], "little" if little else "big")
-        if v in seen or v in cands or not _data_pointer(v, find.regions, find.region):
+    for lo, hi in spans:
+        try:
+            data = mem.read(lo, hi - lo)
+        except ReadError:
             continue
-        seen.add(v)
-        if len(seen) > MAX_VMCTX_PROBES:
-            break
-        hit = vmctx_store(mem.read, v, little)
-        if hit is not None and hit[1] in cands:
-            return hit[1], v, lo + i
+        for i in range(0, len(data) - 7, 8):
+            v = int.from_bytes(data[i : i + 8], "little" if little else "big")
+            if v in seen or v in cands or not _data_pointer(v, find.regions, find.region):
+                continue
+            seen.add(v)
+            if len(seen) > MAX_VMCTX_PROBES:
+                return None
+            hit = vmctx_store(mem.read, v, little)
+            if hit is not None and hit[1] in cands:
+                return hit[1], v, lo + i
     return None
 
 
 class _Ctx:
     """What one suspended stack's store tie needs."""
 
-    def __init__(self, find: FiberFind, regions: list[Region] | None):
+    def __init__(self, find: FiberFind, regions: DataRegions):
         self.region = find.region
         self.regions = regions
 
@@ -172,9 +169,10 @@ def suspended_stacks(
     if not finds:
         return []
     finder = gcheap._Finder(target, mem, regions)
+    data = DataRegions(regions)
     out = []
     for find in finds:
-        ctx = _Ctx(find, regions)
+        ctx = _Ctx(find, data)
         level = 0
         acts = []
         for n, (saved, act) in enumerate(find.activations):
