@@ -9,7 +9,7 @@ and locates the GC objects their live refs point at.
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from . import gcheap
+from . import gcheap, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .pulley import add_pulley_activations, without
@@ -120,7 +120,7 @@ class Session:
             out.append((t, acts))
         depth = max_depth or self.max_depth
         pulley = add_pulley_activations(target, self.registry, mem, out, regions, depth)
-        heap = gcheap.annotate(target, mem, without(out, pulley), regions)  # GC objects
+        heap = heapfind.annotate(target, mem, without(out, pulley), regions)  # GC objects
         apply_pulley_heaps(heap, mem, pulley)  # Pulley frames: in their proven store's heap
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(

@@ -15,8 +15,14 @@ import subprocess
 import pytest
 
 from tests.plugins import driver
-from tests.plugins.common import CLI_FLAGS, PROGRAMS, build_frames, objdump_maps, only_doc
-from tests.plugins.test_gcheap import check_structs
+from tests.plugins.common import (
+    CLI_FLAGS,
+    PROGRAMS,
+    build_frames,
+    check_structs,
+    objdump_maps,
+    only_doc,
+)
 from tests.tooling import run_wasmtime, wasmtime_cli
 
 DEPTH = 5
