@@ -102,6 +102,36 @@ if wsm is not None:
                 "core_file": self._core,
             }
 
+        # -- breakpoints (gc-watch, watch): thin; the logic is in the core ------------
+        def set_breakpoint(self, address, on_hit):
+            return _CoreBreakpoint(f"*{address:#x}", on_hit)
+
+        def set_watchpoint(self, address, size, on_hit):
+            return _CoreBreakpoint(f"*(unsigned char (*)[{size}]) {address:#x}", on_hit, True)
+
+        def delete_breakpoint(self, handle):
+            _delete_later(handle)
+
+        def find_functions(self, text):
+            try:
+                out = gdb.execute(f"info functions {text}", to_string=True)
+            except gdb.error:
+                return []
+            found = []
+            for line in out.splitlines():
+                m = re.match(r"(0x[0-9a-f]+)\s+(.*)$", line.strip())
+                if m:
+                    found.append((m.group(2), int(m.group(1), 16)))
+            return found
+
+        def select_frame(self, thread, pc, fp):
+            global _SELECT_AT_STOP
+            _SELECT_AT_STOP = (thread, pc, fp)  # GDB forbids selecting inside Breakpoint.stop
+            return True
+
+        def write(self, text):
+            gdb.write(text + "\n")
+
         def selected_frame(self):
             f = gdb.selected_frame()
             pcr, fpr, spr, _ = _REGS[self.arch]
@@ -137,6 +167,82 @@ if wsm is not None:
             finally:
                 _restore(orig_thread, orig_frame)
             return out
+
+    class _CoreBreakpoint(gdb.Breakpoint):
+        """An internal breakpoint (or write watchpoint) whose stop() asks the core."""
+
+        def __init__(self, spec, on_hit, watch=False):
+            if watch:
+                super().__init__(spec, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+            else:
+                super().__init__(spec, internal=True)
+            self.silent = True
+            self.on_hit = on_hit
+            self.dead = False
+            self.in_stop = False
+            self.delete_requested = False
+
+        def stop(self):
+            while _ZOMBIES:  # breakpoints that stopped earlier: no stop refers to them now
+                _post_delete(_ZOMBIES.pop())
+            if self.dead:
+                return False
+            self.in_stop = True
+            try:
+                stop = bool(self.on_hit(GdbTarget()))
+            except (StackMapsError, gdb.error) as e:
+                gdb.write(f"stackmap: {e}\n")
+                stop = False
+            finally:
+                self.in_stop = False
+            if self.delete_requested:
+                # Deleting the breakpoint GDB stops at makes GDB 13 crash later: keep it
+                # (dead) until the next stop elsewhere.
+                _ZOMBIES.append(self) if stop else _post_delete(self)
+            return stop
+
+    _ZOMBIES = []
+
+    def _post_delete(bp):
+        """Delete a breakpoint once GDB is out of Breakpoint.stop (deleting in it is unsafe)."""
+
+        def delete():
+            if bp.is_valid():
+                bp.delete()
+
+        gdb.post_event(delete)
+
+    def _delete_later(bp):
+        bp.dead = True
+        if bp.in_stop:
+            bp.delete_requested = True
+        else:
+            _post_delete(bp)
+
+    _SELECT_AT_STOP = None
+
+    def _select_requested(_event=None):
+        """Select the frame a breakpoint's check asked for (thread num, pc, fp)."""
+        global _SELECT_AT_STOP
+        want, _SELECT_AT_STOP = _SELECT_AT_STOP, None
+        if want is not None:
+            try:
+                _select(*want)
+            except gdb.error:
+                pass  # GDB cannot unwind that far: the stop stays where it is
+
+    def _select(thread, pc, fp):
+        th = next((t for t in gdb.selected_inferior().threads() if t.num == thread), None)
+        if th is None:
+            return
+        th.switch()
+        f = gdb.newest_frame()
+        fpr = _REGS[_arch_of(f)][1]
+        while f is not None:
+            if int(f.pc()) == pc and (fp is None or _reg(f, fpr) == fp):
+                f.select()
+                return
+            f = f.older()
 
     def _reg(frame, name):
         try:
@@ -368,6 +474,7 @@ if wsm is not None:
                     pass
         events = [
             (gdb.events.stop, _on_stop),
+            (gdb.events.stop, _select_requested),  # after _on_stop's invalidate_cached_frames
             (gdb.events.exited, _on_exit),
             (gdb.events.new_objfile, _on_stop),
             (gdb.events.memory_changed, _on_memory_changed),

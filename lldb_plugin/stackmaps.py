@@ -12,6 +12,7 @@ own `bt` is not changed: the wasm frames are named by `stackmap bt` only.
 import os
 import runpy
 import shlex
+import sys
 
 import lldb
 
@@ -98,6 +99,7 @@ if wsm is not None:
             exe = target.GetExecutable()
             self._exe = exe.fullpath if exe.IsValid() else None
             self.description = f"process {process.GetProcessID()}"  # as GDB says it
+            self.stopping_thread = None
 
         def read_memory(self, address, size):
             if size == 0:
@@ -153,7 +155,68 @@ if wsm is not None:
             )
 
         def selected_thread(self):
+            if self.stopping_thread is not None:  # in a breakpoint callback
+                return self.stopping_thread
             return self.process.GetSelectedThread().GetIndexID()
+
+        # -- breakpoints (gc-watch, watch): thin; the logic is in the core ------------
+        def set_breakpoint(self, address, on_hit):
+            bp = self.target.BreakpointCreateByAddress(address)
+            if not bp.IsValid() or bp.GetNumLocations() == 0:
+                raise StackMapsError(f"cannot set a breakpoint at {address:#x}")
+            _CALLBACKS[("b", bp.GetID())] = on_hit
+            self._command(f"breakpoint command add -F {__name__}._breakpoint_hit {bp.GetID()}")
+            return ("b", bp.GetID())
+
+        def _command(self, cmd):
+            res = lldb.SBCommandReturnObject()
+            self.target.GetDebugger().GetCommandInterpreter().HandleCommand(cmd, res)
+            if not res.Succeeded():
+                raise StackMapsError(f"{cmd}: {res.GetError()}")
+
+        def set_watchpoint(self, address, size, on_hit):
+            err = lldb.SBError()
+            wp = self.target.WatchAddress(address, size, False, True, err)
+            if err.Fail() or not wp.IsValid():
+                raise StackMapsError(f"cannot watch {size} bytes at {address:#x}: {err}")
+            _CALLBACKS[("w", wp.GetID())] = on_hit
+            self._command(f"watchpoint command add -F {__name__}._watchpoint_hit {wp.GetID()}")
+            return ("w", wp.GetID())
+
+        def delete_breakpoint(self, handle):
+            if _CALLBACKS.pop(handle, None) is None:
+                return
+            if handle[0] == "b":
+                bp = self.target.FindBreakpointByID(handle[1])
+                if bp.IsValid():
+                    bp.SetEnabled(False)  # deleted at the next command: not in its callback
+                _DEAD.append((self.target, handle))
+            else:
+                self.target.DeleteWatchpoint(handle[1])
+
+        def find_functions(self, text):
+            found = self.target.FindGlobalFunctions(text, 0, lldb.eMatchTypeRegex)
+            out = []
+            for i in range(found.GetSize()):
+                sym = found.GetContextAtIndex(i).GetSymbol()
+                addr = sym.GetStartAddress().GetLoadAddress(self.target)
+                if sym.IsValid() and addr != lldb.LLDB_INVALID_ADDRESS:
+                    out.append((sym.GetName(), addr))
+            return out
+
+        def select_frame(self, thread, pc, fp):
+            th = self.process.GetThreadByIndexID(thread)
+            _, fpr, _, _ = _REGS[self.arch]
+            for i in range(th.GetNumFrames() if th.IsValid() else 0):
+                f = th.GetFrameAtIndex(i)
+                if f.GetPC() & _MASK64 == pc and (fp is None or _reg(f, fpr) == fp):
+                    self.process.SetSelectedThread(th)
+                    th.SetSelectedFrame(i)
+                    return True
+            return False
+
+        def write(self, text):
+            print(text, flush=True)
 
         def stop_info(self):
             th = self.process.GetSelectedThread()
@@ -216,6 +279,29 @@ if wsm is not None:
                 )
             out.sort(key=lambda t: t.num)
             return out
+
+    _CALLBACKS = {}  # ("b"|"w", id) -> the core's on_hit
+    _DEAD = []  # (target, handle) of breakpoints to delete outside their callback
+
+    def _reap():
+        while _DEAD:
+            target, (_, bid) = _DEAD.pop()
+            if target.IsValid():
+                target.BreakpointDelete(bid)
+
+    def _hit(key, frame):
+        on_hit = _CALLBACKS.get(key)
+        if on_hit is None:
+            return False
+        thread = frame.GetThread()
+        process = thread.GetProcess()
+        try:
+            target = LldbTarget(lldb.SBExecutionContext(frame), process.GetTarget().GetDebugger())
+            target.stopping_thread = thread.GetIndexID()
+            return bool(on_hit(target))
+        except StackMapsError as e:
+            print(f"stackmap: {e}", flush=True)
+            return False
 
     def _frames_lister(thread, arch):
         """LLDB's own frames of `thread` up to the first frame in a Wasmtime image."""
@@ -282,6 +368,7 @@ if wsm is not None:
         except ValueError as e:  # unbalanced quotes
             result.SetError(f"stackmap: {e}")
             return
+        _reap()
         try:
             with _Selection(exe_ctx):
                 text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
@@ -317,9 +404,32 @@ if wsm is not None:
 
     _CLASSES = {}
     for _name in SUBCOMMANDS:
-        _cls = type(f"Stackmap_{_name}", (_Sub,), {"name": _name})
+        _cls = type(f"Stackmap_{_name.replace('-', '_')}", (_Sub,), {"name": _name})
         _CLASSES[_name] = _cls
         globals()[_cls.__name__] = _cls
+
+
+def _breakpoint_hit(frame, bp_loc, extra_args, internal_dict):
+    """LLDB's callback for the core's breakpoints: False lets the process go on."""
+    stop = _hit(("b", bp_loc.GetBreakpoint().GetID()), frame)
+    _share_new_keys(internal_dict)
+    return stop
+
+
+def _watchpoint_hit(frame, wp, internal_dict):
+    stop = _hit(("w", wp.GetID()), frame)
+    _share_new_keys(internal_dict)
+    return stop
+
+
+def _share_new_keys(internal_dict):
+    """LLDB 19's wrapper around a `-F` callback copies back every key of the session dict
+    from its own globals when the callback returns: a breakpoint command added inside the
+    callback (a new key) would raise KeyError there and lose our return value."""
+    wrapper_globals = sys._getframe(2).f_globals
+    for key in list(internal_dict):
+        if key not in wrapper_globals:
+            wrapper_globals[key] = internal_dict[key]
 
 
 def _quote(text: str) -> str:
