@@ -56,6 +56,12 @@ class Snapshot(NamedTuple):
     roots: list[Root]
     store_context: int | None  # the store the collecting thread runs in, when known
     untied: int  # activations with heap refs whose heap was not located (not checked)
+    # The collecting thread inside a GC builtin: (builtin frame's FP, return address into
+    # wasm, builtin name) of its innermost activation, else None.
+    in_builtin: tuple[int, int, str] | None = None
+
+
+BUILTIN_PREFIX = "wasmtime_builtin_"
 
 
 def _object_size(heap: gcheap.Heap, collector: str | None, head: bytes) -> int:
@@ -89,9 +95,15 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
     roots: list[Root] = []
     store = None
     untied = 0
+    in_builtin = None
     for t, acts in got.threads:
-        first = acts[0].frames[0] if acts and acts[0].frames else None
-        shift = 1 if t.num == thread and first is not None and first.pc == t.pc else 0
+        frames = acts[0].frames if acts else []
+        name = frames[0].function_name or "" if frames else ""
+        shift = 0
+        if t.num == thread and name.startswith(BUILTIN_PREFIX):
+            shift = 1  # the builtin's frame: gone once it has returned
+            if len(frames) > 1:
+                in_builtin = (frames[0].fp, frames[1].pc, name[len(BUILTIN_PREFIX) :])
         for n, act in enumerate(acts):
             heap = got.heap.heaps.get((t.num, n))
             rec = got.heap.activations.get((t.num, n)) or {}
@@ -120,7 +132,7 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
                             obj,
                         )
                     )
-    return Snapshot(roots, store, untied)
+    return Snapshot(roots, store, untied, in_builtin)
 
 
 class Spaces(NamedTuple):

@@ -194,9 +194,9 @@ class GcWatch:
             if calls:  # the collector starts inside a watched call: that call's collection
                 calls[-1].collections.append(p.address)
             else:  # e.g. the first collection, in a call made before its image was known
-                self.counts["unbracketed"] += 1
                 self.session.discover(target)
                 self.arm_images(target)
+                self._bracket_from_host(target, tnum, p)
             return False
         if calls:  # an entry inside a watched call (the C API's gc calling the crate's)
             return False
@@ -211,6 +211,24 @@ class GcWatch:
         h = target.set_breakpoint(ra, lambda t, tn=tnum, sp=sp_after: self._return(t, tn, sp))
         calls.append(Pending(p, tnum, caller, before, sp_after, h, [], early))
         return False
+
+    def _bracket_from_host(self, target: Target, tnum: int, p: Point) -> None:
+        """A collection starting outside any watched call: when the thread is inside a GC
+        builtin called from wasm (called before its image was known), check it at the
+        builtin's return; else (a collection the host started) count it."""
+        before = gccheck.take_snapshot(self.session, target, tnum)
+        if before.in_builtin is None:
+            self.counts["unbracketed"] += 1
+            return
+        fp, ra, name = before.in_builtin
+        sp_after = fp + 16  # the builtin's frame record popped, its return address taken
+        early = gccheck.problems_now(MemoryCache(target), before.roots, before.store_context)
+        caller = _caller(self.session.registry, ra)
+        h = target.set_breakpoint(ra, lambda t, tn=tnum, sp=sp_after: self._return(t, tn, sp))
+        point = Point(p.address, name, "builtin")
+        self.pending[tnum].append(
+            Pending(point, tnum, caller, before, sp_after, h, [p.address], early)
+        )
 
     def _return(self, target: Target, tnum: int, sp: int) -> bool:
         if target.selected_thread() != tnum:
