@@ -118,13 +118,16 @@ class GcWatch:
         }
         self.host_known = False  # the host's collector entry has a breakpoint
         self.errors = 0
-        self.on_record: Callable[[dict], None] | None = None  # tests, watch re-arming
+        # Called with (target, record) after each checked collection (`watch` re-arms there).
+        self.listeners: list[Callable[[Target, dict], None]] = []
+        self.quiet = False  # turned on by `watch` only: no line per collection
 
     # -- arming ------------------------------------------------------------------------
     def enable(
         self, target: Target, verify: bool, stop_on_violation: bool, stop_at: int | None = None
     ) -> dict:
         self.verify, self.stop_on_violation, self.stop_at = verify, stop_on_violation, stop_at
+        self.quiet = False
         if not self.enabled:
             self.log.clear()
             for k in self.counts:
@@ -258,10 +261,11 @@ class GcWatch:
             self.log.append(rec)
         from .render import gcwatch_lines  # text stays in render.py
 
-        for line in gcwatch_lines(rec):
-            target.write(line)
-        if self.on_record is not None:
-            self.on_record(rec)
+        if not self.quiet:
+            for line in gcwatch_lines(rec):
+                target.write(line)
+        for listener in self.listeners:
+            listener(target, rec)
         if rec["violations"] and self.stop_on_violation:
             v = rec["violations"][0]
             target.select_frame(v["thread"], v["pc"], v["fp"])

@@ -388,3 +388,14 @@ def gcwatch_status_line(s: dict) -> str:
         + (f", {s['unbracketed']} in host code not checked" if s.get("unbracketed") else "")
         + (f", {s['errors']} errors" if s["errors"] else "")
     )
+
+
+def watch_list_lines(recs: list[dict]) -> list[str]:
+    out = []
+    for w in recs:
+        what = f"heap {w['ref']:#x}+{w['offset']}" if w["ref"] is not None else "slot"
+        out.append(
+            f"watch #{w['number']}: {_clean(w['spec'])} ({what}) at {w['address']:#x}, "
+            f"{w['hits']} hits, moved {w['moves']} times"
+        )
+    return out
