@@ -71,7 +71,7 @@ def to_dot(
     g: Graph, path: Path | None = None, title: str = "", max_objects: int = MAX_OBJECTS
 ) -> str:
     on_path = set(path.refs) if path else set()
-    edges_on_path = set()
+    edges_on_path: set[tuple[object, int]] = set()
     if path is not None and path.refs:
         edges_on_path.add((f"r{path.root}", path.refs[0]))
         edges_on_path.update(zip(path.refs, path.refs[1:], strict=False))

@@ -4,8 +4,9 @@ import argparse
 import json
 
 from .errors import StackMapsError
+from .gcrender import gcwatch_lines, gcwatch_status_line, watch_list_lines
 from .gcwatch import GcWatch
-from .render import Style, gcwatch_lines, gcwatch_status_line, watch_list_lines
+from .render import Style
 from .report import to_json
 from .session import Session
 from .target import Target

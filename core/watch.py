@@ -16,6 +16,7 @@ went) and the watchpoint re-armed there; a watched object that was not copied
 is dead, and its watch is deleted.
 """
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -163,7 +164,7 @@ class Watches:
 
     def _arm(self, target: Target, w: Watch, where: str) -> Watch:
         w.value = _word(target, w.address)
-        w.handle = target.set_watchpoint(w.address, WIDTH, lambda t, w=w: self._hit(t, w))
+        w.handle = target.set_watchpoint(w.address, WIDTH, functools.partial(self._hit, w=w))
         self.watches[w.number] = w
         self.next += 1
         target.write(f"watch #{w.number}: {where} at {w.address:#x} ({WIDTH} bytes)")
@@ -188,7 +189,7 @@ class Watches:
             img = self.session.registry.image_at(ts.pc)
             off = img.text_offset(ts.pc) if img is not None else None
             f = img.function_at(off) if img is not None and off is not None else None
-            if f is not None:
+            if f is not None and off is not None:
                 writer = f"{f.name}+{off - f.start:#x}"
             elif ts is not None:
                 writer = f"host pc {ts.pc:#x}"
@@ -216,7 +217,7 @@ class Watches:
             target.delete_breakpoint(w.handle)
             w.heap, w.ref, w.address = heap, new, heap.base + new + w.offset
             w.moves += 1
-            w.handle = target.set_watchpoint(w.address, WIDTH, lambda t, w=w: self._hit(t, w))
+            w.handle = target.set_watchpoint(w.address, WIDTH, functools.partial(self._hit, w=w))
 
 
 def _word(target: Target, address: int) -> int | None:
