@@ -85,14 +85,15 @@ def log_of(output: str) -> dict:
     return last_doc(output, "collections")
 
 
-def test_every_collection_checked(dbg):
+@pytest.mark.parametrize("verify", ["", "--verify"])
+def test_every_collection_checked(dbg, verify):
     """Every collection of the run is checked, each root moves to an identical object,
-    and none of ~140 collections reports a violation."""
+    and none of ~140 collections reports a violation (nor, with --verify, a heap problem:
+    the five nodes reachable before each collection are the live objects after it)."""
     expected = runtime_collections()
     assert expected >= 100
-    out = run_from_entry(
-        dbg, ["stackmap gc-watch on", "continue"], ["stackmap gc-watch log --json"]
-    )
+    steps = [f"stackmap gc-watch on {verify}", "continue"]
+    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"])
     doc = log_of(out)
     st = doc["status"]
     assert st["collections"] == expected, (st, out[-2000:])
@@ -120,6 +121,14 @@ def test_every_collection_checked(dbg):
             # $next moved with the object it points at (null for the first node).
             assert next1 == (moved[next0] if next0 else 0), (hex(next0), hex(next1))
         assert values == {100 + n for n in range(DEPTH)}, values
+        ver = rec.get("verify")
+        if verify:
+            assert ver["problem_count"] == 0 and not ver["lost"], ver
+            assert ver["reachable_before"] == DEPTH and ver["untraced_before"] == 0, ver
+            # The five nodes, and at most the array whose allocation ran the collection.
+            assert DEPTH <= ver["objects"] <= DEPTH + 1 and ver["untraced"] == 0, ver
+        else:
+            assert ver is None
     # The roots are the frames' slots: distinct addresses, the same in every collection.
     slots = {tuple(sorted(r["address"] for r in rec["roots"])) for rec in recs}
     assert len(slots) == 1 and len(next(iter(slots))) == DEPTH
@@ -151,7 +160,7 @@ def test_stale_root_reported(dbg):
         "stackmap gc-watch on --stop-at 3",
         "continue",
         PLANT[dbg],
-        "stackmap gc-watch on --stop-on-violation",
+        "stackmap gc-watch on --stop-on-violation --verify",
         "continue",
     ]
     final = ["stackmap gc-watch log --json", "stackmap frame --json"]
@@ -172,6 +181,10 @@ def test_stale_root_reported(dbg):
         rf"\({addr:#x}\): {stale:#x} -> ",
         out,
     ), out[-3000:]
+    # --verify: the object the stale root reached was not copied: gone while referenced.
+    (gone,) = rec["verify"]["lost"]
+    assert gone["ref"] == stale and gone["path"] == f"{first['path']} = heap {stale:#x}", gone
+    assert re.search(rf"HEAP object {stale:#x}: reachable before the collection, not copied", out)
     # Stopped with the offending root's frame selected.
     frame = last_doc(out, "threads")
     (sel,) = frame["threads"][0]["frames"]
