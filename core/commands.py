@@ -12,7 +12,7 @@ import os
 import shlex
 import signal
 
-from . import gcheap
+from . import gcheap, heapcmds
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .image import WasmtimeImage
@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    **heapcmds.SUBCOMMANDS,
 }
 
 
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    heapcmds.add_parsers(sub, _int)
     return p
 
 
@@ -265,6 +267,8 @@ class Session:
             return self.cmd_snapshot(args, target)
         if args.sub == "diff":
             return self.cmd_diff(args, target)
+        if args.sub in heapcmds.SUBCOMMANDS:
+            return heapcmds.run(self, args, target, style)
         return self.cmd_frame(args, target, style)
 
     def cmd_load(self, args, target: Target) -> str:
@@ -333,6 +337,7 @@ class Session:
             )
             out.append((t, acts))
         self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
+        heapcmds.enrich(self, target, out)  # their types and fields, when the module is known
         self.last_stats = {
             "memory_reads": mem.reads,
             "frames": sum(len(a.frames) for _, acts in out for a in acts),
