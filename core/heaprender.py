@@ -56,7 +56,9 @@ def obj_lines(obj: dict, notes: list[str], indent: str = "") -> list[str]:
     if obj.get("error"):
         out.append(f"{indent}  error: {obj['error']}")
     if obj.get("type_note"):
-        out.append(f"{indent}  untyped: {obj['type_note']}")
+        out.append(f"{indent}  untyped: {clean(obj['type_note'])}")
+        if obj.get("payload") is not None:
+            out.append(f"{indent}  payload: {obj['payload']}")
     for f in obj.get("fields", []):
         name = clean(f.get("name")) or f"field {f['index']}"
         line = f"{indent}  [{f['index']}] {name}: {clean(f['type'])} = {value_text(f)}"

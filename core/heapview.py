@@ -188,7 +188,9 @@ class HeapView:
         hl = self.hl
         if hl is None or h.size is None:
             return False
-        return hl.size <= h.size and h.size % hl.align == 0 and h.ref + h.size <= self.length
+        # Only the copying collector rounds sizes (to 16); DRC/null keep the layout's size.
+        size_align = 16 if self.collector == "copying" else 1
+        return hl.size <= h.size and h.size % size_align == 0 and h.ref + h.size <= self.length
 
     # -- types ------------------------------------------------------------------------
     def type_of(self, shared: int | None):
@@ -272,6 +274,11 @@ class HeapView:
         t = self.type_of(h.shared_type)
         if t is None:
             obj["type_note"] = self._why_untyped(h)
+            body = self.hl.size if self.hl else 8
+            try:
+                obj["payload"] = self.read(r + body, max(0, min(32, h.size - body))).hex()
+            except ReadError:
+                pass
             return obj
         idx, comp, lay = t
         want = {"struct": "structref", "array": "arrayref"}.get(comp.kind)
