@@ -174,8 +174,8 @@ def _view_for(session, target, rep, key, images, root_refs) -> tuple[HeapView, l
 
 
 def context(session, target) -> Context:
-    collected, _ = session._collect(target, None, True, session.max_depth)
-    rep = session.heap
+    got = session.collect(target, None, True)
+    collected, rep = got.threads, got.heap
     if not rep.heaps:
         notes = sorted({a.get("note", "") for a in rep.activations.values()} - {""})
         raise StackMapsError(
@@ -225,7 +225,7 @@ def _selected_key(target, collected, rep):
 
 
 def run(session, args, target, style) -> str:
-    from .commands import to_json
+    from .report import to_json
 
     if args.sub == "module":
         return cmd_module(session, args, target)
@@ -302,9 +302,8 @@ def cmd_module(session, args, target) -> str:
 # -- the bt/frame/report hook ------------------------------------------------------------
 
 
-def enrich(session, target, collected) -> None:
+def enrich(session, target, collected, rep) -> None:
     """Give every decoded heap-slot object its `type` and `fields` (depth 1)."""
-    rep = getattr(session, "heap", None)
     if rep is None or not rep.objects:
         return
     views: dict = {}
