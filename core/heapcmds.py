@@ -101,7 +101,7 @@ def _modules(session, target) -> tuple[list[LoadedModule], list[str]]:
     info = target.process_info() or {}
     key = (info.get("pid"), info.get("core_file"))
     if key != st.cmdline_key:
-        paths, where = modules_from_command_line(info)
+        paths, where = modules_from_command_line(info, target.read_memory)
         loaded = []
         for p in paths:
             try:

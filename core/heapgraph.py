@@ -251,6 +251,12 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
         else:
             st = comp.fields[0].storage
             if not isinstance(st, RefType):
+                try:
+                    n = view.u32(r + lay.length_offset)
+                except ReadError:
+                    continue
+                if lay.elems_offset + n * lay.elem_size > (h.size or 0):
+                    add(r, f"array length {n} runs past the object's {h.size} bytes")
                 continue
             slots, why = view.ref_field_offsets(h)
             if why:

@@ -16,7 +16,9 @@ from typing import NamedTuple
 from .errors import ReadError
 from .gcref import decode_gcref
 from .gctypes import (
+    ArrayLayout,
     HeaderLayout,
+    StructLayout,
     array_layout,
     describe_storage,
     heap_top,
@@ -118,7 +120,7 @@ class HeapView:
         e = "<" if self.little else ">"
         self._u32 = struct.Struct(e + "I").unpack_from
         self._chunks: dict[int, bytes | None] = {}
-        self._layouts: dict[int, tuple] = {}  # shared type -> (wasm idx, composite, layout)
+        self._layouts: dict[int, tuple | None] = {}  # shared type -> (wasm idx, composite, layout)
         self.bytes_read = 0
 
     # -- memory -----------------------------------------------------------------------
@@ -197,11 +199,12 @@ class HeapView:
         """(wasm type index, composite, layout) for a shared type index, or None."""
         if shared is None or self.types is None or self.hl is None:
             return None
-        hit = self._layouts.get(shared)
+        hit: tuple | None = self._layouts.get(shared)
         if hit is None and shared not in self._layouts:
             idx = self.types.shared_to_wasm.get(shared)
             if idx is not None:
                 comp = self.types.module.types[idx].composite
+                lay: StructLayout | ArrayLayout | None
                 if comp.kind == "struct":
                     lay = struct_layout(comp.fields, self.hl)
                 elif comp.kind == "array":
@@ -276,7 +279,7 @@ class HeapView:
             obj["type_note"] = self._why_untyped(h)
             body = self.hl.size if self.hl else 8
             try:
-                obj["payload"] = self.read(r + body, max(0, min(32, h.size - body))).hex()
+                obj["payload"] = self.read(r + body, max(0, min(32, (h.size or 0) - body))).hex()
             except ReadError:
                 pass
             return obj
@@ -347,9 +350,9 @@ class HeapView:
             v = struct.unpack(e + "q", self.read(at, 8))[0]
             return {"value": v, "unsigned": v & 0xFFFFFFFFFFFFFFFF}
         if s in ("f32", "f64"):
-            raw = self.read(at, 4 if s == "f32" else 8)
-            v = struct.unpack(e + ("f" if s == "f32" else "d"), raw)[0]
-            bits = int.from_bytes(raw, "little" if self.little else "big")
+            data = self.read(at, 4 if s == "f32" else 8)
+            v = struct.unpack(e + ("f" if s == "f32" else "d"), data)[0]
+            bits = int.from_bytes(data, "little" if self.little else "big")
             # JSON has no NaN/infinity: those become text.
             return {"value": v if math.isfinite(v) else repr(v), "bits": bits}
         if s == "v128":
@@ -361,6 +364,6 @@ class HeapView:
             return {"value": "null" if raw == 0 else f"funcref {raw}", "raw": raw}
         ref = decode_gcref(raw)
         out: dict = {"value": ref.describe(), "raw": raw, "ref_kind": ref.kind}
-        if ref.kind == "heap" and depth > 0 and budget[0] > 0:
+        if ref.kind == "heap" and ref.value is not None and depth > 0 and budget[0] > 0:
             out["object"] = self.describe(ref.value, depth - 1, elements, budget)
         return out

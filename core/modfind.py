@@ -2,20 +2,29 @@
 
 Where a user has the module: a path given with `stackmap module FILE`, or
 the process's command line (`wasmtime run ... prog.wat`): `/proc/PID/cmdline`
-for a live local process, the core file's NT_PRPSINFO `pr_psargs` (the
-kernel keeps only its first 80 bytes) for a core. `.wat` text is compiled
-with the `wasmtime` Python package's `wat2wasm` when it is importable.
+for a live local process; for a core, the argument strings on the process's
+initial stack (found below NT_AUXV's AT_EXECFN by the first argument of
+NT_PRPSINFO's `pr_psargs`), else `pr_psargs` itself (the kernel keeps only
+its first 80 bytes). Relative paths of a core's command line are taken from
+the debugger's working directory (a core does not record the process's).
+`.wat` text is compiled with the `wasmtime` Python package's `wat2wasm` when
+it is importable.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import NamedTuple
 
 from .wasmparse import WasmModule, WasmParseError, parse_module
 
 MAX_MODULE_FILE = 256 << 20
 WASM_SUFFIXES = (".wasm", ".wat", ".wast")
+AT_EXECFN = 31
+ARGV_SCAN = 256 * 1024  # argument + environment strings the kernel copies: 2 MiB at most
+MAX_ARGS = 4096
+_ENV = re.compile(r"[A-Z_][A-Z0-9_]*=")
 
 
 class LoadedModule(NamedTuple):
@@ -62,8 +71,9 @@ def wat_to_wasm(path: str, data: bytes) -> bytes:
         raise ModuleError(f"{path}: not a wasm binary, and not valid text: {first[:200]}") from None
 
 
-def core_psargs(core_path: str) -> str | None:
-    """pr_psargs of the core's NT_PRPSINFO note (at most 80 bytes), or None."""
+def core_notes(core_path: str) -> tuple[str | None, int | None]:
+    """(pr_psargs of NT_PRPSINFO, at most 80 bytes; AT_EXECFN of NT_AUXV) of a core."""
+    psargs = execfn = None
     try:
         from elftools.elf.elffile import ELFFile
 
@@ -72,24 +82,72 @@ def core_psargs(core_path: str) -> str | None:
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_NOTE":
                     continue
-                for note in seg.iter_notes():
+                for note in seg.iter_notes():  # type: ignore[attr-defined]
                     if note["n_type"] == "NT_PRPSINFO":
                         raw = note["n_desc"]["pr_psargs"]
                         if isinstance(raw, bytes):
                             raw = raw.decode("utf-8", "replace")
-                        return raw.split("\0", 1)[0]
+                        psargs = raw.split("\0", 1)[0]
+                    elif note["n_type"] == "NT_AUXV" and isinstance(note["n_desc"], bytes):
+                        d = note["n_desc"]
+                        for i in range(0, len(d) - 15, 16):
+                            if int.from_bytes(d[i : i + 8], "little") == AT_EXECFN:
+                                execfn = int.from_bytes(d[i + 8 : i + 16], "little")
     except Exception:
+        return psargs, execfn
+    return psargs, execfn
+
+
+def argv_from_stack(read, execfn: int, psargs: str) -> list[str] | None:
+    """The full argv from the process's initial stack, where the kernel put the argument
+    strings (then the environment, then the AT_EXECFN string): found by the first argument
+    as psargs shows it; the strings after it up to the first NAME=value one (upper-case
+    NAME) past what psargs shows. A program argument looking like an environment string
+    past those 80 bytes ends the list early (a .wasm named before it is still found)."""
+    first = psargs.split(" ", 1)[0].encode()
+    if not first:
         return None
+    # Page by page down from AT_EXECFN: the stack mapping may start within the scan.
+    pages = []
+    end = execfn
+    while execfn - end < ARGV_SCAN and end > 0:
+        lo = max(0, (end - 1) // 4096 * 4096)
+        try:
+            pages.append(read(lo, end - lo))
+        except Exception:
+            break
+        end = lo
+    block = b"".join(reversed(pages))
+    at = block.find(first + b"\0")
+    while at >= 0:
+        strings = block[at:].split(b"\0")
+        args: list[str] = []
+        covered = 0
+        for s in strings[:MAX_ARGS]:
+            text = s.decode("utf-8", "replace")
+            # psargs is a prefix of the arguments: an argument may look like NAME=value
+            # (gc=y) before that prefix is covered, an environment string only after it.
+            if covered >= len(psargs) and _ENV.match(text):
+                break
+            args.append(text)
+            covered += len(text) + 1
+        if " ".join(args).startswith(psargs.rstrip()):
+            return args
+        at = block.find(first + b"\0", at + 1)
     return None
 
 
-def command_line(process_info: dict) -> tuple[list[str] | None, str | None, str]:
+def command_line(process_info: dict, read=None) -> tuple[list[str] | None, str | None, str]:
     """(argv, cwd, where from) of the debugged process, as far as it can be read."""
     core = process_info.get("core_file")
     if core:
-        args = core_psargs(core)
+        args, execfn = core_notes(core)
         if args is None:
             return None, None, f"the core file {core} has no readable NT_PRPSINFO"
+        if read is not None and execfn:
+            full = argv_from_stack(read, execfn, args)
+            if full:
+                return full, None, "the argument strings on the core's initial stack"
         return args.split(), None, "the core file's NT_PRPSINFO (first 80 bytes)"
     pid = process_info.get("pid")
     if not pid:
@@ -104,9 +162,9 @@ def command_line(process_info: dict) -> tuple[list[str] | None, str | None, str]
     return argv, cwd, f"/proc/{pid}/cmdline"
 
 
-def modules_from_command_line(process_info: dict) -> tuple[list[str], str]:
+def modules_from_command_line(process_info: dict, read=None) -> tuple[list[str], str]:
     """Existing .wasm/.wat files named on the command line, and a note on where from."""
-    argv, cwd, where = command_line(process_info)
+    argv, cwd, where = command_line(process_info, read)
     if argv is None:
         return [], where
     found = []

@@ -275,3 +275,15 @@ def test_no_module(dbg, graph_cores, tmp_path):
         assert obj["type"] is None and obj["payload"] and obj["header"]
         assert "no module" in obj["type_note"] and "\n" not in obj["type_note"], obj
     assert "node{" not in r.output
+
+
+def test_core_module_from_command_line(dbg, graph_cores):
+    """A core's pr_psargs keeps 80 bytes; the full command line (and the .wat on it) is
+    read back from the argument strings on the core's initial stack."""
+    core, prog, wat = graph_cores["cli"]
+    assert len(" ".join(prog)) > 80  # psargs alone would not name the file
+    r = driver.run(dbg, ["stackmap obj 0x10 --json"], core=core, executable=prog[0])
+    doc = r.docs[-1] if r.docs else None
+    assert doc, r.output[-3000:]
+    assert any(str(wat) in n and "command line" in n for n in doc["notes"]), doc["notes"]
+    assert doc["object"]["type"]["name"] == "node"  # the list's tail, allocated first
