@@ -26,13 +26,12 @@ class Root(NamedTuple):
     field_type: RefType | None = None  # declared type, when known (globals)
 
 
-class Edge(NamedTuple):
-    parent: int  # heap index of the parent object; -1 - i for root i
-    slot: int  # heap index of the slot holding the ref (parents' only)
+# An edge: (parent, slot): the parent object's heap index (-1 - i for root i) and the heap
+# index of the slot holding the ref.
 
 
 class Walk(NamedTuple):
-    reached: dict[int, Edge]  # object ref -> the first edge that reached it
+    reached: dict[int, tuple[int, int]]  # object ref -> the first edge (parent, slot) to it
     headers: dict[int, Header]
     problems: list[dict]  # {"ref", "slot", "parent", "problem"}
     truncated: bool
@@ -40,23 +39,26 @@ class Walk(NamedTuple):
 
 
 def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJECTS) -> Walk:
-    reached: dict[int, Edge] = {}
+    reached: dict[int, tuple[int, int]] = {}
     headers: dict[int, Header] = {}
     problems: list[dict] = []
     queue: deque[int] = deque()
     for i, root in enumerate(roots):
         if root.ref not in reached:
-            reached[root.ref] = Edge(-1 - i, -1)
+            reached[root.ref] = (-1 - i, -1)
             queue.append(root.ref)
     truncated = False
-    u32 = view.u32
+    u32, header, plan_of, size_ok = view.u32, view.header, view.ref_plan, view.size_ok
+    chunks, chunk_size, unpack = view._chunks, view.CHUNK, view._u32
+    plans = view._plans
+    popleft, push = queue.popleft, queue.append
     while queue:
         if len(headers) >= max_objects:
             truncated = True
             break
-        r = queue.popleft()
+        r = popleft()
         try:
-            h = view.header(r)
+            h = header(r)
         except ReadError as e:
             problems.append({"ref": r, "problem": str(e)})
             continue
@@ -64,21 +66,38 @@ def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJEC
         if h.kind is None:
             problems.append({"ref": r, "problem": f"{h.kind_word:#010x} is not a GC object header"})
             continue
-        if not view.size_ok(h):
+        if not size_ok(h):
             problems.append({"ref": r, "problem": f"size {h.size} does not fit the layout"})
             continue
-        slots, why = view.ref_field_offsets(h)
-        if why:
-            problems.append({"ref": r, "problem": why})
+        plan = plans.get(h.shared_type)
+        if plan is None:
+            plan = plan_of(h.shared_type)
+        if not plan:
+            continue
+        if plan[0] == "struct":
+            slots: list[int] | range = [r + o for o in plan[1]]
+        else:
+            n = u32(r + plan[1])
+            end = r + plan[2] + 4 * n
+            if end > r + h.size:
+                problems.append(
+                    {"ref": r, "problem": f"array length {n} runs past the object's {h.size} bytes"}
+                )
+                continue
+            slots = range(r + plan[2], end, 4)
         for slot in slots:
+            ci, o = divmod(slot, chunk_size)
+            chunk = chunks.get(ci)
             try:
-                raw = u32(slot)
+                raw = (
+                    unpack(chunk, o)[0] if chunk is not None and o + 4 <= len(chunk) else u32(slot)
+                )
             except ReadError:
                 continue
             if raw == 0 or raw & 1 or raw in reached:
                 continue
-            reached[raw] = Edge(r, slot)
-            queue.append(raw)
+            reached[raw] = (r, slot)
+            push(raw)
     return Walk(reached, headers, problems, truncated, roots)
 
 
@@ -111,11 +130,12 @@ def path_to(view: HeapView, w: Walk, ref: int, limit: int = 64) -> list[str]:
         e = w.reached.get(cur)
         if e is None:
             break
-        if e.parent < 0:
-            steps.append(w.roots[-1 - e.parent].label)
+        parent, slot = e
+        if parent < 0:
+            steps.append(w.roots[-1 - parent].label)
             return list(reversed(steps))
-        steps.append(slot_label(view, e.parent, e.slot))
-        cur = e.parent
+        steps.append(slot_label(view, parent, slot))
+        cur = parent
     steps.append("...")
     return list(reversed(steps))
 
@@ -182,7 +202,7 @@ def root_paths(
 
 
 def _walk_until(view: HeapView, root: Root, target: int, budget: int) -> Walk:
-    reached = {root.ref: Edge(-1, -1)}
+    reached = {root.ref: (-1, -1)}
     headers: dict[int, Header] = {}
     queue = deque([root.ref])
     while queue and target not in headers and len(headers) < budget:
@@ -202,7 +222,7 @@ def _walk_until(view: HeapView, root: Root, target: int, budget: int) -> Walk:
             except ReadError:
                 continue
             if raw and not raw & 1 and raw not in reached:
-                reached[raw] = Edge(r, slot)
+                reached[raw] = (r, slot)
                 queue.append(raw)
     return Walk(reached, headers, [], False, [root])
 

@@ -119,6 +119,8 @@ class HeapView:
         self.little = getattr(target, "little_endian", True)
         e = "<" if self.little else ">"
         self._u32 = struct.Struct(e + "I").unpack_from
+        self._u32x2 = struct.Struct(e + "II").unpack_from
+        self._plans: dict[int | None, tuple] = {}
         self._chunks: dict[int, bytes | None] = {}
         self._layouts: dict[int, tuple | None] = {}  # shared type -> (wasm idx, composite, layout)
         self.bytes_read = 0
@@ -169,19 +171,26 @@ class HeapView:
         """The header at heap index r (ReadError if unreadable)."""
         if r % 8 or r + 8 > self.length or r == 0:
             raise ReadError(f"heap index {r:#x} is not an object address in the heap", r)
-        word = self.u32(r)
-        ty = self.u32(r + 4)
+        # One slice of the chunk for the whole header (this is the walk's hot path).
+        n = min(24, self.length - r)
+        ci, o = divmod(r, self.CHUNK)
+        b = self._chunks.get(ci)
+        if b is None and ci not in self._chunks:
+            b = self._chunk(ci)
+        if b is None or o + n > len(b):
+            b, o = self.read(r, n), 0
+        word, ty = self._u32x2(b, o)
         kind = KINDS.get(word & self.kind_mask)
         size = None
         fwd = None
         hl, c = self.hl, self.collector
-        if hl is not None and r + hl.size <= self.length:
+        if hl is not None and hl.size <= n:
             if c == "copying":
-                size = self.u32(r + 8)
-                if word & 1 and r + 20 <= self.length:
-                    fwd = self.u32(r + 16)
+                size = self._u32(b, o + 8)[0]
+                if word & 1 and n >= 20:
+                    fwd = self._u32(b, o + 16)[0]
             elif c == "drc" and hl.size == 24:
-                size = self.u32(r + 20)
+                size = self._u32(b, o + 20)[0]
             else:
                 size = word & ~self.kind_mask & 0xFFFFFFFF
         return Header(r, kind, word, None if ty == NO_TYPE else ty, size, fwd)
@@ -214,6 +223,28 @@ class HeapView:
                 hit = (idx, comp, lay)
             self._layouts[shared] = hit
         return hit
+
+    def ref_plan(self, shared: int | None) -> tuple:
+        """Where a type's GC refs are: ("struct", relative offsets), ("array", length offset,
+        elements offset) for arrays of refs, or () (cached per type: the walk's hot path)."""
+        plan = self._plans.get(shared)
+        if plan is None:
+            plan = ()
+            t = self.type_of(shared)
+            if t is not None:
+                _, comp, lay = t
+                types = self.types.module.types  # type: ignore[union-attr]
+                refs = [
+                    isinstance(f.storage, RefType) and heap_top(types, f.storage.heap) != "func"
+                    for f in comp.fields
+                ]
+                if comp.kind == "struct" and any(refs):
+                    offs = tuple(o for o, is_ref in zip(lay.offsets, refs, strict=True) if is_ref)
+                    plan = ("struct", offs)
+                elif comp.kind == "array" and refs[0]:
+                    plan = ("array", lay.length_offset, lay.elems_offset)
+            self._plans[shared] = plan
+        return plan
 
     def ref_field_offsets(self, h: Header) -> tuple[list[int], str | None]:
         """Heap indices of the GC-ref slots of the object (for graph walks), and a problem."""

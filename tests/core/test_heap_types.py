@@ -150,3 +150,85 @@ def test_type_map_and_decoding_on_synthetic_heap():
     assert o["type"] == {"module_index": node, "name": "node"}
     assert [f["value"] for f in o["fields"]] == [-7, "heap 0x40"]
     assert o["fields"][1]["object"]["fields"][0]["value"] == 8
+
+
+# -- verify on a synthetic copying heap ----------------------------------------------------
+
+
+def _synthetic(m, objects, length=0x400):
+    """A copying-collector heap holding `objects`: {ref: (kind, shared, size, body bytes)}."""
+    heap = bytearray(length)
+    for r, (kind, shared, size, body) in objects.items():
+        struct.pack_into("<IIII", heap, r, kind, shared, size, 0)
+        heap[r + 16 : r + 16 + len(body)] = body
+
+    class T:
+        little_endian = True
+
+        def read_memory(self, a, n):
+            if a < 0x9000 or a + n > 0x9000 + len(heap):
+                from wasmtime_stackmaps.errors import ReadError
+
+                raise ReadError("unmapped", a)
+            return bytes(heap[a - 0x9000 : a - 0x9000 + n])
+
+    idx = {v: k for k, v in m.type_names.items()}
+    tm = gctypes_typemap(m, {100 + i: i for i in range(len(m.types))})
+    hl = gctypes.header_layout("copying", 49)
+    return HeapView(T(), 0x9000, length, "copying", hl, 0xFC000000, tm), idx, heap
+
+
+def gctypes_typemap(m, shared_to_wasm):
+    from wasmtime_stackmaps.heapview import TypeMap
+
+    return TypeMap(m, shared_to_wasm, "synthetic", None)
+
+
+def test_verify_finds_each_kind_of_damage():
+    from wasmtime_stackmaps import heapgraph
+
+    m = parse_module(wasm(GRAPH.replace(";;STOP", "")))
+    idx = {v: k for k, v in m.type_names.items()}
+    S, A = 0xB0000000, 0xA8000000
+    node, tree, refs = 100 + idx["node"], 100 + idx["tree"], 100 + idx["refs"]
+    objs = {
+        0x20: (S, node, 32, struct.pack("<iI", 1, 0x40)),  # -> a $tree: wrong type
+        0x40: (S, tree, 32, struct.pack("<iII", 2, 0, 0)),
+        0x60: (S | 1, node, 32, struct.pack("<I", 0x80)),  # forwarded outside a collection
+        0x80: (A, refs, 32, struct.pack("<IIII", 9, 0x20, 0xA0, 0x3000)),  # length 9 > size
+        0xA0: (0x0C000000, 0, 32, b""),  # not a GC header
+        0xC0: (A, refs, 48, struct.pack("<IIII", 3, 0xA0, 0x20, 0x3000)),  # 0x3000: outside
+    }
+    v, _, _ = _synthetic(m, objs)
+    roots = [heapgraph.Root(f"root{r:#x}", r) for r in (0x20, 0x60, 0x80, 0xC0)]
+    res = heapgraph.verify(v, roots)
+    probs = [(x["ref"], x["problem"]) for x in res["violations"]]
+    text = "\n".join(f"{r:#x} {p}" for r, p in probs)
+    assert any(r == 0x40 and "$tree, not a subtype of the field's $node" in p for r, p in probs), (
+        text
+    )
+    assert any(r == 0x60 and "forwarding header" in p for r, p in probs), text
+    assert any(r == 0x80 and "array length 9" in p for r, p in probs), text
+    assert any(r == 0xA0 and "not a GC object header" in p for r, p in probs), text
+    assert any(r == 0x3000 and "outside the heap" in p for r, p in probs), text
+    bad = next(x for x in res["violations"] if x["ref"] == 0x40)
+    assert bad["path"] == ["root0x20", "node.next"]
+
+
+def test_walk_is_bounded_on_a_cycle_and_by_max_objects():
+    from wasmtime_stackmaps import heapgraph
+
+    m = parse_module(wasm(GRAPH.replace(";;STOP", "")))
+    idx = {v: k for k, v in m.type_names.items()}
+    node = 100 + idx["node"]
+    objs = {
+        0x20 * i: (0xB0000000, node, 32, struct.pack("<iI", i, 0x20 * (i % 8 + 1)))
+        for i in range(1, 9)
+    }
+    v, _, _ = _synthetic(m, objs)
+    w = heapgraph.walk(v, [heapgraph.Root("r", 0x20)])
+    assert len(w.headers) == 8 and not w.truncated  # a ring of 8: each once
+    w = heapgraph.walk(v, [heapgraph.Root("r", 0x20)], max_objects=3)
+    assert len(w.headers) == 3 and w.truncated
+    paths, _ = heapgraph.root_paths(v, [heapgraph.Root("r", 0x20)], 0x80)
+    assert paths == [["r", "node.next", "node.next", "node.next"]]

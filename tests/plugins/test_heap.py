@@ -215,6 +215,11 @@ def test_live_graph(dbg, kind, tmp_path):
     bt, stat, ver = r.docs
     hold, roots = check_bt(bt, COLLECTOR[kind])
     check_heap_stat(stat)
+    un = stat["unreachable"]
+    if kind == "cli":  # the copying collector's active space, walked linearly: the 2 garbage
+        assert un["walked"] and un["objects"] == 2 and un["bytes"] == 64, un
+    else:
+        assert not un["walked"] and "copying" in un["note"]
     assert ver["violations"] == [] and ver["objects"] == sum(COUNTS.values()), ver
     assert "next=heap 0x" in r.output and "node{val=10, next=heap" in r.output  # bt text brief
     head = roots["node"][1]
@@ -286,4 +291,4 @@ def test_core_module_from_command_line(dbg, graph_cores):
     doc = r.docs[-1] if r.docs else None
     assert doc, r.output[-3000:]
     assert any(str(wat) in n and "command line" in n for n in doc["notes"]), doc["notes"]
-    assert doc["object"]["type"]["name"] == "node"  # the list's tail, allocated first
+    assert doc["object"]["type"]["name"] == "node"  # garbage allocated first, still there

@@ -7,6 +7,7 @@
 ;;   cyc:   c1{id=1} <-> c2{id=2}
 ;;   all:   one $all with every field type (values in _start)
 ;;   bases: $bases[1] = [$derived{tag=7, extra=-1}] (a subtype in a supertype's array)
+;;   and two $node objects no root keeps (val=77, val=78): garbage, not reachable
 (module
   ;;IMPORT
   (type $node (struct (field $val i32) (field $next (mut (ref null $node)))))
@@ -44,6 +45,7 @@
 
   (func $main (export "main") (result i32)
     (local $tail (ref $node)) (local $head (ref $node)) (local $c1 (ref $cyc)) (local $c2 (ref $cyc))
+    (drop (struct.new $node (i32.const 77) (struct.new $node (i32.const 78) (ref.null $node))))
     (local.set $tail (struct.new $node (i32.const 50) (ref.null $node)))
     (local.set $head
       (struct.new $node (i32.const 10)
