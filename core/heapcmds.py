@@ -14,6 +14,8 @@ from typing import NamedTuple
 from . import heapgraph
 from .errors import StackMapsError
 from .gctypes import header_layout
+from .instances import stack_ranges, store_instances
+from .target import MemoryCache
 from .heaprender import heap_lines, obj_lines, verify_lines
 from .heapview import DEFAULT_ELEMENTS, HeapView, read_type_map
 from .modfind import (
@@ -115,30 +117,35 @@ def _modules(session, target) -> tuple[list[LoadedModule], list[str]]:
     return st.user + loaded, notes
 
 
-def type_map_for(session, target, heap, images, root_refs, view: HeapView):
+def type_map_for(session, target, heap, images, root_refs, view: HeapView, vmctxs):
     """(TypeMap or None, notes): the first candidate module that matches the images and
-    whose type-ids read from the heap's instance agree with the root objects' kinds."""
+    whose type-ids, read from one of the store's instances, agree with the root objects."""
     mods, notes = _modules(session, target)
+    if mods and not vmctxs:
+        notes.append("no instance (VMContext) of the store found: types unknown")
+        return None, notes
     for lm in mods:
         ok, why = check_against_images(lm.module, images)
         if not ok:
             notes.append(f"module {lm.path} does not match the code image: {why}")
             continue
-        tm, why = read_type_map(
-            target.read_memory, heap.vmctx, heap.major, lm.module, lm.path, view.little
-        )
-        if tm is None:
-            notes.append(f"module {lm.path}: {why}")
-            continue
-        view.types = tm
-        view._layouts.clear()
-        bad = _disagreeing(view, root_refs)
-        if bad:
+        for vmctx in vmctxs:
+            tm, why = read_type_map(
+                target.read_memory, vmctx, heap.major, lm.module, lm.path, view.little
+            )
+            if tm is None:
+                notes.append(f"module {lm.path}: {why}")
+                continue
+            view.types = tm
+            view._layouts.clear()
+            view._plans.clear()
+            bad = _disagreeing(view, root_refs)
+            if not bad:
+                return tm, [f"types from {lm.path} ({lm.source}), {tm.source}"]
             notes.append(f"module {lm.path}: its types do not fit the objects ({bad})")
             view.types = None
             view._layouts.clear()
-            continue
-        return tm, [f"types from {lm.path} ({lm.source}), {tm.source}"]
+            view._plans.clear()
     return None, notes
 
 
@@ -159,7 +166,9 @@ def _disagreeing(view: HeapView, refs) -> str | None:
     return None
 
 
-def _view_for(session, target, rep, key, images, root_refs) -> tuple[HeapView, list[str]]:
+def _view_for(
+    session, target, rep, key, images, root_refs, collected
+) -> tuple[HeapView, list[str]]:
     heap = rep.heaps[key]
     collector = rep.activations[key].get("collector")
     hl = header_layout(collector, heap.major)
@@ -167,7 +176,16 @@ def _view_for(session, target, rep, key, images, root_refs) -> tuple[HeapView, l
     notes = []
     if collector is None:
         notes.append("collector unknown: object sizes and fields cannot be decoded")
-    tm, tnotes = type_map_for(session, target, heap, images, root_refs, view)
+    vmctxs = [heap.vmctx] if heap.vmctx else []
+    if session is not None:
+        found = store_instances(
+            MemoryCache(target),
+            heap.store_context,
+            stack_ranges(collected, heap.store_context, rep.heaps),
+            view.little,
+        )
+        vmctxs += [v for v in found if v not in vmctxs]
+    tm, tnotes = type_map_for(session, target, heap, images, root_refs, view, vmctxs)
     if tm is None:
         view.type_note = tnotes[-1] if tnotes else "no module"
     return view, notes + tnotes
@@ -197,7 +215,7 @@ def context(session, target) -> Context:
                 label = f"thread {t.num} frame #{f.level} SP+{s.offset}"
                 roots.append(heapgraph.Root(label, s.ref.value))
     view, notes = _view_for(
-        session, target, rep, key, list(images.values()), [r.ref for r in roots]
+        session, target, rep, key, list(images.values()), [r.ref for r in roots], collected
     )
     notes.insert(0, f"root sets not read: {', '.join(NOT_READ)}")
     if skipped:
@@ -316,7 +334,9 @@ def enrich(session, target, collected, rep) -> None:
             heap = rep.heaps[key]
             refs = [o["address"] - heap.base for o in rep.objects.values()]
             refs = [r for r in refs if 0 < r < heap.length]
-            views[key] = _view_for(session, target, rep, key, list(images.values()), refs)
+            views[key] = _view_for(
+                session, target, rep, key, list(images.values()), refs, collected
+            )
         view, _notes = views[key]
         full = view.describe(obj["address"] - view.base, depth=0, elements=0)
         obj["type"] = full.get("type")
