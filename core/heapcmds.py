@@ -14,10 +14,9 @@ from typing import NamedTuple
 from . import heapgraph
 from .errors import StackMapsError
 from .gctypes import header_layout
-from .instances import stack_ranges, store_instances
-from .target import MemoryCache
 from .heaprender import heap_lines, obj_lines, verify_lines
 from .heapview import DEFAULT_ELEMENTS, HeapView, read_type_map
+from .instances import stack_ranges, store_instances
 from .modfind import (
     LoadedModule,
     ModuleError,
@@ -25,6 +24,7 @@ from .modfind import (
     load_module,
     modules_from_command_line,
 )
+from .target import MemoryCache
 
 SUBCOMMANDS = {
     "module": "the wasm module used to type GC objects (FILE: .wasm or .wat)",
