@@ -18,6 +18,7 @@ from .heapview import Header, HeapView
 from .wasmparse import RefType
 
 DEFAULT_MAX_OBJECTS = 5_000_000
+MAX_VIOLATIONS = 10_000
 
 
 class Root(NamedTuple):
@@ -234,6 +235,7 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
     """Walk the graph, check every ref; each violation with its path from a root."""
     w = walk(view, roots, max_objects)
     violations: list[dict] = []
+    dropped = [0]
     module = view.types.module if view.types else None
     canon = None
     if module is not None:
@@ -242,6 +244,9 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
         canon = canonical_ids(module)
 
     def add(ref: int, problem: str, parent: int | None = None, slot: int | None = None):
+        if len(violations) >= MAX_VIOLATIONS:
+            dropped[0] += 1
+            return
         path = path_to(view, w, parent) if parent is not None else path_to(view, w, ref)
         if parent is not None and slot is not None:
             path = path + [slot_label(view, parent, slot)]
@@ -298,6 +303,7 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
         "refs_checked": checked,
         "truncated": w.truncated,
         "violations": violations,
+        "violations_not_listed": dropped[0],
     }
 
 

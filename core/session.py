@@ -9,7 +9,7 @@ and locates the GC objects their live refs point at.
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from . import gcheap, heapcmds, heapfind
+from . import gcheap, heapctx, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .suspended import SuspendedStack, suspended_stacks
@@ -117,7 +117,7 @@ class Session:
             )
             out.append((t, acts))
         heap = heapfind.annotate(target, mem, out, regions)  # GC objects of heap refs
-        heapcmds.enrich(self, target, out, heap)  # their types and fields, when the module is known
+        heapctx.enrich(self, target, out, heap)  # their types and fields, when the module is known
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(
                 target, self.registry, mem, regions, threads, max_depth or self.max_depth

@@ -6,7 +6,8 @@ import struct
 import pytest
 import wasmtime
 from wasmtime_stackmaps import gctypes
-from wasmtime_stackmaps.heapview import HeapView, read_type_map
+from wasmtime_stackmaps.heapview import HeapView
+from wasmtime_stackmaps.typemap import read_type_map
 from wasmtime_stackmaps.wasmparse import RefType, WasmParseError, parse_module
 
 from tests.tooling import REPO
@@ -179,7 +180,7 @@ def _synthetic(m, objects, length=0x400):
 
 
 def gctypes_typemap(m, shared_to_wasm):
-    from wasmtime_stackmaps.heapview import TypeMap
+    from wasmtime_stackmaps.typemap import TypeMap
 
     return TypeMap(m, shared_to_wasm, "synthetic", None)
 
