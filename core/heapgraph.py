@@ -80,7 +80,7 @@ def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJEC
         else:
             n = u32(r + plan[1])
             end = r + plan[2] + 4 * n
-            if end > r + h.size:
+            if end > r + (h.size or 0):
                 problems.append(
                     {"ref": r, "problem": f"array length {n} runs past the object's {h.size} bytes"}
                 )
