@@ -12,7 +12,7 @@ import argparse
 import shlex
 from collections.abc import Callable
 
-from . import heapcmds
+from . import gcwatch_commands, heapcmds
 from .errors import StackMapsError
 from .image import WasmtimeImage
 from .render import (
@@ -57,6 +57,7 @@ SUBCOMMANDS = {
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
     **heapcmds.SUBCOMMANDS,
+    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
 }
 
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
     heapcmds.add_parsers(sub, _int)
+    gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     return p
 
 
@@ -354,6 +356,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
     **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
+    "gc-watch": gcwatch_commands.cmd_gc_watch,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()
 
