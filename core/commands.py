@@ -58,6 +58,7 @@ SUBCOMMANDS = {
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
     **heapcmds.SUBCOMMANDS,
     "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
+    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
 }
 
 
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--json", action="store_true", help="one JSON document")
     heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
+    gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
     return p
 
 
@@ -357,6 +359,7 @@ HANDLERS: dict[str, Handler] = {
     "diff": cmd_diff,
     **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
+    "watch": gcwatch_commands.cmd_watch,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()
 
