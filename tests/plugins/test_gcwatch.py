@@ -205,7 +205,8 @@ def test_gc_watch_off_and_status(dbg, action):
         assert st["enabled"] is True and st["collections"] > 2, st
 
 
-def test_watch_field_follows_moves(dbg):
+@pytest.mark.parametrize("field", ["+16", ".v"])
+def test_watch_field_follows_moves(dbg, field):
     """A watch on $node.v of build(0)'s struct survives every move of the object (about
     140 collections) and stops at $poke, the wasm function that writes 4242 into it."""
     expected = runtime_collections()
@@ -213,13 +214,13 @@ def test_watch_field_follows_moves(dbg):
         "stackmap gc-watch on --stop-at 2",
         "continue",
         "stackmap gc-watch off",
-        "stackmap watch #1 SP+0->+16",  # frame #1 is build(0): its $node, field $v
+        f"stackmap watch #1 SP+0->{field}",  # frame #1 is build(0): its $node, field $v
         "continue",
     ]
     out = run_from_entry(dbg, steps, ["stackmap watch --list --json", "stackmap bt --json"])
     m = re.search(
-        r"watch #1 \(#1 SP\+0->\+16\): (0x[0-9a-f]+) written by (\S+) \(thread \d+\): "
-        r"(0x[0-9a-f]+) -> (0x[0-9a-f]+)",
+        rf"watch #1 \(#1 SP\+0->{re.escape(field)}\): (0x[0-9a-f]+) written by (\S+) "
+        r"\(thread \d+\): (0x[0-9a-f]+) -> (0x[0-9a-f]+)",
         out,
     )
     assert m, out[-3000:]
