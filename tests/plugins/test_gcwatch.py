@@ -127,6 +127,9 @@ def test_every_collection_checked(dbg, verify):
             assert ver["reachable_before"] == DEPTH and ver["untraced_before"] == 0, ver
             # The five nodes, and at most the array whose allocation ran the collection.
             assert DEPTH <= ver["objects"] <= DEPTH + 1 and ver["untraced"] == 0, ver
+            # The heap inspector's typed verify (module types from the command line).
+            ty = ver["typed"]
+            assert ty["typed"] and ty["count"] == 0 and ty["objects"] == DEPTH, ty
         else:
             assert ver is None
     # The roots are the frames' slots: distinct addresses, the same in every collection.
@@ -185,6 +188,12 @@ def test_stale_root_reported(dbg):
     (gone,) = rec["verify"]["lost"]
     assert gone["ref"] == stale and gone["path"] == f"{first['path']} = heap {stale:#x}", gone
     assert re.search(rf"HEAP object {stale:#x}: reachable before the collection, not copied", out)
+    # The typed verify after it: that root now points at a forwarding header.
+    typed = rec["verify"]["typed"]["violations"]
+    assert any(v["ref"] == first["new"] and "forwarding header" in v["problem"] for v in typed), (
+        first,
+        typed,
+    )
     # Stopped with the offending root's frame selected.
     frame = last_doc(out, "threads")
     (sel,) = frame["threads"][0]["frames"]
