@@ -1,9 +1,11 @@
 """The text of `stackmap gc-watch` and `stackmap watch` (the rest of the text is in render.py)."""
 
+from .text import safe
+
 
 def _clean(text: object) -> str:
-    """A name read from the inferior, without control characters."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in str(text))
+    """A name read from the inferior, without control characters (core/text.py)."""
+    return safe(text)
 
 
 def _where(rec: dict) -> str:
@@ -40,8 +42,17 @@ def gcwatch_lines(rec: dict) -> list[str]:
             f"; verify: {ver['objects']} objects ({ver['bytes']} bytes) in the active space, "
             f"{ver['problem_count']} problem{'s' * (ver['problem_count'] != 1)}"
         )
-    elif ver:
+    elif ver and ver.get("note"):
         line += f"; verify: {ver.get('note')}"
+    ty = (ver or {}).get("typed") or {}
+    if "objects" in ty:
+        line += (
+            f"; typed verify: {ty['objects']} objects, {ty['refs_checked']} refs checked, "
+            f"{ty['count']} violation{'s' * (ty['count'] != 1)}"
+            + ("" if ty.get("typed") else " (no module types)")
+        )
+    elif ty.get("note"):
+        line += f"; typed verify: {ty['note']}"
     if rec.get("untied_activations"):
         line += f"; {rec['untied_activations']} activation(s) with no located heap not checked"
     out = [line]
@@ -61,6 +72,9 @@ def gcwatch_lines(rec: dict) -> list[str]:
     ):
         where = f" (reached as {_clean(p['path'])})" if p.get("path") else ""
         out.append(f"  HEAP object {p['ref']:#x}: {_clean(p['problem'])}{where}")
+    for v in ((rec.get("verify") or {}).get("typed") or {}).get("violations") or []:
+        path = " -> ".join(_clean(x) for x in v.get("path") or [])
+        out.append(f"  TYPED heap {v['ref']:#x}: {_clean(v['problem'])} ({path})")
     return out
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from pygments.console import colorize
 
+from .heaprender import brief
 from .text import safe_record
 
 _F = TypeVar("_F", bound=Callable)
@@ -58,6 +59,8 @@ def describe_slot(s: dict) -> str:
             if obj.get("size") is not None:
                 text += f", {obj['size']} bytes"
             text += ")"
+            if obj.get("type"):
+                text += " " + brief(obj)
         return text
     return "unreadable"
 
