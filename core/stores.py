@@ -29,6 +29,7 @@ Costs: one store-context read per distinct candidate, an index of their
 records, and per activation a scan of its own frames: O(frames), not O(stack).
 """
 
+import bisect
 import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -83,6 +84,8 @@ class StoreTies:
     def __init__(self, mem: MemoryCache, regions: list[Region] | None, little_endian: bool):
         self.mem = mem
         self.regions = sorted(regions or [], key=lambda r: r.start) or None
+        self._starts = [r.start for r in self.regions or []]
+        self._own: dict[tuple[int, int], list[Candidate]] = {}
         self.e = "<" if little_endian else ">"
         self.little = little_endian
         self.magics = {
@@ -98,12 +101,11 @@ class StoreTies:
             return False
         if self.regions is None:
             return True
-        for r in self.regions:
-            if r.start <= v < r.end:
-                return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
-            if r.start > v:
-                return False
-        return False
+        i = bisect.bisect_right(self._starts, v) - 1
+        if i < 0 or v >= self.regions[i].end:
+            return False
+        perms = self.regions[i].perms
+        return not perms or (perms[:2] == "rw" and "x" not in perms)
 
     def words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(address, value) of the readable 8-aligned words in [lo, hi), page by page."""
@@ -182,6 +184,12 @@ class StoreTies:
         return list(out.values())
 
     def own_candidates(self, thread, act, first: bool) -> list[Candidate]:
+        key = (id(act), first)
+        if key not in self._own:
+            self._own[key] = self._own_candidates(thread, act, first)
+        return self._own[key]
+
+    def _own_candidates(self, thread, act, first: bool) -> list[Candidate]:
         fps = [fr.fp for fr in act.frames]
         lo = min(fps) - FRAME_SLACK_BELOW
         sp = thread.sp

@@ -19,11 +19,11 @@ from tests.plugins.common import (
     PROGRAMS,
     PY,
     build_frames,
+    check_structs,
     cli_program,
     frames_of,
     only_doc,
 )
-from tests.plugins.test_gcheap import check_structs
 from tests.tooling import wasmtime_cli
 
 DEPTH = 3
