@@ -5,8 +5,8 @@ Wasmtime runs an async call (`Func::call_async`, the C API's
 below it. When the call waits on a pending host future the fiber suspends:
 its frames stay on that stack and no thread's registers point into it.
 
-What a suspended fiber looks like (Wasmtime's `crates/fiber/src/unix.rs` and
-`runtime/vm/traphandlers.rs`, `runtime/func.rs`, checked on 50.0.1):
+What a suspended fiber looks like (docs/format.md §6, "Suspended fibers", has
+the links to Wasmtime's source):
   - The top of the stack holds two words: at top-8 the address of the
     resume-result cell while the fiber runs, 0 while it is suspended; at
     top-16 the stack pointer to resume from (the fiber's own saved SP while
