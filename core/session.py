@@ -116,7 +116,8 @@ class Session:
                 max_depth=max_depth or self.max_depth,
             )
             out.append((t, acts))
-        heap = heapfind.annotate(target, mem, out, regions)  # GC objects of heap refs
+        # Stores, activations from the runtime's records, GC objects of heap refs.
+        heap = heapfind.annotate(target, mem, out, regions, self.registry)
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(
                 target, self.registry, mem, regions, threads, max_depth or self.max_depth
