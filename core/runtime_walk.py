@@ -25,7 +25,7 @@ import struct
 
 from .discover import ImageRegistry
 from .errors import ReadError
-from .fibers import WINDOW, _exit_is_trampoline
+from .fibers import WINDOW, exit_is_trampoline
 from .runtime import StoreContextState
 from .stores import StoreTies
 from .target import MemoryCache, Region, Target, ThreadState
@@ -143,7 +143,7 @@ def runtime_activations(
         if registry.image_at(st.exit_pc) is None:
             continue
         reached(st.exit_pc, wasm_fp, st.entry_fp)
-    tramp = _exit_is_trampoline(registry)
+    tramp = exit_is_trampoline(registry)
     queue = list(acts) + found
     seen_entries: set[int] = set()
     while queue:
