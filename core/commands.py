@@ -12,8 +12,8 @@ import argparse
 import shlex
 from collections.abc import Callable
 
-from .errors import StackMapsError
-from .image import WasmtimeImage
+from .errors import NoImages, StackMapsError
+from .image import ImageOrigin, WasmtimeImage
 from .render import (
     NO_DUMP_LINE,
     Style,
@@ -31,6 +31,7 @@ from .report import (
     apply_heap_frame,
     apply_suspicious,
     document,
+    error_document,
     frame_record,
     image_record,
     images_document,
@@ -56,6 +57,16 @@ SUBCOMMANDS = {
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
 }
+
+
+class CommandFailed(StackMapsError):
+    """A `--json` command failed: `document` is its JSON error document (printed before the
+    one error line, so scripts read why from JSON)."""
+
+    def __init__(self, error: StackMapsError, document: str):
+        super().__init__(str(error))
+        self.kind = error.kind
+        self.document = document
 
 
 class UsageError(StackMapsError):
@@ -209,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_load(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
     session.sync(target)
     img = WasmtimeImage(FileSource(args.file), base=args.address, path=args.file)
-    img.loaded_from = "user"
+    img.loaded_from = ImageOrigin.USER
     _ = img.text_range  # fail now, not at the first lookup
     session.registry.add(img)
     rec = image_record(img)
@@ -224,7 +235,7 @@ def cmd_images(session: Session, args: argparse.Namespace, target: Target, style
     if args.json:
         return to_json(doc)
     if not doc["images"] and not doc["problems"]:
-        raise StackMapsError(
+        raise NoImages(
             "no Wasmtime images found in this process "
             "(not a Wasmtime process, or no module loaded yet)"
         )
@@ -295,7 +306,11 @@ def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style:
         size = frame.entry.frame_size
         try:
             data = got.mem.read(frame.sp, size + 16)
-            lines.extend(frame_dump_lines(frame.sp, size, data, frame.entry.offsets, style))
+            lines.extend(
+                frame_dump_lines(
+                    frame.sp, size, data, frame.entry.offsets, style, got.mem.byteorder
+                )
+            )
         except StackMapsError as e:
             lines.append(dump_error_line(str(e)))
     elif args.dump:
@@ -370,4 +385,9 @@ def run(
         return h.text.rstrip("\n")
     if not args.sub:
         return parser.format_help().rstrip("\n")
-    return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+    try:
+        return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+    except StackMapsError as e:
+        if getattr(args, "json", False):
+            raise CommandFailed(e, to_json(error_document(e))) from e
+        raise

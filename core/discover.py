@@ -4,12 +4,12 @@ import bisect
 import os
 from collections.abc import Callable, Iterable
 
+from .abi import EI_OSABI, ELF_MAGIC, ELFOSABI_WASMTIME, PAGE_SIZE
 from .errors import NotAnImage, ReadError, StackMapsError
-from .image import WasmtimeImage, parse_elf_header
+from .image import ImageOrigin, WasmtimeImage, parse_elf_header
 from .source import FileSource, MemorySource
 from .target import Region, Target
 
-PAGE = 4096
 # How far back from a pc we look for an image's ELF header (.text offset + pc offset).
 MAX_SCAN_BACK = 256 * 1024 * 1024
 SCAN_BLOCK = 256 * 1024
@@ -56,12 +56,16 @@ class ImageRegistry:
         if self.images.pop(base, None) is not None:
             self._reindex()
 
+    def known(self, base: int) -> bool:
+        """Was an image (or a problem with one) already found at `base`?"""
+        return base in self.images or base in self.problems
+
     def stale_bases(self, head_at: Callable[[int], bytes | None]) -> list[int]:
         """Bases of the probed (not user-loaded) images whose first bytes in memory,
         `head_at(base)`, no longer match the image's own header."""
         stale = []
         for base, img in self.images.items():
-            if img.loaded_from == "user":
+            if img.loaded_from is ImageOrigin.USER:
                 continue
             head = head_at(base)
             if head is None or head != img.source.read(0, len(head)):
@@ -149,7 +153,7 @@ def discover_from_regions(
     for r in regions:
         if r.perms and not r.perms.startswith("r"):
             continue
-        if r.start in registry.images or r.start in registry.problems:
+        if registry.known(r.start):
             continue
         try:
             img = probe_image(target, r.start, r.path)
@@ -167,8 +171,8 @@ def _probe_following(
     """Add the images that start on the page right after `img`, one after another
     (inside a merged mapping: a page in `region_starts` is probed with its mapping)."""
     while True:
-        nxt = img.base + -(-img.size // PAGE) * PAGE
-        if nxt in registry.images or nxt in registry.problems or nxt in region_starts:
+        nxt = img.base + -(-img.size // PAGE_SIZE) * PAGE_SIZE
+        if registry.known(nxt) or nxt in region_starts:
             return
         try:
             img = probe_image(target, nxt)
@@ -195,9 +199,9 @@ def discover_from_pc(
     img = registry.image_at(pc)
     if img is not None:
         return img
-    page = pc - pc % PAGE
+    page = pc - pc % PAGE_SIZE
     lowest = max(0, page - limit)
-    block_end = page + PAGE
+    block_end = page + PAGE_SIZE
     while block_end > lowest:
         block_start = max(lowest, block_end - SCAN_BLOCK)
         try:
@@ -207,7 +211,7 @@ def discover_from_pc(
         if not data or len(data) != block_end - block_start:
             # Partly readable: fall back to single pages for this block.
             data = None
-        for base in range(block_end - PAGE, block_start - 1, -PAGE):
+        for base in range(block_end - PAGE_SIZE, block_start - 1, -PAGE_SIZE):
             if data is not None:
                 head = data[base - block_start : base - block_start + 8]
             else:
@@ -215,9 +219,13 @@ def discover_from_pc(
                     head = target.read_memory(base, 8)
                 except ReadError:
                     return None
-            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] != 200:
+            if (
+                head[:4] == ELF_MAGIC
+                and len(head) > EI_OSABI
+                and head[EI_OSABI] != ELFOSABI_WASMTIME
+            ):
                 return None  # another ELF object's header: pc is in that object
-            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] == 200:
+            if head[:4] == ELF_MAGIC and len(head) > EI_OSABI:
                 if base in registry.problems:
                     return None
                 try:

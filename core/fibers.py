@@ -46,7 +46,7 @@ from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .runtime import store_layout_for
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation, walk_chain
+from .walk import Activation, ActivationEnd, ActivationSource, walk_chain
 
 TOP_READ = 16 * 1024
 MAX_LIVE = 8 * 1024 * 1024
@@ -154,7 +154,7 @@ def _walk_saved(
         # inside its span are its own frame records (a recursion repeats return addresses).
         return None
     act = walk_chain(mem, target, registry, saved.exit_pc, saved.wasm_fp, False, None, max_depth)
-    if not act.frames or act.end != "left wasm code":
+    if not act.frames or act.end is not ActivationEnd.LEFT_WASM:
         return None
     if act.frames[-1].fp != saved.entry_fp:
         return None
@@ -163,7 +163,7 @@ def _walk_saved(
     last = act.frames[-1].function
     if last is None or last.is_wasm:
         return None  # an activation is entered through a trampoline
-    return Activation(act.frames, "fiber", "entry trampoline (saved entry FP)")
+    return Activation(act.frames, ActivationSource.FIBER, ActivationEnd.ENTRY_TRAMPOLINE)
 
 
 def _exit_is_trampoline(registry: ImageRegistry) -> bool:

@@ -12,13 +12,14 @@ import bisect
 import io
 import re
 import struct
+from enum import StrEnum
 from typing import NamedTuple
 
+from .abi import ELFOSABI_WASMTIME
 from .errors import CorruptSection, NotAnImage, StackMapsError
 from .source import ByteSource, BytesSource, FileSource
 from .stackmap import SECTION_NAME, StackMapEntry, StackMapSection
 
-ELFOSABI_WASMTIME = 200
 EF_WASMTIME_MODULE = 1 << 0
 EF_WASMTIME_COMPONENT = 1 << 1
 EF_WASMTIME_PULLEY32 = 1 << 2
@@ -144,6 +145,15 @@ class EngineInfo(NamedTuple):
         return int(m.group(1)) if m else None
 
 
+class ImageOrigin(StrEnum):
+    """Where an image's bytes come from (the JSON `loaded_from` of an image is its value)."""
+
+    FILE = "file"  # a file opened by path
+    MEMORY = "memory"  # the inferior's memory, through the debugger
+    BYTES = "bytes"  # bytes in hand (tests, tools)
+    USER = "user"  # a file named by `stackmap load FILE ADDR`
+
+
 class WasmtimeImage:
     """One Wasmtime code image. `base` is its load address when read from a process."""
 
@@ -152,11 +162,10 @@ class WasmtimeImage:
         self.base = base
         self.path = path
         self.name = path or source.name
-        # Where the bytes come from: "file", "memory" (a debugger), "bytes", "user" (stackmap load).
         self.loaded_from = (
-            "file"
+            ImageOrigin.FILE
             if isinstance(source, FileSource)
-            else ("bytes" if isinstance(source, BytesSource) else "memory")
+            else (ImageOrigin.BYTES if isinstance(source, BytesSource) else ImageOrigin.MEMORY)
         )
         head = source.read(0, 64) if source.size is None or source.size >= 64 else b""
         self.header = parse_elf_header(head, self.name)
@@ -464,7 +473,3 @@ def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
                 target = data[pos : pos + length].decode("utf-8", "replace")
             break
     return EngineInfo(version, target)
-
-
-def open_image(path: str) -> WasmtimeImage:
-    return WasmtimeImage.from_file(path)

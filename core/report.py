@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from .errors import StackMapsError
 from .gcheap import HeapReport
+from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
 from .target import ThreadState
@@ -27,7 +28,7 @@ def slot_record(s: Slot) -> dict:
         "offset": s.offset,
         "address": s.address,
         "raw": s.raw,
-        "kind": ref.kind if ref else "unreadable",
+        "kind": ref.kind if ref else SlotKind.UNREADABLE,
         "value": ref.value if ref else None,
     }
 
@@ -61,7 +62,7 @@ def thread_record(num: int, activations: list[Activation], extra: dict | None = 
         "thread": num,
         "frames": [frame_record(f) for a in activations for f in a.frames],
         "activations": [
-            {"source": a.source, "end": a.end, "frames": len(a.frames)} for a in activations
+            {"source": a.source, "end": a.end_text, "frames": len(a.frames)} for a in activations
         ],
     }
     if extra:
@@ -136,11 +137,13 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
                     obj = objects.get((id(f), s["offset"]))
                     if obj is not None:
                         s["object"] = obj
-                if note and any(s["kind"] == "heap" for s in fr["slots"]):
+                if note and any(s["kind"] == SlotKind.HEAP for s in fr["slots"]):
                     fr["heap_note"] = note
                 frames.append(fr)
             rec = {k: v for k, v in tie.items() if k not in ("objects", "heap_note")}
-            acts.append({"source": act.source, "end": act.end, "frames": len(act.frames), **rec})
+            acts.append(
+                {"source": act.source, "end": act.end_text, "frames": len(act.frames), **rec}
+            )
         stores = {a["store_context"] for a in acts if a["store_context"] is not None}
         out.append(
             {
@@ -244,6 +247,11 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     except StackMapsError as e:
         info["note"] = str(e)
     return info
+
+
+def error_document(error: StackMapsError) -> dict:
+    """Why a `--json` command failed, for scripts (`wasmtime-stackmaps triage` reads it)."""
+    return {"schema": SCHEMA_VERSION, "error": {"kind": error.kind, "message": str(error)}}
 
 
 def to_json(doc: dict) -> str:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from . import gcheap
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
-from .errors import StackMapsError
+from .errors import NoImages, StackMapsError
 from .suspended import SuspendedStack, suspended_stacks
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import DEFAULT_MAX_DEPTH, Activation, thread_activations
@@ -93,7 +93,7 @@ class Session:
         regions = self.discover(target, threads)
         if not len(self.registry):
             problems = "; ".join(self.registry.problems.values())
-            raise StackMapsError(
+            raise NoImages(
                 "no Wasmtime images found in this process"
                 + (
                     f": {problems}"

@@ -17,6 +17,7 @@ from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .fibers import FiberFind, SavedExit, find_suspended
+from .gcref import SlotKind
 from .runtime import vmctx_store
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import Activation, Slot, WasmFrame
@@ -78,7 +79,7 @@ def _heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot, int]]:
     out = []
     for f in act.frames:
         for s in f.slots:
-            if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+            if s.ref is not None and s.ref.kind is SlotKind.HEAP and s.ref.value is not None:
                 out.append((f, s, s.ref.value))
     return out
 

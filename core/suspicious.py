@@ -50,7 +50,7 @@ def _scan_frame(mem, f, heap, heap_report) -> list[dict]:
     for off in range(0, size - size % 4, 4):
         if off in live:
             continue
-        v = int.from_bytes(block[off : off + 4], "little")
+        v = int.from_bytes(block[off : off + 4], mem.byteorder)
         kind = heap_report.is_object(heap, v)
         if kind:
             words.append({"offset": off, "address": sp + off, "raw": v, "object_kind": kind})

@@ -7,8 +7,9 @@ memory regions when it knows them. Everything else lives in the core.
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from .abi import ADDRESS_LIMIT, PAGE_SIZE
 from .errors import ReadError
 
 
@@ -44,7 +45,6 @@ class Target:
     """What a debugger must provide. `arch` is x86_64, aarch64 or riscv64."""
 
     arch: str = "x86_64"
-    pointer_size: int = 8
     little_endian: bool = True
     description: str = "target"
 
@@ -89,7 +89,7 @@ class MemoryCache:
     not wholly readable is retried page by page.
     """
 
-    PAGE = 4096
+    PAGE = PAGE_SIZE
     CHUNK = 16 * 1024
 
     def __init__(self, target: Target):
@@ -97,6 +97,7 @@ class MemoryCache:
         self._pages: dict[int, bytes | None] = {}
         self.reads = 0
         self._endian = "<" if target.little_endian else ">"
+        self.byteorder: Literal["little", "big"] = "little" if target.little_endian else "big"
         self._u64 = struct.Struct(self._endian + "Q").unpack
         self._u32 = struct.Struct(self._endian + "I").unpack
 
@@ -121,7 +122,7 @@ class MemoryCache:
         return self._pages[pn]
 
     def read(self, address: int, size: int) -> bytes:
-        if address < 0 or size < 0 or address + size > 1 << 64:
+        if address < 0 or size < 0 or address + size > ADDRESS_LIMIT:
             raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
         # Fast path (most reads of a walk): inside one page already read.
         pn, within = divmod(address, self.PAGE)

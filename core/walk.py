@@ -8,8 +8,11 @@ checks it and the stack scan uses it to validate candidates.
 """
 
 import struct
+from enum import StrEnum
 from typing import NamedTuple
 
+from .abi import FRAME_RECORD_SIZE, RETURN_ADDRESS_AT, SAVED_FP_AT, VMGCREF_SIZE
+from .arch import ARCHES, strip_pac
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .gcref import GcRef, decode_gcref
@@ -20,10 +23,6 @@ from .target import MemoryCache, Region, Target, ThreadState
 DEFAULT_MAX_DEPTH = 100_000
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # a single step of the FP chain larger than this is junk
 MAX_STACK_SCAN = 8 * 1024 * 1024
-
-# User-space addresses on aarch64 Linux fit in 48 bits; the bits above carry a
-# pointer-authentication code on return addresses signed with PAC.
-_PAC_MASK = (1 << 48) - 1
 
 
 class Slot(NamedTuple):
@@ -107,17 +106,36 @@ class WasmFrame:
         return "call site with no live GC references"
 
 
+class ActivationSource(StrEnum):
+    """How an activation was found (its JSON `source`)."""
+
+    REGISTERS = "registers"  # the thread's own registers: it is running wasm
+    DEBUGGER = "debugger"  # a frame the debugger's own unwinder reached
+    SCAN = "scan"  # a frame record found by scanning the stack
+    FIBER = "fiber"  # a suspended fiber's saved exit record
+
+
+class ActivationEnd(StrEnum):
+    """Why the walk of an activation stopped (its JSON `end`; see `end_text`)."""
+
+    LEFT_WASM = "left wasm code"
+    DEPTH_LIMIT = "depth limit"
+    FP_LOOP = "frame pointer loop"
+    UNREADABLE_RECORD = "unreadable frame record"
+    NON_MONOTONIC = "non-monotonic frame pointer"
+    ENTRY_TRAMPOLINE = "entry trampoline (saved entry FP)"
+
+
 class Activation(NamedTuple):
     frames: list[WasmFrame]
-    source: str  # "registers" | "debugger" | "scan"
-    end: str  # why the walk stopped
+    source: ActivationSource
+    end: ActivationEnd  # why the walk stopped
 
-
-def strip_pac(arch: str, address: int) -> int:
-    return address & _PAC_MASK if arch == "aarch64" else address
-
-
-_RET = {"aarch64": (0xD65F03C0, 0xD65F0BFF), "riscv64": (0x00008067,)}
+    @property
+    def end_text(self) -> str:
+        if self.end is ActivationEnd.DEPTH_LIMIT:  # the walk stopped at its max_depth-th frame
+            return f"depth limit ({len(self.frames)} frames) reached"
+        return str(self.end)
 
 
 def caller_of(
@@ -148,11 +166,13 @@ def caller_of(
                 return read_u64(sp), fp, sp + 8, "prologue/epilogue"
             if off == f.start + 1 and read_code(pc - 1, 1) == b"\x55":  # after `push rbp`
                 return read_u64(sp + 8), read_u64(sp), sp + 16, "prologue"
-        elif arch in _RET and f is not None and lr is not None:
+        elif ARCHES[arch].ret_words and f is not None and lr is not None:
+            # Instructions are little-endian on every architecture we walk.
             code = int.from_bytes(read_code(pc, 4), "little")
-            if at_start or code in _RET[arch]:
+            if at_start or code in ARCHES[arch].ret_words:
                 return strip_pac(arch, lr), fp, sp, "prologue/epilogue"
-    return strip_pac(arch, read_u64(fp + 8)), read_u64(fp), fp + 16, None
+    ra = read_u64(fp + RETURN_ADDRESS_AT)
+    return strip_pac(arch, ra), read_u64(fp + SAVED_FP_AT), fp + FRAME_RECORD_SIZE, None
 
 
 def walk_chain(
@@ -170,7 +190,7 @@ def walk_chain(
     arch = target.arch
     frames: list[WasmFrame] = []
     seen = set() if seen is None else seen
-    end = "left wasm code"
+    end = ActivationEnd.LEFT_WASM
     callee_fp: int | None = None
     while True:
         img = registry.image_at(pc)
@@ -186,19 +206,19 @@ def walk_chain(
         if (
             frame.entry is not None
             and callee_fp is not None
-            and callee_fp + 16 != fp - frame.entry.frame_size
+            and callee_fp + FRAME_RECORD_SIZE != fp - frame.entry.frame_size
         ):
             frame.note = (
                 f"callee frame record at {callee_fp:#x} does not sit at SP-16 "
                 f"(SP={fp - frame.entry.frame_size:#x}): frame pointer suspect"
             )
         if len(frames) >= max_depth:
-            end = f"depth limit ({max_depth} frames) reached"
+            end = ActivationEnd.DEPTH_LIMIT
             break
         inner = frame.innermost and thread is not None
         if not inner and fp in seen:
             frame.error = f"frame pointer loop: {fp:#x} seen before"
-            end = "frame pointer loop"
+            end = ActivationEnd.FP_LOOP
             break
         seen.add(fp)
         try:
@@ -215,7 +235,7 @@ def walk_chain(
             )
         except ReadError as e:
             frame.error = f"frame record at fp {fp:#x} is unreadable ({e})"
-            end = "unreadable frame record"
+            end = ActivationEnd.UNREADABLE_RECORD
             break
         if how is not None:
             frame.note = f"frame record not set up ({how}): caller found from SP"
@@ -226,11 +246,12 @@ def walk_chain(
             and registry.image_at(ra) is not None
         ):
             frame.error = f"caller frame pointer {next_fp:#x} is not above {fp:#x}: corrupt chain"
-            end = "non-monotonic frame pointer"
+            end = ActivationEnd.NON_MONOTONIC
             break
         pc, fp = ra, next_fp
     _read_slots(mem, frames)
-    return Activation(frames, "registers" if innermost else "debugger", end)
+    source = ActivationSource.REGISTERS if innermost else ActivationSource.DEBUGGER
+    return Activation(frames, source, end)
 
 
 def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
@@ -245,7 +266,7 @@ def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
             block = None
         for off in e.offsets:
             if block is not None:
-                raw = int.from_bytes(block[off : off + 4], "little")
+                raw = int.from_bytes(block[off : off + VMGCREF_SIZE], mem.byteorder)
                 f.slots.append(Slot(off, sp + off, raw, decode_gcref(raw)))
             else:
                 f.slots.append(Slot(off, sp + off, None, None))
@@ -253,7 +274,7 @@ def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
             f.error = f"stack memory {sp:#x}..{f.fp:#x} is unreadable"
 
 
-def _stack_bounds(target: Target, regions: list[Region] | None, sp: int):
+def _stack_bounds(regions: list[Region] | None, sp: int) -> tuple[int, int]:
     if regions:
         for r in regions:
             if r.start <= sp < r.end:
@@ -301,7 +322,7 @@ def scan_stack(
     return address has a map, and an end where control leaves the image from
     a trampoline. Chains already found (`covered` FPs) are skipped.
     """
-    lo, hi = _stack_bounds(target, regions, thread.sp)
+    lo, hi = _stack_bounds(regions, thread.sp)
     hi = min(hi, lo + limit)
     lo -= lo % 8
     # Read up to the end of readable memory, page by page from the chunked cache.
@@ -340,7 +361,7 @@ def scan_stack(
             entry = img.lookup(img.text_offset(ra))
         except StackMapsError:  # a corrupt map: the walk shows it on the frame
             entry = None
-        if entry is not None and a + 16 != fp - entry.frame_size:
+        if entry is not None and a + FRAME_RECORD_SIZE != fp - entry.frame_size:
             continue
         act = walk_chain(mem, target, registry, ra, fp, False, max_depth=max_depth)
         if not _clean(act, registry):
@@ -350,12 +371,12 @@ def scan_stack(
             continue
         covered |= fps
         covered_spans.append((act.frames[0].fp, act.frames[-1].fp))
-        out.append(Activation(act.frames, "scan", act.end))
+        out.append(Activation(act.frames, ActivationSource.SCAN, act.end))
     return out
 
 
 def _clean(act: Activation, registry: ImageRegistry) -> bool:
-    if not act.frames or act.end != "left wasm code":
+    if not act.frames or act.end is not ActivationEnd.LEFT_WASM:
         return False
     # Chain faults end the walk early (checked above); a frame's own error (a corrupt
     # map, unreadable slots) does not make the chain doubtful.
@@ -401,7 +422,7 @@ def thread_activations(
             act = walk_chain(mem, target, registry, df.pc, df.fp, False, max_depth=max_depth)
             if act.frames and act.frames[0].fp in covered:
                 continue
-            if len(act.frames) == 1 and act.end == "unreadable frame record":
+            if len(act.frames) == 1 and act.end is ActivationEnd.UNREADABLE_RECORD:
                 continue  # the same kind of guess: no frame record at its FP
             for f in act.frames:
                 f.debugger_level = df.level if f is act.frames[0] else None

@@ -13,8 +13,8 @@ import lldb
 import wasmtime_stackmaps as wsm
 from wasmtime_stackmaps.abi import ADDRESS_LIMIT, WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_triple, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.commands import SUBCOMMANDS, CommandFailed, run, subcommand_help
+from wasmtime_stackmaps.errors import NoProcess, ReadError, StackMapsError
 from wasmtime_stackmaps.regions import core_regions
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
@@ -52,7 +52,7 @@ class LldbTarget(Target):
             lldb.eStateExited,
             lldb.eStateDetached,
         ):
-            raise StackMapsError("no process: run the program, attach, or load a core file")
+            raise NoProcess("no process: run the program, attach, or load a core file")
         if process.GetState() not in _STOPPED:
             raise StackMapsError("the process is running: stop it first")
         if process.GetNumThreads() == 0:
@@ -260,6 +260,8 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
         with _Selection(exe_ctx):
             text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
     except StackMapsError as e:
+        if isinstance(e, CommandFailed):
+            result.AppendMessage(e.document)
         result.SetError(f"stackmap: {e}")
         return
     if text:
