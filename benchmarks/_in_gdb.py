@@ -456,7 +456,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     patch(P.GdbTarget, "threads", "target.threads() (GDB registers, lazy frame lister)")
     patch(S.Session, "discover", "Session.discover (header checks, /proc maps, pc scan)")
     patch(S, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
-    patch(S.gcheap, "annotate", "gcheap.annotate (GC objects of heap refs)")
+    patch(S.heapfind, "annotate", "heapfind.annotate (store ties, GC objects of heap refs)")
     patch(C, "threads_document", "report.threads_document (report records + heap objects)")
     patch(C, "bt_lines", "render.bt_lines (text)")
     shim = types.SimpleNamespace(

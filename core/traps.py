@@ -165,3 +165,26 @@ def lookup_wasm_offset(data: bytes, text_offset: int, major: int | None = None) 
             prev_pos += delta
         found = prev_pos
     return found
+
+
+class WasmOffsets:
+    """`lookup_wasm_offset` for many pcs of one image: the flat encoding is unpacked once
+    (a backtrace looks up every frame), the blocked one is already indexed by block."""
+
+    def __init__(self, data: bytes, major: int | None):
+        self.data = data
+        self.major = major
+        self.flat: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        if _is_flat(data, 4, major):
+            what = ".wasmtime.addrmap"
+            (n,) = _u32s(data, 0, 1, what)
+            self.flat = (_u32s(data, 4, n, what), _u32s(data, 4 + 4 * n, n, what))
+
+    def lookup(self, text_offset: int) -> int | None:
+        if self.flat is None:
+            return lookup_wasm_offset(self.data, text_offset, self.major)
+        offsets, positions = self.flat
+        i = bisect.bisect_right(offsets, text_offset) - 1
+        if i < 0 or positions[i] == 0xFFFFFFFF:
+            return None
+        return positions[i]

@@ -7,7 +7,7 @@ ref the caller frame holds. Run under GDB and LLDB (the `dbg` fixture), on
 the `wasmtime` CLI 49 (copying collector) and the Python package 50 (its C
 API is built without the copying collector: DRC).
 
-The unit tests at the end run `gcheap.annotate` on synthetic memory: the
+The unit tests at the end run `heapfind.annotate` on synthetic memory: the
 notes shown when the heap cannot be located, and the collector inference.
 """
 
@@ -15,7 +15,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-from wasmtime_stackmaps import gcheap
+from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.gcref import decode_gcref
 from wasmtime_stackmaps.report import apply_heap
@@ -167,7 +167,7 @@ def _world(
     thread = ThreadState(1, 1, "t", 0x1000, fp, STACK + 0x1700, None)
     act = Activation([_frame(0, fp, refs, major)], "registers", "left wasm code")
     target = FakeTarget(blocks)
-    return gcheap.annotate(target, MemoryCache(target), [(thread, [act])]), refs
+    return heapfind.annotate(target, MemoryCache(target), [(thread, [act])]), refs
 
 
 @pytest.mark.parametrize("collector", ["copying", "drc"])
@@ -227,7 +227,7 @@ def test_synthetic_version_not_covered():
     thread = ThreadState(1, 1, "t", 0x1000, STACK + 0x1800, STACK + 0x1700, None)
     act = Activation([_frame(0, STACK + 0x1800, [0x20], 31)], "registers", "left wasm code")
     target = FakeTarget({})
-    rep = gcheap.annotate(target, MemoryCache(target), [(thread, [act])])
+    rep = heapfind.annotate(target, MemoryCache(target), [(thread, [act])])
     _check_not_located(rep, "Wasmtime 31 is not covered by the heap layout table")
 
 
@@ -235,7 +235,7 @@ def test_synthetic_no_heap_refs():
     thread = ThreadState(1, 1, "t", 0x1000, STACK + 0x1800, STACK + 0x1700, None)
     act = Activation([_frame(0, STACK + 0x1800, [0, 7], 50)], "registers", "left wasm code")
     target = FakeTarget({})
-    rep = gcheap.annotate(target, MemoryCache(target), [(thread, [act])])
+    rep = heapfind.annotate(target, MemoryCache(target), [(thread, [act])])
     assert not rep.activations and not rep.objects and not rep.frame_notes
     assert target.blocks == {}  # and nothing was read
 
