@@ -145,6 +145,7 @@ class ActivationSource(StrEnum):
     DEBUGGER = "debugger"  # a frame the debugger's own unwinder reached
     SCAN = "scan"  # a frame record found by scanning the stack
     FIBER = "fiber"  # a suspended fiber's saved exit record
+    PULLEY = "pulley"  # the Pulley interpreter's frames, from the store context
 
 
 class ActivationEnd(StrEnum):
@@ -156,6 +157,7 @@ class ActivationEnd(StrEnum):
     UNREADABLE_RECORD = "unreadable frame record"
     NON_MONOTONIC = "non-monotonic frame pointer"
     ENTRY_TRAMPOLINE = "entry trampoline (saved entry FP)"
+    STORE_ENTRY = "entry trampoline (store context's entry FP)"
 
 
 class Activation(NamedTuple):
