@@ -430,7 +430,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     or text rendering). Best of `repeat`."""
     import types
 
-    import wasmtime_stackmaps.commands as C
+    import wasmtime_stackmaps.handlers as C
     import wasmtime_stackmaps.report as R
     import wasmtime_stackmaps.session as S
 

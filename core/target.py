@@ -45,6 +45,7 @@ class Target:
     """What a debugger must provide. `arch` is x86_64, aarch64 or riscv64."""
 
     arch: str = "x86_64"
+    pointer_size: int = 8  # bytes of a pointer in the inferior (4 on a 32-bit Pulley host)
     little_endian: bool = True
     description: str = "target"
 

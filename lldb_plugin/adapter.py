@@ -62,6 +62,7 @@ class LldbTarget(Target):
         self.arch = arch_from_triple(target.GetTriple() or "")
         self.regs = ARCHES[self.arch].lldb
         self.little_endian = target.GetByteOrder() != lldb.eByteOrderBig
+        self.pointer_size = target.GetAddressByteSize() or 8
         core = process.GetCoreFile()
         self._core = core.fullpath if core.IsValid() and core.fullpath else None
         self._core_files = None
