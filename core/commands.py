@@ -10,6 +10,10 @@ subcommand to the function that runs it (core/handlers.py).
 import argparse
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from . import handlers
 from .errors import StackMapsError
@@ -54,14 +58,14 @@ class HelpShown(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the debugger."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise UsageError(f"{sub + ': ' if sub else ''}{message}")
 
-    def exit(self, status=0, message=None):
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise HelpShown(message or "")
 
-    def print_help(self, file=None):
+    def print_help(self, file: "SupportsWrite[str] | None" = None) -> None:
         raise HelpShown(self.format_help())
 
 

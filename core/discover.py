@@ -2,7 +2,8 @@
 
 import bisect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
 from .abi import EI_OSABI, ELF_MAGIC, ELFOSABI_WASMTIME, PAGE_SIZE
 from .errors import NotAnImage, ReadError, StackMapsError
@@ -22,18 +23,19 @@ class ImageRegistry:
     a min/max reject, then one binary search.
     """
 
-    def __init__(self):
-        self.images: dict[int, WasmtimeImage] = {}
+    def __init__(self) -> None:
+        self.images: dict[int, WasmtimeImage] = {}  # base -> image (every one has a base)
         self.problems: dict[int, str] = {}  # base -> why an image there could not be used
         self._starts: list[int] = []
         self._ranges: list[tuple[int, int, WasmtimeImage]] = []
         self.lo = self.hi = 0
 
     def add(self, image: WasmtimeImage) -> WasmtimeImage:
-        old = self.images.get(image.base)
+        base = _base(image)
+        old = self.images.get(base)
         if old is not None and old.identity() == image.identity():
             return old
-        self.images[image.base] = image
+        self.images[base] = image
         if old is not None:
             self._reindex()
             return image
@@ -43,7 +45,7 @@ class ImageRegistry:
             off, size = image.text_range
         except StackMapsError:
             return image
-        start = image.base + off
+        start = base + off
         i = bisect.bisect_right(self._starts, start)
         self._starts.insert(i, start)
         self._ranges.insert(i, (start, start + size, image))
@@ -79,7 +81,8 @@ class ImageRegistry:
                 off, size = img.text_range
             except StackMapsError:
                 continue
-            ranges.append((img.base + off, img.base + off + size, img))
+            start = _base(img) + off
+            ranges.append((start, start + size, img))
         ranges.sort(key=lambda r: r[0])
         self._ranges = ranges
         self._starts = [r[0] for r in ranges]
@@ -98,8 +101,15 @@ class ImageRegistry:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __iter__(self):
-        return iter(sorted(self.images.values(), key=lambda i: i.base))
+    def __iter__(self) -> Iterator[WasmtimeImage]:
+        return iter(sorted(self.images.values(), key=_base))
+
+
+def _base(image: WasmtimeImage) -> int:
+    """The load address of an image found in a target (ValueError for one read from a file)."""
+    if image.base is None:
+        raise ValueError(f"{image.name}: an image in a target's registry needs its address")
+    return image.base
 
 
 def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeImage | None:
@@ -122,8 +132,7 @@ def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeI
     )
     img = WasmtimeImage(src, base=base, path=path)
     try:
-        img.sections  # reads the section header table at the end of the image
-        img.text_range
+        _ = img.sections, img.text_range  # the section header table at the image's end
         return img
     except (ReadError, NotAnImage) as e:  # sections unreadable (or garbage) in memory
         if path and os.path.isfile(path):
@@ -133,7 +142,7 @@ def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeI
         raise ReadError(
             f"image at {base:#x}{' (' + path + ')' if path else ''}: header is "
             f"readable but its sections are not ({e}); use 'stackmap load FILE ADDR'"
-        )
+        ) from e
 
 
 def discover_from_regions(
@@ -166,22 +175,25 @@ def discover_from_regions(
 
 
 def _probe_following(
-    target: Target, img: WasmtimeImage, registry: ImageRegistry, region_starts=frozenset()
+    target: Target,
+    img: WasmtimeImage,
+    registry: ImageRegistry,
+    region_starts: AbstractSet[int] = frozenset(),
 ) -> None:
     """Add the images that start on the page right after `img`, one after another
     (inside a merged mapping: a page in `region_starts` is probed with its mapping)."""
     while True:
-        nxt = img.base + -(-img.size // PAGE_SIZE) * PAGE_SIZE
+        nxt = _base(img) + -(-img.size // PAGE_SIZE) * PAGE_SIZE
         if registry.known(nxt) or nxt in region_starts:
             return
         try:
-            img = probe_image(target, nxt)
+            found = probe_image(target, nxt)
         except StackMapsError as e:
             registry.problems[nxt] = str(e)
             return
-        if img is None:
+        if found is None:
             return
-        registry.add(img)
+        img = registry.add(found)
 
 
 def discover_from_pc(

@@ -34,6 +34,6 @@ class NoImages(StackMapsError):
 class ReadError(StackMapsError):
     """Memory or a file could not be read at the requested place."""
 
-    def __init__(self, message, address=None):
+    def __init__(self, message: str, address: int | None = None) -> None:
         super().__init__(message)
         self.address = address

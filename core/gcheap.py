@@ -122,7 +122,7 @@ class HeapReport:
     """What `annotate` found, keyed by thread, frame level and slot (core/report.py adds it
     to the report records)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
         self.frame_notes: dict[tuple[int, int], str] = {}  # (thread, level) -> note
         self.activations: dict[tuple[int, int], dict] = {}  # (thread, activation) -> heap rec
@@ -279,7 +279,7 @@ def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> dict
         return obj
     size, hs, why = _sizes(f, collector, r, head, heap.length, lay)
     obj["header"] = head[:hs].hex()
-    if why:
+    if why or size is None:
         obj["error"] = why
         return obj
     obj["size"] = size

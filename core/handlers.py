@@ -130,12 +130,11 @@ def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style:
     lines = frame_lines(rec, style)
     if args.dump and frame.entry is not None:
         size = frame.entry.frame_size
+        sp = frame.fp - size
         try:
-            data = got.mem.read(frame.sp, size + 16)
+            data = got.mem.read(sp, size + 16)
             lines.extend(
-                frame_dump_lines(
-                    frame.sp, size, data, frame.entry.offsets, style, got.mem.byteorder
-                )
+                frame_dump_lines(sp, size, data, frame.entry.offsets, style, got.mem.byteorder)
             )
         except StackMapsError as e:
             lines.append(dump_error_line(str(e)))

@@ -13,7 +13,10 @@ import io
 import re
 import struct
 from enum import StrEnum
-from typing import NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple, cast
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from .abi import ELFOSABI_WASMTIME
 from .errors import CorruptSection, NotAnImage, StackMapsError
@@ -45,7 +48,7 @@ class Function(NamedTuple):
     size: int
     name: str
     module: int | None  # wasm[M]
-    index: int | None  # function[N]; None for trampolines and builtins
+    index: int | None  # type: ignore[assignment]  # function[N]; None: trampolines, builtins
 
     @property
     def end(self) -> int:
@@ -103,13 +106,13 @@ class _SourceStream(io.RawIOBase):
         self._size = size
         self._pos = 0
 
-    def readable(self):
+    def readable(self) -> bool:
         return True
 
-    def seekable(self):
+    def seekable(self) -> bool:
         return True
 
-    def seek(self, pos, whence=io.SEEK_SET):
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
         if whence == io.SEEK_SET:
             self._pos = pos
         elif whence == io.SEEK_CUR:
@@ -118,10 +121,10 @@ class _SourceStream(io.RawIOBase):
             self._pos = self._size + pos
         return self._pos
 
-    def tell(self):
+    def tell(self) -> int:
         return self._pos
 
-    def read(self, n=-1):
+    def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0:
             n = self._size - self._pos
         n = max(0, min(n, self._size - self._pos))
@@ -129,10 +132,17 @@ class _SourceStream(io.RawIOBase):
         self._pos += len(data)
         return data
 
-    def readinto(self, b):
-        data = self.read(len(b))
-        b[: len(data)] = data
+    def readinto(self, b: "WriteableBuffer") -> int:
+        view = memoryview(b).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
+
+
+# name -> (file offset, size, sh_type: a number, or pyelftools' name for it)
+_SectionTable = dict[str, tuple[int, int, int | str]]
+# (starts, [(start, size, st_name)], .strtab) of the STT_FUNC symbols, sorted by start.
+_FunctionIndex = tuple[list[int], list[tuple[int, int, int]], bytes]
 
 
 class EngineInfo(NamedTuple):
@@ -181,7 +191,7 @@ class WasmtimeImage:
         self._engine: EngineInfo | None = None
         self._functions: list[Function] | None = None
         self._func_starts: list[int] | None = None
-        self._func_index = None
+        self._func_index: _FunctionIndex | None = None
         self._func_cache: dict[int, Function] = {}
         self._stackmaps: StackMapSection | None = None
         self._stackmaps_loaded = False
@@ -228,7 +238,7 @@ class WasmtimeImage:
             secs = self._section_headers_fast()
             if secs is None:
                 secs = self._section_headers_elftools()
-            self._sections = {}
+            sections: dict[str, tuple[int, int]] = {}
             for name, (off, size, typ) in secs.items():
                 if typ == "SHT_NOBITS" or typ == _SHT_NOBITS:
                     continue
@@ -236,10 +246,11 @@ class WasmtimeImage:
                     # Ignore what lies outside the image rather than read past it; a needed
                     # section that is missing gives its own error below.
                     continue
-                self._sections[name] = (off, size)
+                sections[name] = (off, size)
+            self._sections = sections
         return self._sections
 
-    def _section_headers_fast(self) -> dict[str, tuple[int, int, int]] | None:
+    def _section_headers_fast(self) -> "_SectionTable | None":
         """The section table in two reads (the table, .shstrtab) with `struct`.
 
         Only for a table that is wholly readable and plainly well formed (every
@@ -274,13 +285,13 @@ class WasmtimeImage:
             secs[strtab[name_off:end].decode("utf-8", "replace")] = (off, size, typ)
         return secs
 
-    def _section_headers_elftools(self) -> dict[str, tuple[int, int, str]]:
+    def _section_headers_elftools(self) -> "_SectionTable":
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
         try:
-            elf = ELFFile(_SourceStream(self.source, self.size))
-            secs = {}
+            elf = ELFFile(cast(IO[bytes], _SourceStream(self.source, self.size)))
+            secs: _SectionTable = {}
             for i in range(elf.num_sections()):
                 sh = elf._get_section_header(i)
                 name = elf._get_section_name(sh)
@@ -342,7 +353,7 @@ class WasmtimeImage:
             self._func_starts = starts
         return self._functions
 
-    def _function_index(self):
+    def _function_index(self) -> "_FunctionIndex":
         """(starts, [(start, size, st_name)], strtab) of the STT_FUNC symbols, sorted by
         start (stably, like `functions`). Names are decoded only for the Functions made."""
         if self._func_index is None:
@@ -350,7 +361,7 @@ class WasmtimeImage:
             if sym is None:
                 self._func_index = ([], [], b"")
                 return self._func_index
-            data = self.section_data(".symtab")
+            data = self.section_data(".symtab") or b""
             strtab = self.section_data(".strtab") or b""
             e = "<" if self.header.little_endian else ">"
             st = struct.Struct(e + "IBBHQQ")
@@ -368,7 +379,7 @@ class WasmtimeImage:
         """The function whose [start, end) contains `text_offset` (binary search)."""
         if self._functions is not None:
             funcs = self._functions
-            i = bisect.bisect_right(self._func_starts, text_offset) - 1
+            i = bisect.bisect_right(self._func_starts or [], text_offset) - 1
             if i >= 0 and funcs[i].start <= text_offset < funcs[i].end:
                 return funcs[i]
             return None
@@ -430,7 +441,7 @@ class WasmtimeImage:
         return (self.header, self.engine.version)
 
 
-def _first(t):
+def _first(t: tuple[int, ...]) -> int:
     return t[0]
 
 

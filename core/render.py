@@ -47,7 +47,11 @@ def describe_slot(s: dict) -> str:
     return "unreadable"
 
 
-_SLOT_COLORS = {SlotKind.NULL: "gray", SlotKind.I31: "cyan", SlotKind.HEAP: "yellow"}
+_SLOT_COLORS: dict[str, str] = {
+    SlotKind.NULL: "gray",
+    SlotKind.I31: "cyan",
+    SlotKind.HEAP: "yellow",
+}
 
 
 def _slot_color(kind: str) -> str:

@@ -46,7 +46,11 @@ def frame_record(f: WasmFrame) -> dict:
         "slots": [slot_record(s) for s in f.slots],
         # extras
         "text_offset": f.text_offset,
-        "function_offset": (f.text_offset - f.function.start) if f.function else None,
+        "function_offset": (
+            f.text_offset - f.function.start
+            if f.function is not None and f.text_offset is not None
+            else None
+        ),
         "wasm_function_index": f.function.index if f.function else None,
         "wasm_offset": wasm_offset(f),  # what Wasmtime's own backtrace prints for the frame
         "image_base": f.image.base,
@@ -174,8 +178,8 @@ def apply_heap(doc: dict, heap: HeapReport) -> dict:
 
 def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> dict:
     """Add the `object` of each slot and the frame's `heap_note` to one frame record."""
-    num = fr.get("thread") if thread is None else thread
-    level = fr.get("level")
+    num: int = fr["thread"] if thread is None else thread
+    level: int = fr["level"]
     for s in fr.get("slots", []):
         obj = heap.objects.get((num, level, s.get("offset")))
         if obj is not None:
@@ -225,6 +229,8 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     if image is None or pc is None:
         return None
     off = image.text_offset(pc)
+    if off is None:  # not in this image's .text
+        return None
     func = image.function_at(off)
     info: dict = {
         "pc": pc,

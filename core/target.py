@@ -188,8 +188,8 @@ class MemoryTarget(Target):
                 return data[address - start : address - start + size]
         raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
 
-    def regions(self):
+    def regions(self) -> list[Region] | None:
         return self._regions
 
-    def threads(self):
+    def threads(self) -> list[ThreadState]:
         return self._threads

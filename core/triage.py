@@ -14,7 +14,7 @@ import sys
 EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER = 0, 1, 2, 3
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     s = sub.add_parser(
         "triage",
         help="crash report of GC roots from a core file or a process (batch debugger)",
@@ -45,7 +45,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def cmd_triage(args) -> int:
+def cmd_triage(args: argparse.Namespace) -> int:
     from .batch import debugger_path, run_batch
     from .render import Style, report_lines
     from .report import to_json

@@ -9,6 +9,7 @@ checks it and the stack scan uses it to validate candidates.
 
 import struct
 import weakref
+from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -59,7 +60,9 @@ class WasmFrame:
         self.fp = fp
         self.image = image
         self.text_offset = image.text_offset(pc)
-        self.function: Function | None = image.function_at(self.text_offset)
+        self.function: Function | None = (
+            image.function_at(self.text_offset) if self.text_offset is not None else None
+        )
         self.innermost = innermost  # pc came from registers: not a return address
         self.entry: StackMapEntry | None = None
         self.slots: list[Slot] = []
@@ -174,15 +177,15 @@ class Activation(NamedTuple):
 
 def caller_of(
     arch: str,
-    read_u64,
-    read_code,
+    read_u64: Callable[[int], int],
+    read_code: Callable[[int, int], bytes],
     image: WasmtimeImage,
     pc: int,
     fp: int,
     sp: int,
     lr: int | None,
     innermost: bool,
-):
+) -> tuple[int, int, int, str | None]:
     """One unwind step from a frame in an image: (return address, caller FP, caller SP, how).
 
     Normally the frame record at FP gives the caller. An innermost frame stopped
@@ -249,8 +252,8 @@ def walk_chain(
         if len(frames) >= max_depth:
             end = ActivationEnd.DEPTH_LIMIT
             break
-        inner = frame.innermost and thread is not None
-        if not inner and fp in seen:
+        inner = thread if frame.innermost else None  # its registers are the frame's
+        if inner is None and fp in seen:
             frame.error = f"frame pointer loop: {fp:#x} seen before"
             end = ActivationEnd.FP_LOOP
             break
@@ -263,9 +266,9 @@ def walk_chain(
                 img,
                 pc,
                 fp,
-                thread.sp if inner else fp,
-                thread.lr if inner else None,
-                inner,
+                inner.sp if inner is not None else fp,
+                inner.lr if inner is not None else None,
+                inner is not None,
             )
         except ReadError as e:
             frame.error = f"frame record at fp {fp:#x} is unreadable ({e})"
@@ -391,8 +394,9 @@ def scan_stack(
         img = registry.image_at(ra)
         if img is None:
             continue
+        off = img.text_offset(ra)
         try:
-            entry = img.lookup(img.text_offset(ra))
+            entry = img.lookup(off) if off is not None else None
         except StackMapsError:  # a corrupt map: the walk shows it on the frame
             entry = None
         if entry is not None and a + FRAME_RECORD_SIZE != fp - entry.frame_size:
@@ -435,7 +439,7 @@ def thread_activations(
     covered: set[int] = set()
     covered_spans: list = []  # (innermost fp, outermost fp) of each activation found
 
-    def add(act: Activation):
+    def add(act: Activation) -> None:
         if act.frames:
             acts.append(act)
             covered.update(f.fp for f in act.frames)

@@ -156,7 +156,7 @@ def _world(
     struct.pack_into("<QQ", store, gcheap.layout_for(major)[0].heap_offset, *heap)
     mem = bytearray(0x10000)
     refs = [0x20, 0x40]
-    for r, v in zip(refs, (11, 22)):
+    for r, v in zip(refs, (11, 22), strict=True):
         if collector == "copying":
             struct.pack_into("<IIII", mem, r, kind | 0x12, 7, 32, 0)
             struct.pack_into("<i", mem, r + 16, v)
