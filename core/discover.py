@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 
 from .abi import EI_OSABI, ELF_MAGIC, ELFOSABI_WASMTIME, PAGE_SIZE
+from .elf import parse_elf_header
 from .errors import NotAnImage, ReadError, StackMapsError
-from .image import ImageOrigin, WasmtimeImage, parse_elf_header
+from .image import ImageOrigin, WasmtimeImage
 from .source import FileSource, MemorySource
 from .target import Region, Target
 

@@ -45,9 +45,10 @@ from typing import NamedTuple
 
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
+from .frames import Activation, ActivationEnd, ActivationSource
 from .runtime import store_layout_for
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation, ActivationEnd, ActivationSource, walk_chain
+from .walk import walk_chain
 
 TOP_READ = 16 * 1024
 MAX_LIVE = 8 * 1024 * 1024

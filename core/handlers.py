@@ -8,6 +8,7 @@ records (the JSON), core/render.py into text.
 import argparse
 
 from .errors import NoImages, StackMapsError
+from .frames import WasmFrame
 from .image import ImageOrigin, WasmtimeImage
 from .render import (
     NO_DUMP_LINE,
@@ -40,7 +41,6 @@ from .snapshots import diff_roots, read_snapshot, root_count, roots, write_snaps
 from .source import FileSource
 from .suspicious import find_suspicious
 from .target import Target
-from .walk import WasmFrame
 
 
 def cmd_load(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:

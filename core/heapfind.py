@@ -11,6 +11,7 @@ activation and its frames, never an exception and never another store's heap.
 from collections.abc import Iterable
 
 from .errors import ReadError, StackMapsError
+from .frames import Activation, Slot, WasmFrame
 from .gcheap import (
     Heap,
     HeapReport,
@@ -25,7 +26,6 @@ from .gcheap import (
 from .gcref import SlotKind
 from .stores import Candidate, StoreTies, Tie
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation, Slot, WasmFrame
 
 
 def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _Check:

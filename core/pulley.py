@@ -33,19 +33,13 @@ from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .fibers import DataRegions
+from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
 from .gcref import SlotKind
 from .image import WasmtimeImage
 from .runtime import read_store_context, store_layout_for, vmctx_store
 from .storeheap import decode_in_store
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import (
-    MAX_FRAME_BYTES,
-    Activation,
-    ActivationEnd,
-    ActivationSource,
-    WasmFrame,
-    _read_slots,
-)
+from .walk import MAX_FRAME_BYTES, _read_slots
 
 NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
 MAX_PROBES = 1024

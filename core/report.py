@@ -11,13 +11,13 @@ import signal
 from collections.abc import Iterable
 
 from .errors import StackMapsError
+from .frames import Activation, Slot, WasmFrame, wasm_offset
 from .gcheap import HeapReport
 from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
 from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
-from .walk import Activation, Slot, WasmFrame, wasm_offset
 
 SCHEMA_VERSION = 1
 

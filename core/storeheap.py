@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 from . import gcheap
 from .errors import ReadError, StackMapsError
+from .frames import Activation, Slot, WasmFrame
 from .gcref import SlotKind
-from .walk import Activation, Slot, WasmFrame
 
 
 class StoreHeap(NamedTuple):

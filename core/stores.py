@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from .abi import PAGE_SIZE
 from .errors import ReadError
+from .frames import Activation, WasmFrame
 from .runtime import (
     VMCTX_STORE_OFFSET,
     StoreContextState,
@@ -43,7 +44,6 @@ from .runtime import (
     store_layout_for,
 )
 from .target import MemoryCache, Region, ThreadState
-from .walk import Activation, WasmFrame
 
 FRAME_SLACK_BELOW = 4096  # host frames under the innermost wasm frame (libcalls take vmctx)
 FRAME_SLACK_ABOVE = 1024  # the entry trampoline's caller

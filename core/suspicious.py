@@ -14,9 +14,9 @@ be said when the GC heap was not located.
 from collections.abc import Iterable
 
 from .errors import ReadError
+from .frames import Activation, WasmFrame
 from .gcheap import Heap, HeapReport
 from .target import MemoryCache, ThreadState
-from .walk import Activation, WasmFrame
 
 HEURISTIC_NOTE = (
     "heuristic: words of SP..FP that are not in the stack map but point at a GC "

@@ -12,14 +12,10 @@ import struct
 import pytest
 from wasmtime_stackmaps import WasmtimeImage
 from wasmtime_stackmaps.discover import ImageRegistry, discover_from_pc
+from wasmtime_stackmaps.frames import ActivationEnd, ActivationSource
 from wasmtime_stackmaps.gcref import SlotKind
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, ThreadState
-from wasmtime_stackmaps.walk import (
-    ActivationEnd,
-    ActivationSource,
-    thread_activations,
-    walk_chain,
-)
+from wasmtime_stackmaps.walk import thread_activations, walk_chain
 
 from tests.tooling import REPO, compile_wat
 

@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
+from wasmtime_stackmaps.frames import Activation, Slot
 from wasmtime_stackmaps.gcref import decode_gcref
 from wasmtime_stackmaps.report import apply_heap
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
-from wasmtime_stackmaps.walk import Activation, Slot
 
 from tests.plugins import driver
 from tests.plugins.common import (
