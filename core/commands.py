@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-from . import handlers
+from . import gcwatch_commands, handlers
 from .errors import StackMapsError
 from .render import Style
 from .report import error_document, to_json
@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
 }
 
 
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     return p
 
 
@@ -198,6 +200,7 @@ HANDLERS: dict[str, Handler] = {
     "report": handlers.cmd_report,
     "snapshot": handlers.cmd_snapshot,
     "diff": handlers.cmd_diff,
+    "gc-watch": gcwatch_commands.cmd_gc_watch,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys(), "a subcommand without a handler"
 

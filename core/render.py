@@ -288,30 +288,6 @@ def loaded_line(rec: dict) -> str:
     )
 
 
-def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
-    msg = f"snapshot {name!r}: {roots} roots in {frames} frames"
-    if path:
-        msg += f", written to {path}"
-    return msg
-
-
-def diff_lines(result: dict) -> list[str]:
-    """`stackmap diff`: the counts, then each matched frame's roots and their state."""
-    c = result["counts"]
-    out = [
-        f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
-        + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"] else "")
-        + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"
-    ]
-    for f in result["frames"]:
-        out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
-        for s in f["slots"]:
-            old = "-" if s["old"] is None else f"{s['old']:#010x}"
-            new = "-" if s["new"] is None else f"{s['new']:#010x}"
-            out.append(f"      SP+{s['offset']:<5} {old} -> {new}  {s['state']}")
-    return out
-
-
 def report_lines(doc: dict, style: Style) -> list[str]:
     """`stackmap report` (and `wasmtime-stackmaps triage`) as text."""
     out = []
