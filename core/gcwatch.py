@@ -257,7 +257,7 @@ class GcWatch:
         self.counts["violations"] += len(rec["violations"])
         if len(self.log) < MAX_LOG:
             self.log.append(rec)
-        from .render_roots import gcwatch_lines  # the text is rendered there
+        from .render import gcwatch_lines  # text stays in render.py
 
         for line in gcwatch_lines(rec):
             target.write(line)

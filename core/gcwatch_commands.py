@@ -5,8 +5,7 @@ import json
 
 from .errors import StackMapsError
 from .gcwatch import GcWatch
-from .render import Style
-from .render_roots import gcwatch_lines, gcwatch_status_line
+from .render import Style, gcwatch_lines, gcwatch_status_line
 from .report import to_json
 from .session import Session
 from .target import Target

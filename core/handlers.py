@@ -14,14 +14,15 @@ from .render import (
     NO_DUMP_LINE,
     Style,
     bt_lines,
+    diff_lines,
     dump_error_line,
     frame_dump_lines,
     frame_lines,
     images_lines,
     loaded_line,
     report_lines,
+    snapshot_line,
 )
-from .render_roots import diff_lines, snapshot_line
 from .report import (
     apply_heap_frame,
     apply_suspicious,
