@@ -56,7 +56,7 @@ class Root(NamedTuple):
 class Snapshot(NamedTuple):
     roots: list[Root]
     store_context: int | None  # the store the collecting thread runs in, when known
-    untied: int  # activations with heap refs whose heap was not located (not checked)
+    untied: list[str]  # why each activation with heap refs had no located heap (unchecked)
     # The collecting thread inside a GC builtin: (builtin frame's FP, return address into
     # wasm, builtin name) of its innermost activation, else None.
     in_builtin: tuple[int, int, str] | None = None
@@ -95,7 +95,7 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
     got = session.collect(target)
     roots: list[Root] = []
     store = None
-    untied = 0
+    untied: list[str] = []
     in_builtin = None
     for t, acts in got.threads:
         frames = acts[0].frames if acts else []
@@ -109,18 +109,20 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
             heap = got.heap.heaps.get((t.num, n))
             rec = got.heap.activations.get((t.num, n)) or {}
             collector = rec.get("collector")
-            if heap is None and rec:
-                untied += 1
+            if heap is None and rec.get("located") is False:  # refs, no heap
+                untied.append(f"thread {t.num} activation {n}: {rec.get('note')}")
             if heap is not None and t.num == thread and store is None:
                 store = heap.store_context
             for f in act.frames:
                 for s in f.slots:
                     obj = None
-                    index = (
-                        s.ref.value if s.ref is not None and s.ref.kind is SlotKind.HEAP else None
-                    )
-                    if heap is not None and index is not None:
-                        obj = read_object(got.mem, heap, collector, index)
+                    if (
+                        heap is not None
+                        and s.ref is not None
+                        and s.ref.kind is SlotKind.HEAP
+                        and s.ref.value is not None
+                    ):
+                        obj = read_object(got.mem, heap, collector, s.ref.value)
                     roots.append(
                         Root(
                             t.num,
@@ -152,8 +154,8 @@ def copying_spaces(mem: MemoryCache, heap: gcheap.Heap) -> Spaces | None:
     start is 0 (first half) or end/2 (second half: both halves have one size).
     The first object sits ALIGN bytes into the space: the hypothesis whose first
     header is a known kind wins when the bump pointer allows both."""
-    if heap.vmctx is None:  # the collector's data hangs off a vmctx
-        return None
+    if heap.vmctx is None:
+        return None  # the store was tied without a VMContext: its collector data unknown
     try:
         data_ptr = mem.u64(heap.vmctx + VMCTX_GC_HEAP_DATA)
         bump, end = struct.unpack("<II", mem.read(data_ptr, 8))
@@ -267,7 +269,7 @@ def problems_now(mem: MemoryCache, roots: list[Root], store: int | None) -> dict
             continue
         if store is not None and r.heap.store_context != store:
             continue
-        key = r.heap.store_context  # one store, one heap
+        key = r.heap.store_context
         if r.collector == "copying" and key not in spaces:
             spaces[key] = copying_spaces(mem, r.heap)
         why = ref_problem(mem, r.heap, r.collector, r.raw, spaces.get(key))
