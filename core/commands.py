@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-from . import gcwatch_commands, handlers
+from . import gcwatch_commands, handlers, heapcmds
 from .errors import StackMapsError
 from .render import Style
 from .report import error_document, to_json
@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    **heapcmds.SUBCOMMANDS,
     "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
     "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
 }
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
     return p
@@ -202,6 +204,7 @@ HANDLERS: dict[str, Handler] = {
     "report": handlers.cmd_report,
     "snapshot": handlers.cmd_snapshot,
     "diff": handlers.cmd_diff,
+    **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
     "watch": gcwatch_commands.cmd_watch,
 }

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pygments.console import colorize
 
 from .gcref import SlotKind
+from .heaprender import brief
 
 
 class Style:
@@ -43,6 +44,8 @@ def describe_slot(s: dict) -> str:
             if obj.get("size") is not None:
                 text += f", {obj['size']} bytes"
             text += ")"
+            if obj.get("type"):
+                text += " " + brief(obj)
         return text
     return "unreadable"
 
