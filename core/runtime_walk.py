@@ -26,6 +26,7 @@ import struct
 from .discover import ImageRegistry
 from .errors import ReadError
 from .fibers import WINDOW, exit_is_trampoline
+from .frames import ActivationSource
 from .runtime import StoreContextState
 from .stores import StoreTies
 from .target import MemoryCache, Region, Target, ThreadState
@@ -118,7 +119,7 @@ def runtime_activations(
     relabelled = False
 
     def take(act: Activation) -> None:
-        found.append(Activation(act.frames, "runtime", act.end))
+        found.append(Activation(act.frames, ActivationSource.RUNTIME, act.end))
         covered.update(f.fp for f in act.frames)
 
     def reached(pc: int, wasm_fp: int, entry_fp: int) -> None:
@@ -128,8 +129,8 @@ def runtime_activations(
         i = owner.get(wasm_fp)
         if i is not None:
             a = acts[i]
-            if a.source == "scan" and a.frames[-1].fp == entry_fp:
-                acts[i] = Activation(a.frames, "runtime", a.end)
+            if a.source == ActivationSource.SCAN and a.frames[-1].fp == entry_fp:
+                acts[i] = Activation(a.frames, ActivationSource.RUNTIME, a.end)
                 relabelled = True
             return
         act = walk_chain(mem, target, registry, pc, wasm_fp, False, None, max_depth)
