@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from . import triage
+from . import __version__, install, triage
 from .errors import CorruptSection, StackMapsError
 from .image import WasmtimeImage
 
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasmtime-stackmaps",
         description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.",
     )
+    p.add_argument("--version", action="version", version=f"wasmtime-stackmaps {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check)
 
     triage.add_parser(sub)
+    install.add_parsers(sub)
     return p
 
 

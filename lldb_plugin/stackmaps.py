@@ -15,9 +15,14 @@ import shlex
 
 import lldb
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The directory above this file: a repo checkout (core/ is the package) or the
+# installed package itself (the plugins ship inside wasmtime_stackmaps/).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_BOOT = os.path.join(_ROOT, "core", "bootstrap.py")
+if not os.path.isfile(_BOOT):
+    _BOOT = os.path.join(_ROOT, "bootstrap.py")
 # The core becomes importable once the bootstrap (our own file) has set up the paths.
-wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
+wsm = runpy.run_path(_BOOT)["load"](_ROOT)
 
 if wsm is not None:
     from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
