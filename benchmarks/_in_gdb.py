@@ -439,7 +439,7 @@ def bench_unwinder_ab(label, rounds=15):
 
 def bench_json(label, repeat=3):
     """How much of `stackmap bt --json` is JSON encoding: the same document encoded
-    as core/commands.py does (indent=1: Python's pure-Python encoder) and compactly
+    as core/report.py does not (indent=1: Python's pure-Python encoder) and compactly
     (the C encoder), in GDB's Python."""
     dt, out = time_cmd("stackmap bt --json")
     doc = json.loads(out[out.find("{") :])
@@ -504,12 +504,13 @@ def bench_unwinder_variants(label, rounds=3):
 
 def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     """Where the time of one `stackmap` command goes: wraps, at run time, the functions
-    core/commands.py calls (threads, discovery, walk, heap annotation, report, JSON
+    a command calls (threads, discovery, walk, heap annotation, report, JSON
     or text rendering). Best of `repeat`."""
     import types
 
     import wasmtime_stackmaps.commands as C
-    import wasmtime_stackmaps.gcheap as G
+    import wasmtime_stackmaps.report as R
+    import wasmtime_stackmaps.session as S
 
     acc = {}
 
@@ -531,17 +532,17 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
         setattr(obj, attr, timed(name, orig))
 
     patch(P.GdbTarget, "threads", "target.threads() (GDB registers, lazy frame lister)")
-    patch(C.Session, "discover", "Session.discover (header checks, /proc maps, pc scan)")
-    patch(C, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
-    patch(G, "annotate", "gcheap.annotate (GC objects of heap refs)")
-    patch(C.Session, "_doc", "Session._doc (report records + heap.apply)")
+    patch(S.Session, "discover", "Session.discover (header checks, /proc maps, pc scan)")
+    patch(S, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
+    patch(S.gcheap, "annotate", "gcheap.annotate (GC objects of heap refs)")
+    patch(C, "threads_document", "report.threads_document (report records + heap objects)")
     patch(C, "bt_lines", "render.bt_lines (text)")
     shim = types.SimpleNamespace(
         **{k: getattr(json, k) for k in dir(json) if not k.startswith("__")}
     )
     shim.dumps = timed("json.dumps (indent=1)", json.dumps)
-    saved.append((C, "json", C.json))
-    C.json = shim
+    saved.append((R, "json", R.json))
+    R.json = shim
     best = None
     try:
         for _ in range(repeat):

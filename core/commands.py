@@ -1,28 +1,50 @@
 """The `stackmap` debugger commands, shared by the GDB and LLDB plugins.
 
-A plugin builds a Target for the current inferior and calls
-`Session.run(argv, target)`; it gets text back (or raises StackMapsError,
-whose message is the one line to print). The argparse parsers here make the
-`help` text identical in both debuggers.
+A plugin keeps one Session (core/session.py) and calls
+`run(session, argv, target_factory, style)`; it gets text back (or raises
+StackMapsError, whose message is the one line to print). The argparse parsers
+here make the `help` text identical in both debuggers; `HANDLERS` maps each
+subcommand to the function that runs it. Handlers gather data, core/report.py
+turns it into records, core/render.py into text.
 """
 
 import argparse
-import json
-import os
 import shlex
-import signal
+from collections.abc import Callable
 
-from . import gcheap
-from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .image import WasmtimeImage
-from .render import Style, bt_lines, frame_lines, hexdump_lines
-from .report import document, frame_record, image_record, thread_record
+from .render import (
+    NO_DUMP_LINE,
+    Style,
+    bt_lines,
+    diff_lines,
+    dump_error_line,
+    frame_dump_lines,
+    frame_lines,
+    images_lines,
+    loaded_line,
+    report_lines,
+    snapshot_line,
+)
+from .report import (
+    apply_heap_frame,
+    apply_suspicious,
+    document,
+    frame_record,
+    image_record,
+    images_document,
+    stop_record,
+    threads_document,
+    to_json,
+    trap_record,
+)
+from .session import Session
+from .snapshots import diff_roots, read_snapshot, root_count, roots, write_snapshot
 from .source import FileSource
 from .suspicious import find_suspicious
-from .target import MemoryCache, Target
-from .traps import lookup_trap, lookup_wasm_offset
-from .walk import DEFAULT_MAX_DEPTH, thread_activations
+from .target import Target
+from .walk import DEFAULT_MAX_DEPTH, WasmFrame
 
 SUBCOMMANDS = {
     "frame": "live GC-reference slots of one wasm frame",
@@ -64,16 +86,7 @@ def _int(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
-
-
-def to_json(doc: dict) -> str:
-    """One JSON document, one top-level key a line.
-
-    Scripts parse it; people page through it. Indenting every level makes
-    json fall back to its pure-Python encoder (5x slower on a 10,000-frame bt).
-    """
-    return "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items()) + "\n}"
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 _HELP: dict[str, str] = {}
@@ -189,460 +202,168 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Session:
-    """Per-debugger state that outlives one command: the image registry of the inferior."""
+# -- the handlers: (session, parsed args, target, style) -> text ---------------------------
 
-    def __init__(self):
-        self.registry = ImageRegistry()
-        self._identity: tuple | None = None
-        self._regions_seen: set = set()
-        self.max_depth = DEFAULT_MAX_DEPTH
-        self.last_stats: dict[str, int] = {}
-        self.snapshots: dict[str, dict] = {}
 
-    # -- inferior tracking ----------------------------------------------------
-    def invalidate(self) -> None:
-        """Forget everything about the inferior (new objfile, exit, rerun)."""
-        self.registry = ImageRegistry()
-        self._regions_seen = set()
+def cmd_load(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    session.sync(target)
+    img = WasmtimeImage(FileSource(args.file), base=args.address, path=args.file)
+    img.loaded_from = "user"
+    _ = img.text_range  # fail now, not at the first lookup
+    session.registry.add(img)
+    rec = image_record(img)
+    if rec["error"]:
+        raise StackMapsError(rec["error"])
+    return loaded_line(rec)
 
-    def _sync(self, target: Target) -> None:
-        ident = target.identity()
-        if ident != self._identity:
-            self.invalidate()
-            self._identity = ident
-        # An image unloaded and another mapped at the same base: re-check headers.
-        for base, img in list(self.registry.images.items()):
-            if img.loaded_from == "user":
-                continue
-            try:
-                head = target.read_memory(base, 64)
-            except StackMapsError:
-                head = None
-            if head is None or head != img.source.read(0, 64):
-                del self.registry.images[base]
-                self.registry._reindex()
-                # Probe that mapping again: another image may now start there.
-                self._regions_seen = {r for r in self._regions_seen if r.start != base}
 
-    def discover(self, target: Target, threads=None):
-        """Find images: memory map when known, then a scan back from every thread's pc."""
-        self._sync(target)
-        regions = target.regions()
-        if regions is not None:
-            fresh = [r for r in regions if r not in self._regions_seen]
-            discover_from_regions(target, fresh, self.registry)
-            self._regions_seen.update(fresh)
-        for t in threads if threads is not None else target.threads():
-            if self.registry.image_at(t.pc) is None:
-                discover_from_pc(target, t.pc, self.registry)
-        return regions
-
-    # -- commands -------------------------------------------------------------
-    def run(self, argv, target_factory=None, style: Style | None = None) -> str:
-        """Run one `stackmap` command. `target_factory()` gives the Target (or raises)."""
-        if isinstance(argv, str):
-            argv = shlex.split(argv)
-        parser = build_parser()
-        try:
-            args = parser.parse_args(argv)
-        except HelpShown as h:
-            return h.text.rstrip("\n")
-        if not args.sub:
-            return parser.format_help().rstrip("\n")
-        if style is None:
-            style = Style(False)
-        if args.sub == "load":
-            return self.cmd_load(args, target_factory())
-        target = target_factory()
-        if args.sub == "images":
-            return self.cmd_images(args, target)
-        if args.sub == "bt":
-            return self.cmd_bt(args, target, style)
-        if args.sub == "report":
-            return self.cmd_report(args, target, style)
-        if args.sub == "snapshot":
-            return self.cmd_snapshot(args, target)
-        if args.sub == "diff":
-            return self.cmd_diff(args, target)
-        return self.cmd_frame(args, target, style)
-
-    def cmd_load(self, args, target: Target) -> str:
-        self._sync(target)
-        img = WasmtimeImage(FileSource(args.file), base=args.address, path=args.file)
-        img.loaded_from = "user"
-        img.text_range  # fail now, not at the first lookup
-        self.registry.add(img)
-        off, size = img.text_range
-        return (
-            f"loaded {args.file} at {args.address:#x} (.text {args.address + off:#x}.."
-            f"{args.address + off + size:#x}, {img.arch}, Wasmtime {img.engine.version})"
+def cmd_images(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    session.discover(target)
+    doc = images_document(session.registry, session.registry.problems)
+    if args.json:
+        return to_json(doc)
+    if not doc["images"] and not doc["problems"]:
+        raise StackMapsError(
+            "no Wasmtime images found in this process "
+            "(not a Wasmtime process, or no module loaded yet)"
         )
+    return "\n".join(images_lines(doc))
 
-    def cmd_images(self, args, target: Target) -> str:
-        self.discover(target)
-        recs = [image_record(img) for img in self.registry]
-        if args.json:
-            problems = [{"base": b, "error": e} for b, e in sorted(self.registry.problems.items())]
-            return to_json({"schema": 1, "images": recs, "problems": problems})
-        if not recs and not self.registry.problems:
+
+def cmd_bt(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    nums = None if args.all_threads else {target.selected_thread()}
+    got = session.collect(target, nums, not args.no_scan, args.max_depth)
+    doc = threads_document(got.threads, got.heap, args.n)
+    if args.suspicious:
+        apply_suspicious(doc, find_suspicious(got.mem, got.threads, got.heap))
+    if args.json:
+        doc["stats"] = session.last_stats
+        return to_json(doc)
+    return "\n".join(bt_lines(doc, style, full=args.full))
+
+
+def _selected_wasm_frame(
+    session: Session, target: Target, frames: list[WasmFrame], thread: int, level: int | None
+) -> WasmFrame:
+    """Frame `level` of the walk, or the one the debugger has selected (StackMapsError if none)."""
+    if level is not None:
+        match = [f for f in frames if f.level == level]
+        if not match:
             raise StackMapsError(
-                "no Wasmtime images found in this process "
-                "(not a Wasmtime process, or no module loaded yet)"
+                f"no wasm frame #{level} in thread {thread} "
+                f"(it has {len(frames)}; see 'stackmap bt')"
             )
-        lines = [
-            f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
-            f"{'funcs':>6} {'maps':>6}  path"
-        ]
-        for r in recs:
-            if r["error"]:
-                lines.append(f"{r['base']:#18x} {r['size']:#10x}  error: {r['error']}")
-                continue
-            lines.append(
-                f"{r['base']:#18x} {r['size']:#10x}  {r['kind']:9} "
-                f"{(r['target'] or r['arch']):28} {r['wasmtime_version']:>5} "
-                f"{r['functions']:>6} {r['stackmap_entries']:>6}  "
-                f"{r['path'] or '[anon]'}"
-            )
-        for base, err in sorted(self.registry.problems.items()):
-            lines.append(f"{base:#18x} {'':>10}  unusable: {err}")
-        return "\n".join(lines)
-
-    def _collect(self, target: Target, thread_nums, scan: bool, max_depth: int):
-        threads = target.threads()
-        if not threads:
-            raise StackMapsError("the process has no threads (not running?)")
-        regions = self.discover(target, threads)
-        if not len(self.registry):
-            problems = "; ".join(self.registry.problems.values())
-            raise StackMapsError(
-                "no Wasmtime images found in this process"
-                + (
-                    f": {problems}"
-                    if problems
-                    else " (not a Wasmtime process, or no module loaded yet)"
-                )
-            )
-        mem = MemoryCache(target)
-        out = []
-        for t in threads:
-            if thread_nums is not None and t.num not in thread_nums:
-                continue
-            acts = thread_activations(
-                target, self.registry, mem, t, regions, scan=scan, max_depth=max_depth
-            )
-            out.append((t, acts))
-        self.heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
-        self.last_stats = {
-            "memory_reads": mem.reads,
-            "frames": sum(len(a.frames) for _, acts in out for a in acts),
-        }
-        return out, mem
-
-    def _doc(self, collected, limit=None) -> dict:
-        threads = []
-        for t, acts in collected:
-            rec = thread_record(t.num, acts, {"name": t.name, "tid": t.tid})
-            if limit is not None:
-                rec["frames"] = rec["frames"][:limit]
-            threads.append(rec)
-        return self.heap.apply(document(threads))
-
-    def cmd_bt(self, args, target: Target, style: Style) -> str:
-        sel = target.selected_thread()
-        nums = None if args.all_threads else {sel}
-        collected, mem = self._collect(
-            target, nums, not args.no_scan, args.max_depth or self.max_depth
+        return match[0]
+    sel = target.selected_frame()
+    frame = None
+    if sel is not None:
+        frame = next(
+            (f for f in frames if f.pc == sel.pc and (sel.fp is None or f.fp == sel.fp)),
+            None,
         )
-        doc = self._doc(collected, args.n)
-        if args.suspicious:
-            found = find_suspicious(mem, collected, self.heap)
-            for th in doc["threads"]:
-                for fr in th["frames"]:
-                    hit = found.get((th["thread"], fr["level"]))
-                    if hit is not None:
-                        fr["suspicious"] = hit["words"]
-                        fr["suspicious_note"] = hit["note"]
-        if args.json:
-            doc["stats"] = self.last_stats
-            return to_json(doc)
-        return "\n".join(bt_lines(doc, style, full=args.full))
+        if frame is None:
+            frame = next((f for f in frames if f.pc == sel.pc), None)
+    if frame is None:
+        where = f"pc {sel.pc:#x}" if sel is not None else "the selected frame"
+        img = session.registry.image_at(sel.pc) if sel is not None else None
+        why = (
+            "not wasm code"
+            if img is None
+            else "in wasm code but not on this thread's frame-pointer chain"
+        )
+        raise StackMapsError(
+            f"{where}: {why}; 'stackmap bt' lists the wasm frames, 'stackmap frame N' picks one"
+        )
+    return frame
 
-    def cmd_frame(self, args, target: Target, style: Style) -> str:
-        sel_thread = target.selected_thread()
-        collected, mem = self._collect(target, {sel_thread}, True, args.max_depth or self.max_depth)
-        frames = [f for _, acts in collected for a in acts for f in a.frames]
-        if args.level is not None:
-            match = [f for f in frames if f.level == args.level]
-            if not match:
-                raise StackMapsError(
-                    f"no wasm frame #{args.level} in thread {sel_thread} "
-                    f"(it has {len(frames)}; see 'stackmap bt')"
-                )
-            frame = match[0]
-        else:
-            sel = target.selected_frame()
-            frame = None
-            if sel is not None:
-                frame = next(
-                    (f for f in frames if f.pc == sel.pc and (sel.fp is None or f.fp == sel.fp)),
-                    None,
-                )
-                if frame is None:
-                    frame = next((f for f in frames if f.pc == sel.pc), None)
-            if frame is None:
-                where = f"pc {sel.pc:#x}" if sel is not None else "the selected frame"
-                img = self.registry.image_at(sel.pc) if sel is not None else None
-                why = (
-                    "not wasm code"
-                    if img is None
-                    else "in wasm code but not on this thread's frame-pointer chain"
-                )
-                raise StackMapsError(
-                    f"{where}: {why}; 'stackmap bt' lists the wasm frames, "
-                    f"'stackmap frame N' picks one"
-                )
-        rec = frame_record(frame)
-        rec["thread"] = frame.thread
-        self.heap.apply_frame(rec)
-        if args.json:
-            return to_json(document([{"thread": frame.thread, "frames": [rec]}]))
-        lines = frame_lines(rec, style)
-        if args.dump and frame.entry is not None:
-            sp = frame.sp
-            try:
-                data = mem.read(sp, frame.entry.frame_size + 16)
-                lines.append(
-                    f"  SP..FP+16 ({frame.entry.frame_size} bytes + saved FP, return address):"
-                )
-                lines.extend(hexdump_lines(sp, data, frame.entry.offsets, style, sp))
-            except StackMapsError as e:
-                lines.append(f"  cannot dump the frame: {e}")
-        elif args.dump:
-            lines.append("  (no stack map at this pc: no frame size, nothing to dump)")
-        return "\n".join(lines)
 
-    # -- crash report -----------------------------------------------------------
-    def cmd_report(self, args, target: Target, style: Style) -> str:
-        collected, _ = self._collect(target, None, True, self.max_depth)
-        doc = self._doc(collected)
-        doc["stats"] = self.last_stats
-        doc["process"] = {"description": target.description, **target.process_info()}
-        stop = target.stop_info()
-        if stop and stop.get("signal") and not stop.get("signal_name"):
-            stop["signal_name"] = signal_name(stop["signal"])
-        doc["stop"] = stop
-        doc["trap"] = self._trap_info(stop, collected)
-        doc["images"] = [image_record(img) for img in self.registry]
-        if args.json:
-            return to_json(doc)
-        return "\n".join(report_lines(doc, style))
-
-    def _trap_info(self, stop: dict | None, collected) -> dict | None:
-        """Trap code and wasm offset when the stopped thread's pc is in wasm code."""
-        if not stop or stop.get("pc") is None:
-            return None
-        img = self.registry.image_at(stop["pc"])
-        if img is None:
-            return None
-        off = img.text_offset(stop["pc"])
-        func = img.function_at(off)
-        info = {
-            "pc": stop["pc"],
-            "text_offset": off,
-            "function": func.name if func else None,
-            "code": None,
-            "name": None,
-            "wasm_offset": None,
-            "note": None,
-        }
+def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    sel_thread = target.selected_thread()
+    got = session.collect(target, {sel_thread}, True, args.max_depth)
+    frames = [f for _, acts in got.threads for a in acts for f in a.frames]
+    frame = _selected_wasm_frame(session, target, frames, sel_thread, args.level)
+    rec = frame_record(frame)
+    rec["thread"] = frame.thread
+    apply_heap_frame(rec, got.heap)
+    if args.json:
+        return to_json(document([{"thread": frame.thread, "frames": [rec]}]))
+    lines = frame_lines(rec, style)
+    if args.dump and frame.entry is not None:
+        size = frame.entry.frame_size
         try:
-            traps = img.section_data(".wasmtime.traps")
-            hit = lookup_trap(traps, off, img.engine.major) if traps else None
-            if hit:
-                info.update(hit)
-            else:
-                info["note"] = "pc is not a trap site (a breakpoint or a fault in a call?)"
-            addrmap = img.section_data(".wasmtime.addrmap")
-            if addrmap:
-                info["wasm_offset"] = lookup_wasm_offset(addrmap, off, img.engine.major)
+            data = got.mem.read(frame.sp, size + 16)
+            lines.extend(frame_dump_lines(frame.sp, size, data, frame.entry.offsets, style))
         except StackMapsError as e:
-            info["note"] = str(e)
-        return info
-
-    # -- snapshots ----------------------------------------------------------------
-    def _roots(self, target: Target) -> dict:
-        collected, _ = self._collect(target, None, True, self.max_depth)
-        frames = []
-        for t, acts in collected:
-            for a in acts:
-                for f in a.frames:
-                    if f.entry is None:
-                        continue
-                    frames.append(
-                        {
-                            "thread": t.num,
-                            "level": f.level,
-                            "pc": f.pc,
-                            "fp": f.fp,
-                            "function": f.function_name,
-                            "slots": [
-                                {"offset": s.offset, "address": s.address, "raw": s.raw}
-                                for s in f.slots
-                            ],
-                        }
-                    )
-        return {"schema": 1, "kind": "stackmap-snapshot", "frames": frames}
-
-    def cmd_snapshot(self, args, target: Target) -> str:
-        snap = self._roots(target)
-        self.snapshots[args.name] = snap
-        n = sum(len(f["slots"]) for f in snap["frames"])
-        msg = f"snapshot {args.name!r}: {n} roots in {len(snap['frames'])} frames"
-        if args.file:
-            with open(args.file, "w") as fh:
-                json.dump(snap, fh)
-            msg += f", written to {args.file}"
-        return msg
-
-    def cmd_diff(self, args, target: Target) -> str:
-        if args.file:
-            try:
-                with open(args.file) as fh:
-                    old = json.load(fh)
-            except (OSError, ValueError) as e:
-                raise StackMapsError(f"cannot read snapshot {args.file}: {e}")
-            if not isinstance(old, dict) or old.get("kind") != "stackmap-snapshot":
-                raise StackMapsError(f"{args.file} is not a 'stackmap snapshot' file")
-        elif args.name in self.snapshots:
-            old = self.snapshots[args.name]
-        else:
-            raise StackMapsError(
-                f"no snapshot named {args.name!r}: run 'stackmap snapshot' at an earlier stop"
-            )
-        result = diff_roots(old, self._roots(target))
-        if args.json:
-            return to_json({"schema": 1, **result})
-        return "\n".join(diff_lines(result))
+            lines.append(dump_error_line(str(e)))
+    elif args.dump:
+        lines.append(NO_DUMP_LINE)
+    return "\n".join(lines)
 
 
-def diff_roots(old: dict, new: dict) -> dict:
-    """Match frames by (thread, fp, pc) and slots by offset; classify each root."""
+def cmd_report(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    got = session.collect(target)
+    doc = threads_document(got.threads, got.heap)
+    doc["stats"] = session.last_stats
+    doc["process"] = {"description": target.description, **target.process_info()}
+    stop = doc["stop"] = stop_record(target.stop_info())
+    pc = stop.get("pc") if stop else None
+    doc["trap"] = trap_record(session.registry.image_at(pc) if pc is not None else None, pc)
+    doc["images"] = [image_record(img) for img in session.registry]
+    if args.json:
+        return to_json(doc)
+    return "\n".join(report_lines(doc, style))
 
-    def key(f):
-        return (f.get("thread"), f.get("fp"), f.get("pc"))
 
-    before = {key(f): f for f in old.get("frames", []) if isinstance(f, dict)}
-    after = {key(f): f for f in new["frames"]}
-    frames = []
-    counts = {"changed": 0, "unchanged": 0, "added": 0, "removed": 0}
-    for k, f in after.items():
-        o = before.get(k)
-        if o is None:
-            continue
-        old_slots = {
-            s.get("offset"): s.get("raw") for s in o.get("slots", []) if isinstance(s, dict)
-        }
-        slots = []
-        for s in f["slots"]:
-            if s["offset"] not in old_slots:
-                state = "added"
-            elif old_slots[s["offset"]] != s["raw"]:
-                state = "changed"
-            else:
-                state = "unchanged"
-            counts[state] += 1
-            slots.append(
-                {
-                    "offset": s["offset"],
-                    "address": s["address"],
-                    "old": old_slots.get(s["offset"]),
-                    "new": s["raw"],
-                    "state": state,
-                }
-            )
-        for off in set(old_slots) - {s["offset"] for s in f["slots"]}:
-            counts["removed"] += 1
-            slots.append(
-                {
-                    "offset": off,
-                    "address": None,
-                    "old": old_slots[off],
-                    "new": None,
-                    "state": "removed",
-                }
-            )
-        frames.append(
-            {
-                "thread": f["thread"],
-                "level": f["level"],
-                "pc": f["pc"],
-                "fp": f["fp"],
-                "function": f["function"],
-                "slots": slots,
-            }
+def cmd_snapshot(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    snap = roots(session.collect(target).threads)
+    session.snapshots[args.name] = snap
+    if args.file:
+        write_snapshot(args.file, snap)
+    return snapshot_line(args.name, root_count(snap), len(snap["frames"]), args.file)
+
+
+def cmd_diff(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    if args.file:
+        old = read_snapshot(args.file)
+    elif args.name in session.snapshots:
+        old = session.snapshots[args.name]
+    else:
+        raise StackMapsError(
+            f"no snapshot named {args.name!r}: run 'stackmap snapshot' at an earlier stop"
         )
-    return {
-        "frames": frames,
-        "counts": counts,
-        "frames_gone": [{"thread": k[0], "fp": k[1], "pc": k[2]} for k in before if k not in after],
-        "frames_new": [{"thread": k[0], "fp": k[1], "pc": k[2]} for k in after if k not in before],
-    }
+    result = diff_roots(old, roots(session.collect(target).threads))
+    if args.json:
+        return to_json({"schema": 1, **result})
+    return "\n".join(diff_lines(result))
 
 
-def diff_lines(result: dict) -> list[str]:
-    c = result["counts"]
-    out = [
-        f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
-        + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"] else "")
-        + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"
-    ]
-    for f in result["frames"]:
-        out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
-        for s in f["slots"]:
-            old = "-" if s["old"] is None else f"{s['old']:#010x}"
-            new = "-" if s["new"] is None else f"{s['new']:#010x}"
-            out.append(f"      SP+{s['offset']:<5} {old} -> {new}  {s['state']}")
-    return out
+Handler = Callable[[Session, argparse.Namespace, Target, Style], str]
+HANDLERS: dict[str, Handler] = {
+    "frame": cmd_frame,
+    "bt": cmd_bt,
+    "images": cmd_images,
+    "load": cmd_load,
+    "report": cmd_report,
+    "snapshot": cmd_snapshot,
+    "diff": cmd_diff,
+}
+assert HANDLERS.keys() == SUBCOMMANDS.keys()
 
 
-def report_lines(doc: dict, style: Style) -> list[str]:
-    out = []
-    proc = doc.get("process") or {}
-    out.append("process: " + ", ".join(f"{k}={v}" for k, v in proc.items() if v is not None))
-    stop = doc.get("stop")
-    if stop:
-        sig = stop.get("signal_name") or stop.get("signal")
-        pc = stop.get("pc")
-        out.append(
-            f"stop: thread {stop.get('thread')}"
-            + (f", signal {sig}" if sig else "")
-            + (f" at pc {pc:#x}" if pc else "")
-        )
-    trap = doc.get("trap")
-    if trap:
-        what = trap["name"] or "no trap code"
-        out.append(
-            f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
-            + (f", wasm offset {trap['wasm_offset']:#x}" if trap["wasm_offset"] is not None else "")
-            + (f" ({trap['note']})" if trap.get("note") else "")
-        )
-    for img in doc.get("images", []):
-        out.append(
-            f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
-            f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}"
-        )
-    out.extend(bt_lines(doc, style))
-    return out
-
-
-def signal_name(signo: int) -> str | None:
-    """Linux signal name (the numbers are the same on every architecture we walk)."""
+def run(
+    session: Session,
+    argv: str | list[str],
+    target_factory: Callable[[], Target],
+    style: Style | None = None,
+) -> str:
+    """Run one `stackmap` command. `target_factory()` gives the Target (or raises)."""
+    if isinstance(argv, str):
+        argv = shlex.split(argv)
+    parser = build_parser()
     try:
-        return signal.Signals(signo).name
-    except ValueError:
-        return None
-
-
-def color_wanted(debugger_styling: bool) -> bool:
-    return debugger_styling and not os.environ.get("NO_COLOR")
+        args = parser.parse_args(argv)
+    except HelpShown as h:
+        return h.text.rstrip("\n")
+    if not args.sub:
+        return parser.format_help().rstrip("\n")
+    return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))

@@ -2,7 +2,7 @@
 
 import bisect
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .errors import NotAnImage, ReadError, StackMapsError
 from .image import WasmtimeImage, parse_elf_header
@@ -50,6 +50,23 @@ class ImageRegistry:
         self.lo = self._ranges[0][0]
         self.hi = max(self.hi, start + size)
         return image
+
+    def remove(self, base: int) -> None:
+        """Forget the image at `base` (it was unmapped, or replaced by another)."""
+        if self.images.pop(base, None) is not None:
+            self._reindex()
+
+    def stale_bases(self, head_at: Callable[[int], bytes | None]) -> list[int]:
+        """Bases of the probed (not user-loaded) images whose first bytes in memory,
+        `head_at(base)`, no longer match the image's own header."""
+        stale = []
+        for base, img in self.images.items():
+            if img.loaded_from == "user":
+                continue
+            head = head_at(base)
+            if head is None or head != img.source.read(0, len(head)):
+                stale.append(base)
+        return stale
 
     def _reindex(self) -> None:
         ranges = []

@@ -139,7 +139,8 @@ class Heap(NamedTuple):
 
 
 class HeapReport:
-    """What `annotate` found, keyed so it can be applied to report records."""
+    """What `annotate` found, keyed by thread, frame level and slot (core/report.py adds it
+    to the report records)."""
 
     def __init__(self):
         self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
@@ -166,30 +167,6 @@ class HeapReport:
         kind = KINDS.get(self.finder.u32(head, 0) & heap.layout.kind_mask)
         ty = self.finder.u32(head, 4)
         return kind if kind and (ty == NO_TYPE or ty < 1 << 24) else None
-
-    def apply(self, doc: dict) -> dict:
-        """Add `object`, `heap_note` and activation `heap` keys to a report document."""
-        for th in doc.get("threads", []):
-            num = th.get("thread")
-            for fr in th.get("frames", []):
-                self.apply_frame(fr, num)
-            for i, act in enumerate(th.get("activations", [])):
-                rec = self.activations.get((num, i))
-                if rec is not None:
-                    act["heap"] = rec
-        return doc
-
-    def apply_frame(self, fr: dict, thread: int | None = None) -> dict:
-        num = fr.get("thread") if thread is None else thread
-        level = fr.get("level")
-        for s in fr.get("slots", []):
-            obj = self.objects.get((num, level, s.get("offset")))
-            if obj is not None:
-                s["object"] = obj
-        note = self.frame_notes.get((num, level))
-        if note is not None:
-            fr["heap_note"] = note
-        return fr
 
 
 # -- locating the heap --------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Text rendering of the report records: backtrace lines, frame details, hexdump, colour."""
+"""All text output of the `stackmap` commands, rendered from the report records
+(core/report.py), and the colour policy."""
 
+import os
 from collections.abc import Iterable
 
 from pygments.console import colorize
@@ -13,6 +15,11 @@ class Style:
 
     def __call__(self, color: str, text: str) -> str:
         return colorize(color, text) if self.enabled else text
+
+
+def color_wanted(debugger_styling: bool) -> bool:
+    """Colour when the debugger styles its own output and NO_COLOR is not set."""
+    return debugger_styling and not os.environ.get("NO_COLOR")
 
 
 def describe_slot(s: dict) -> str:
@@ -56,9 +63,7 @@ def frame_header(fr: dict, style: Style) -> str:
     return " ".join(parts)
 
 
-def bt_lines(
-    doc: dict, style: Style, full: bool = False, host_names: dict[int, str] | None = None
-) -> list[str]:
+def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
     out: list[str] = []
     for th in doc["threads"]:
         frames = th["frames"]
@@ -174,4 +179,106 @@ def hexdump_lines(
         out.append(f"  {base + line:#018x} SP+{base + line - sp:<5} " + " ".join(words))
     if not style.enabled and live:
         out.append("  (* = live GC reference slot)")
+    return out
+
+
+def frame_dump_lines(
+    sp: int, frame_size: int, data: bytes, live_offsets: Iterable[int], style: Style
+) -> list[str]:
+    """`stackmap frame -x`: the hexdump of SP..FP+16 under its title."""
+    return [
+        f"  SP..FP+16 ({frame_size} bytes + saved FP, return address):",
+        *hexdump_lines(sp, data, live_offsets, style, sp),
+    ]
+
+
+def dump_error_line(error: str) -> str:
+    return f"  cannot dump the frame: {error}"
+
+
+NO_DUMP_LINE = "  (no stack map at this pc: no frame size, nothing to dump)"
+
+
+def images_lines(doc: dict) -> list[str]:
+    """`stackmap images`: one line per image (from `report.images_document`), then problems."""
+    lines = [
+        f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
+        f"{'funcs':>6} {'maps':>6}  path"
+    ]
+    for r in doc["images"]:
+        if r["error"]:
+            lines.append(f"{r['base']:#18x} {r['size']:#10x}  error: {r['error']}")
+            continue
+        lines.append(
+            f"{r['base']:#18x} {r['size']:#10x}  {r['kind']:9} "
+            f"{(r['target'] or r['arch']):28} {r['wasmtime_version']:>5} "
+            f"{r['functions']:>6} {r['stackmap_entries']:>6}  "
+            f"{r['path'] or '[anon]'}"
+        )
+    for p in doc["problems"]:
+        lines.append(f"{p['base']:#18x} {'':>10}  unusable: {p['error']}")
+    return lines
+
+
+def loaded_line(rec: dict) -> str:
+    """`stackmap load`: what was loaded where (an `image_record`)."""
+    start, size = rec["text_start"], rec["text_size"]
+    return (
+        f"loaded {rec['path']} at {rec['base']:#x} (.text {start:#x}..{start + size:#x}, "
+        f"{rec['arch']}, Wasmtime {rec['wasmtime_version']})"
+    )
+
+
+def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
+    msg = f"snapshot {name!r}: {roots} roots in {frames} frames"
+    if path:
+        msg += f", written to {path}"
+    return msg
+
+
+def diff_lines(result: dict) -> list[str]:
+    """`stackmap diff`: the counts, then each matched frame's roots and their state."""
+    c = result["counts"]
+    out = [
+        f"{c['changed']} roots changed value, {c['unchanged']} unchanged"
+        + (f", {c['added']} added, {c['removed']} removed" if c["added"] or c["removed"] else "")
+        + f"; {len(result['frames_gone'])} frames gone, {len(result['frames_new'])} new"
+    ]
+    for f in result["frames"]:
+        out.append(f"#{f['level']:<3} {f['pc']:#018x} {f['function']} fp={f['fp']:#x}")
+        for s in f["slots"]:
+            old = "-" if s["old"] is None else f"{s['old']:#010x}"
+            new = "-" if s["new"] is None else f"{s['new']:#010x}"
+            out.append(f"      SP+{s['offset']:<5} {old} -> {new}  {s['state']}")
+    return out
+
+
+def report_lines(doc: dict, style: Style) -> list[str]:
+    """`stackmap report` (and `wasmtime-stackmaps triage`) as text."""
+    out = []
+    proc = doc.get("process") or {}
+    out.append("process: " + ", ".join(f"{k}={v}" for k, v in proc.items() if v is not None))
+    stop = doc.get("stop")
+    if stop:
+        sig = stop.get("signal_name") or stop.get("signal")
+        pc = stop.get("pc")
+        out.append(
+            f"stop: thread {stop.get('thread')}"
+            + (f", signal {sig}" if sig else "")
+            + (f" at pc {pc:#x}" if pc else "")
+        )
+    trap = doc.get("trap")
+    if trap:
+        what = trap["name"] or "no trap code"
+        out.append(
+            f"trap: {what} in {trap['function']} (.text+{trap['text_offset']:#x})"
+            + (f", wasm offset {trap['wasm_offset']:#x}" if trap["wasm_offset"] is not None else "")
+            + (f" ({trap['note']})" if trap.get("note") else "")
+        )
+    for img in doc.get("images", []):
+        out.append(
+            f"image: {img['base']:#x} {img['kind']} {img['target'] or img['arch']} "
+            f"Wasmtime {img['wasmtime_version']} {img['path'] or '[anon]'}"
+        )
+    out.extend(bt_lines(doc, style))
     return out

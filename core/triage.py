@@ -47,8 +47,8 @@ def _fail(code: int, message: str) -> int:
 
 def cmd_triage(args) -> int:
     from .batch import debugger_path, run_batch
-    from .commands import report_lines, to_json
-    from .render import Style
+    from .render import Style, report_lines
+    from .report import to_json
 
     if sum(x is not None and x != [] for x in (args.core, args.pid, args.run)) != 1:
         return _fail(EXIT_USAGE, "give exactly one of --core CORE, --pid PID, --run PROGRAM...")

@@ -23,10 +23,11 @@ wsm = runpy.run_path(_BOOT)["load"](_ROOT)
 if wsm is not None:
     import gdb.unwinder
     from gdb.FrameDecorator import FrameDecorator
-    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
+    from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
     from wasmtime_stackmaps.regions import core_regions, proc_maps
-    from wasmtime_stackmaps.render import Style
+    from wasmtime_stackmaps.render import Style, color_wanted
+    from wasmtime_stackmaps.session import Session
     from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
     from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
 
@@ -195,7 +196,7 @@ if wsm is not None:
     def _run(argv: str, from_tty=False):
         style = Style(color_wanted(_gdb_styling()) and from_tty)
         try:
-            text = _SESSION.run(gdb.string_to_argv(argv), GdbTarget, style)
+            text = run(_SESSION, gdb.string_to_argv(argv), GdbTarget, style)
         except StackMapsError as e:
             raise gdb.GdbError(f"stackmap: {e}")
         if text:

@@ -25,10 +25,11 @@ if not os.path.isfile(_BOOT):
 wsm = runpy.run_path(_BOOT)["load"](_ROOT)
 
 if wsm is not None:
-    from wasmtime_stackmaps.commands import SUBCOMMANDS, Session, color_wanted, subcommand_help
+    from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
     from wasmtime_stackmaps.errors import ReadError, StackMapsError
     from wasmtime_stackmaps.regions import core_regions
-    from wasmtime_stackmaps.render import Style
+    from wasmtime_stackmaps.render import Style, color_wanted
+    from wasmtime_stackmaps.session import Session
     from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
 
     # Register names per architecture (pc, frame pointer, stack pointer, link
@@ -288,7 +289,7 @@ if wsm is not None:
             return
         try:
             with _Selection(exe_ctx):
-                text = _session().run(args, lambda: LldbTarget(exe_ctx, debugger), style)
+                text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
         except StackMapsError as e:
             result.SetError(f"stackmap: {e}")
             return

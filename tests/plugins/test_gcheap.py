@@ -18,6 +18,7 @@ import pytest
 from wasmtime_stackmaps import gcheap
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.gcref import decode_gcref
+from wasmtime_stackmaps.report import apply_heap
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
 from wasmtime_stackmaps.walk import Activation, Slot
 
@@ -257,7 +258,7 @@ def _check_not_located(rep, why):
             }
         ]
     }
-    rep.apply(doc)
+    apply_heap(doc, rep)
     assert doc["threads"][0]["frames"][0]["heap_note"] == rec["note"]
     assert doc["threads"][0]["activations"][0]["heap"] == rec
     assert "object" not in doc["threads"][0]["frames"][0]["slots"][0]
