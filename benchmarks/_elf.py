@@ -1,6 +1,6 @@
 """Write a minimal but valid Wasmtime-style ELF image around a stack-map section.
 
-Same shape as what Wasmtime writes (FORMAT.md §1): ELF64 little-endian,
+Same shape as what Wasmtime writes (docs/format.md §1): ELF64 little-endian,
 EI_OSABI 200, e_flags bit 0 (module), sections with sh_addr 0, a page-aligned
 `.text`, `.wasmtime.engine`, `.symtab` with one STT_FUNC symbol per function
 (`wasm[0]::function[N]`), `.strtab`, `.wasmtime.stackmap`, `.shstrtab`, and the

@@ -1,7 +1,7 @@
 """The store's GC heap: find it in a stopped process and decode the objects live refs point at.
 
 A live heap `VMGcRef` in a stack slot is a byte index into the GC heap of the
-store the frame runs in (FORMAT.md §3, §7). The code image does not say where
+store the frame runs in (docs/format.md §3, §6). The code image does not say where
 that heap is; the runtime's data structures do:
 
     VMContext (magic b"core"; a component's b"comp")
@@ -31,19 +31,13 @@ How the heap is located (for each wasm activation that has heap refs):
      crate's default first (copying from 46 on, DRC before; null last), and
      the first one that gives every object a sane size (>= its header,
      aligned, inside the heap; one size for all structs of one type) is used.
-     Embedders differ: the `wasmtime` CLI 49.0.4 uses the copying collector,
-     the Python package 50.0.1 uses DRC (its C API library is built with
-     gc-drc and gc-null but without gc-copying, so `Collector::Auto` is DRC).
+     Embedders differ (docs/format.md §7, §10).
 
 Offsets come from ONE table, `LAYOUTS`, keyed by the first Wasmtime major
-version a row applies to (the image's `.wasmtime.engine` version); checked in
-Wasmtime's source for 32-48 and main of 2026-08 (49.0.0-dev; there is no 49
-or 50 tag in the source mirror used), and against real processes of the CLI
-49.0.4 (x86_64, heap at store context +32, copying) and the Python package
-50.0.1 (x86_64, +32, DRC): the objects decode with the field values the
-programs stored (tests/plugins/test_gcheap.py). Versions before 32 are not
-covered; versions after the last row use it, and the validation above
-refuses a wrong guess.
+version a row applies to (the image's `.wasmtime.engine` version). The rows,
+the Wasmtime source each was read from, and what real embedders showed:
+docs/format.md §6, §7, §10. Versions before 32 are not covered; versions after
+the last row use it, and the validation above refuses a wrong guess.
 
 What is shown:
   - each heap slot gets an `object` dict: kind, type_index (Wasmtime's

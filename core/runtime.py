@@ -10,7 +10,7 @@ store it belongs to and where its frames are.
 
 Offsets are keyed by the first Wasmtime major version a row applies to, as
 Wasmtime's `crates/environ/src/vmoffsets.rs` (and `vm/vmcontext.rs`) of each
-release lays them out; see docs/format.md ("Runtime structures").
+release lays them out; see docs/format.md §6 (the table and its sources).
 """
 
 import struct

@@ -1,13 +1,13 @@
 """`.wasmtime.traps` and `.wasmtime.addrmap`: what trapped, and where in the wasm bytecode.
 
-Formats (`crates/environ/src/trap_encoding.rs`, `address_map.rs`), little-endian u32s:
+Formats (docs/format.md §5; Wasmtime's `trap_encoding.rs`, `address_map.rs`), little-endian u32s:
     traps:   N, offset[N] (sorted .text offsets of trapping instructions), u8 code[N]
     addrmap: N, offset[N] (sorted .text offsets), u32 wasm_offset[N]; a pc maps to the
              last entry at or before it; 0xFFFFFFFF = no position.
 
 Trap codes are the index of the variant in Wasmtime's `Trap` enum, which changed
-between releases: the names below were read from each release tag (32 to 48 and
-main as of 49.0.0-dev); codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 46.
+between releases; codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 46. The
+lists per release and where they come from: docs/format.md §5.
 """
 
 import bisect
@@ -82,7 +82,7 @@ def trap_names(major: int | None) -> list[str]:
         return _L41
     if major == 40:
         return _L41[:26]
-    if major == 39:
+    if major >= 38:  # 38 added CannotLeaveComponent (code 24)
         return _L41[:25]
     if major >= 35:
         return _L41[:24]

@@ -1,6 +1,6 @@
 """Walking wasm frames by frame pointer, and finding every wasm activation of a thread.
 
-Frame record layout (x86_64, aarch64, riscv64; FORMAT.md §4): at FP the
+Frame record layout (x86_64, aarch64, riscv64; docs/format.md §4): at FP the
 caller's FP, at FP+8 the return address; the caller's SP is FP+16. A call
 from a frame whose SP is S pushes a record at S-16, so for a callee of a
 frame at a safepoint `callee_fp + 16 == fp - frame_size` exactly: the walk

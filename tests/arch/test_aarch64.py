@@ -254,7 +254,7 @@ def test_frames(session):
         assert f["sp"] == f["fp"] - f["frame_size"]
         for s in f["slots"]:
             assert s["address"] == f["sp"] + s["offset"]
-    # Each callee's frame record sits right below its caller's SP (FORMAT.md §4).
+    # Each callee's frame record sits right below its caller's SP (docs/format.md §4).
     for callee, caller in zip(frames, calls):
         assert callee["fp"] + 16 == caller["sp"]
 
