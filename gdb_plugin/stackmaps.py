@@ -28,6 +28,7 @@ if wsm is not None:
     from wasmtime_stackmaps.regions import core_regions, proc_maps
     from wasmtime_stackmaps.render import Style, color_wanted
     from wasmtime_stackmaps.session import Session
+    from wasmtime_stackmaps.symfile import SymbolFiles
     from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
     from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
 
@@ -335,7 +336,8 @@ if wsm is not None:
                 yield fd
 
     # -- events: keep the registry in step with the inferior ------------------------
-    def _on_stop(_event=None):
+    def _refresh():
+        """Find the images, name their code for GDB, and switch the frame filter."""
         _UNWINDER.mem = None
         try:
             target = GdbTarget()
@@ -344,6 +346,7 @@ if wsm is not None:
             _SESSION.discover(target, threads)
         except (StackMapsError, gdb.error):
             return
+        _sync_symbols()
         # A frame filter costs GDB ~25% on every bt, wasm or not: on only while the
         # stopped thread's stack refers to wasm code.
         sel = gdb.selected_thread().num
@@ -355,10 +358,79 @@ if wsm is not None:
         # Frames GDB cached before the images were known were unwound without us.
         gdb.invalidate_cached_frames()
 
+    def _before_stop():
+        """`hook-stop`: GDB runs it before it prints where it stopped (the stop event
+        comes after), so the images' symbols are loaded in time to name that line."""
+        _STATE["refreshed"] = True
+        _refresh()
+
+    def _on_stop(_event=None):
+        if not _STATE.pop("refreshed", False):  # no hook-stop of ours (the user has one)
+            _refresh()
+
+    def _on_new_objfile(_event=None):
+        if not _STATE.get("adding_symbols"):  # our own symbol files are objfiles too
+            _refresh()
+
     def _on_exit(_event=None):
         _UNWINDER.mem = None
         _SESSION.invalidate()
         _FILTER.enabled = False
+        _sync_symbols()
+
+    # -- symbols: GDB's own commands name wasm code ---------------------------------
+    def _gdb_quote(path: str) -> str:
+        if not any(c.isspace() or c in "'\"\\" for c in path):
+            return path
+        return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def _sync_symbols():
+        """Give GDB each image's symbol table at its .text address (core/symfile.py), so the
+        stop line, `frame`, `up`/`down`, `info symbol`, `x/i` and `disassemble` name wasm
+        code; drop the tables of images gone."""
+        add, drop = _SYMBOLS.changes(_SESSION.registry)
+        if not add and not drop:
+            return
+        _STATE["adding_symbols"] = True
+        try:
+            for key, sym in drop:
+                try:
+                    gdb.execute(f"remove-symbol-file {_gdb_quote(sym.path)}", to_string=True)
+                except gdb.error:
+                    pass  # GDB dropped it already (a new executable, `symbol-file`)
+                _SYMBOLS.forget(key)
+            for key, img in add:
+                try:
+                    sym = _SYMBOLS.write(key, img)
+                    gdb.execute(
+                        f"with confirm off -- add-symbol-file {_gdb_quote(sym.path)} "
+                        f"{sym.text_address:#x}",
+                        to_string=True,
+                    )
+                except (StackMapsError, OSError, gdb.error):
+                    _SYMBOLS.forget(key)  # names then come from the frame filter only
+        finally:
+            _STATE["adding_symbols"] = False
+
+    _HOOK_BODY = 'python __import__("wasmtime_stackmaps")._gdb_before_stop()'
+
+    def _define_hook_stop() -> None:
+        """Our `hook-stop`, unless the user has one (pwndbg, GEF, a ~/.gdbinit): then the
+        names come at the stop event, after GDB printed the stop line."""
+        try:
+            current = gdb.execute("show user hook-stop", to_string=True)
+        except gdb.error:
+            current = ""
+        if current.strip() and _HOOK_BODY not in current:
+            return
+        wsm._gdb_before_stop = _before_stop
+        confirm = gdb.parameter("confirm")
+        gdb.execute("set confirm off")
+        try:
+            gdb.execute(f"define hook-stop\n{_HOOK_BODY}\nend", to_string=True)
+        finally:
+            if confirm:
+                gdb.execute("set confirm on")
 
     def _on_memory_changed(_event=None):
         _UNWINDER.mem = None
@@ -374,7 +446,7 @@ if wsm is not None:
         events = [
             (gdb.events.stop, _on_stop),
             (gdb.events.exited, _on_exit),
-            (gdb.events.new_objfile, _on_stop),
+            (gdb.events.new_objfile, _on_new_objfile),
             (gdb.events.memory_changed, _on_memory_changed),
         ]
         for ev, fn in events:
@@ -382,13 +454,17 @@ if wsm is not None:
         wsm._gdb_state = {"events": events}
         gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
         gdb.frame_filters[_FILTER.name] = _FILTER
+        _define_hook_stop()
         StackmapCommand()
         for name in SUBCOMMANDS:
             _Sub(name)
         # Already stopped (core file, attach) when the plugin is sourced.
         if gdb.selected_inferior().pid:
-            _on_stop()
+            _refresh()
 
     _UNWINDER = WasmUnwinder()
     _FILTER = WasmFrameFilter()
+    # Symbol files live as long as the package (a second `source` keeps GDB's objfiles).
+    _SYMBOLS = wsm.__dict__.setdefault("_gdb_symbols", SymbolFiles())
+    _STATE: dict = {}
     _install()

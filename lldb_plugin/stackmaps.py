@@ -30,6 +30,7 @@ if wsm is not None:
     from wasmtime_stackmaps.regions import core_regions
     from wasmtime_stackmaps.render import Style, color_wanted
     from wasmtime_stackmaps.session import Session
+    from wasmtime_stackmaps.symfile import SymbolFiles
     from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
 
     # Register names per architecture (pc, frame pointer, stack pointer, link
@@ -320,6 +321,66 @@ if wsm is not None:
         def get_long_help(self):
             return subcommand_help(self.name) + "\n"
 
+    # -- stop hook: symbols for LLDB's own commands -----------------------------------
+    def _symbols() -> "SymbolFiles":
+        s = getattr(wsm, "_lldb_symbols", None)
+        if s is None:
+            s = wsm._lldb_symbols = SymbolFiles()
+        return s
+
+    def _sync_symbols(target) -> None:
+        """Give LLDB each image's symbol table at its .text address (core/symfile.py), so its
+        own `bt`, `frame select`, `image lookup` and `disassemble` name wasm code; drop the
+        modules of images gone."""
+        files = _symbols()
+        modules = wsm.__dict__.setdefault("_lldb_modules", {})
+        add, drop = files.changes(_session().registry)
+        for key, _sym in drop:
+            module = modules.pop(key, None)
+            if module is not None and module.IsValid():
+                target.RemoveModule(module)
+            files.forget(key)
+        for key, img in add:
+            try:
+                sym = files.write(key, img)
+            except (StackMapsError, OSError):
+                continue
+            module = target.AddModule(sym.path, None, None)
+            if not module.IsValid():
+                files.forget(key)
+                continue
+            # The file's .text is at 0: sliding it by the image's .text address places it.
+            err = target.SetModuleLoadAddress(module, sym.text_address)
+            if err.Fail():
+                target.RemoveModule(module)
+                files.forget(key)
+                continue
+            modules[key] = module
+
+    def _on_stop(exe_ctx, stream) -> None:
+        target = exe_ctx.GetTarget()
+        if not target.IsValid():
+            return
+        try:
+            t = LldbTarget(exe_ctx, target.GetDebugger())
+            _session().discover(t)
+        except StackMapsError:
+            return
+        _sync_symbols(target)
+
+    class StopHook:
+        """`target stop-hook add -P`: after every stop, before LLDB shows the frame."""
+
+        def __init__(self, target, extra_args, internal_dict):
+            pass
+
+        def handle_stop(self, exe_ctx, stream):
+            try:
+                _on_stop(exe_ctx, stream)
+            except Exception as e:  # a stop hook must never break the stop
+                stream.Print(f"wasmtime-stackmaps: stop hook failed: {e}\n")
+            return True  # stay stopped
+
     _CLASSES = {}
     for _name in SUBCOMMANDS:
         _cls = type(f"Stackmap_{_name}", (_Sub,), {"name": _name})
@@ -350,3 +411,12 @@ def __lldb_init_module(debugger, internal_dict):
     do(f"command container add -o -h {_quote(_SHORT_HELP)} -H {_quote(_LONG_HELP)} stackmap")
     for name, cls in _CLASSES.items():
         do(f"command script add -o -c {__name__}.{cls.__name__} stackmap {name}")
+    # The symbol files go with the debugger (LLDB runs no atexit handlers); LLDB 19 has
+    # only the one destroy callback, which then is ours.
+    add_cb = getattr(debugger, "AddDestroyCallback", None) or debugger.SetDestroyCallback
+    add_cb(lambda *_: _symbols().close())
+    # One stop hook per target (a target made later inherits the dummy target's).
+    res = lldb.SBCommandReturnObject()
+    ci.HandleCommand("target stop-hook list", res)
+    if f"{__name__}.StopHook" not in (res.GetOutput() or ""):
+        do(f"target stop-hook add -P {__name__}.StopHook")
