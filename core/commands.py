@@ -35,6 +35,7 @@ from .report import (
     image_record,
     images_document,
     stop_record,
+    suspended_records,
     threads_document,
     to_json,
     trap_record,
@@ -234,6 +235,8 @@ def cmd_bt(session: Session, args: argparse.Namespace, target: Target, style: St
     nums = None if args.all_threads else {target.selected_thread()}
     got = session.collect(target, nums, not args.no_scan, args.max_depth)
     doc = threads_document(got.threads, got.heap, args.n)
+    if got.suspended is not None:
+        doc["suspended"] = suspended_records(got.suspended)
     if args.suspicious:
         apply_suspicious(doc, find_suspicious(got.mem, got.threads, got.heap))
     if args.json:
@@ -303,6 +306,7 @@ def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style:
 def cmd_report(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
     got = session.collect(target)
     doc = threads_document(got.threads, got.heap)
+    doc["suspended"] = suspended_records(got.suspended or [])
     doc["stats"] = session.last_stats
     doc["process"] = {"description": target.description, **target.process_info()}
     stop = doc["stop"] = stop_record(target.stop_info())

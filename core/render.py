@@ -64,6 +64,7 @@ def frame_header(fr: dict, style: Style) -> str:
 
 
 def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+    """`stackmap bt`: each thread's wasm frames, then the suspended fiber stacks (if any)."""
     out: list[str] = []
     for th in doc["threads"]:
         frames = th["frames"]
@@ -78,40 +79,70 @@ def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
             f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
             f"{nact} activation{'s' * (nact != 1)}"
         )
-        prev_act = None
-        shown_heap_note = None
-        for fr in frames:
-            if prev_act is not None and fr["activation"] != prev_act:
-                out.append(style("brightblack", "     ~~ host frames ~~"))
-            prev_act = fr["activation"]
-            line = frame_header(fr, style)
-            slots = fr["slots"]
-            if fr["safepoint"]:
-                live = [s for s in slots if s["kind"] != "null"]
-                summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
-                if not full:
-                    shown = ", ".join(
-                        f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
-                        for s in slots
-                    )
-                    summary += f" ({len(live)} non-null): {shown}"
-                line += "  " + summary
-            else:
-                line += "  " + style("brightblack", f"[{fr['reason']}]")
-            out.append(line)
-            if full:
-                out.extend(slot_lines(fr, style))
-            if fr.get("note"):
-                out.append("      note: " + fr["note"])
-            if fr.get("error"):
-                out.append("      " + style("red", "error: " + fr["error"]))
-            note = fr.get("heap_note")
-            if note and note.startswith("GC heap not located") and note != shown_heap_note:
-                out.append("      " + style("brightblack", note))
-                shown_heap_note = note
-            if "suspicious" in fr:
-                out.extend(suspicious_lines(fr, style))
+        out.extend(wasm_frames_lines(frames, style, full))
+    out.extend(suspended_lines(doc, style, full))
     return out
+
+
+def suspended_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+    """One block per suspended fiber stack: a header, a note on the stack, its frames."""
+    out: list[str] = []
+    for s in doc.get("suspended") or []:
+        lo, hi = s["stack"]
+        n = len(s["frames"])
+        head = f"Suspended fiber stack {lo:#x}-{hi:#x}: {n} wasm frame{'s' * (n != 1)}"
+        if len(s["activations"]) > 1:
+            head += f" in {len(s['activations'])} activations"
+        if s.get("store_context") is not None:
+            head += f", store context {s['store_context']:#x}"
+        out.append(head)
+        if s.get("note"):
+            out.append("      note: " + s["note"])
+        out.extend(wasm_frames_lines(s["frames"], style, full))
+    return out
+
+
+def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> list[str]:
+    """One line per frame (and its notes); `~~ host frames ~~` between activations."""
+    out: list[str] = []
+    prev_act = None
+    shown_heap_note = None
+    for fr in frames:
+        if prev_act is not None and fr["activation"] != prev_act:
+            out.append(style("brightblack", "     ~~ host frames ~~"))
+        prev_act = fr["activation"]
+        line = frame_header(fr, style)
+        slots = fr["slots"]
+        if fr["safepoint"]:
+            live = [s for s in slots if s["kind"] != "null"]
+            summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
+            if not full:
+                shown = ", ".join(
+                    f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
+                    for s in slots
+                )
+                summary += f" ({len(live)} non-null): {shown}"
+            line += "  " + summary
+        else:
+            line += "  " + style("brightblack", f"[{fr['reason']}]")
+        out.append(line)
+        if full:
+            out.extend(slot_lines(fr, style))
+        if fr.get("note"):
+            out.append("      note: " + fr["note"])
+        if fr.get("error"):
+            out.append("      " + style("red", "error: " + fr["error"]))
+        note = fr.get("heap_note")
+        if note and note.startswith(NOTE_SHOWN) and note != shown_heap_note:
+            out.append("      " + style("brightblack", note))
+            shown_heap_note = note
+        if "suspicious" in fr:
+            out.extend(suspicious_lines(fr, style))
+    return out
+
+
+# Heap notes shown under a frame (once per run of frames): why there are no objects.
+NOTE_SHOWN = ("GC heap not located", "heap ambiguous")
 
 
 def suspicious_lines(fr: dict, style: Style) -> list[str]:

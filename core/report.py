@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from .errors import StackMapsError
 from .gcheap import HeapReport
 from .image import WasmtimeImage
+from .suspended import SuspendedStack
 from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
 from .walk import Activation, Slot, WasmFrame
@@ -118,6 +119,40 @@ def threads_document(
             rec["frames"] = rec["frames"][:limit]
         threads.append(rec)
     return apply_heap(document(threads), heap)
+
+
+def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
+    """The `suspended` key: one record per suspended fiber stack, frames as a thread's."""
+    out = []
+    for st in stacks:
+        frames, acts = [], []
+        for act, tie in st.activations:
+            objects = tie.get("objects", {})
+            note = tie.get("heap_note")
+            for f in act.frames:
+                fr = frame_record(f)
+                fr["thread"] = None
+                for s in fr["slots"]:
+                    obj = objects.get((id(f), s["offset"]))
+                    if obj is not None:
+                        s["object"] = obj
+                if note and any(s["kind"] == "heap" for s in fr["slots"]):
+                    fr["heap_note"] = note
+                frames.append(fr)
+            rec = {k: v for k, v in tie.items() if k not in ("objects", "heap_note")}
+            acts.append({"source": act.source, "end": act.end, "frames": len(act.frames), **rec})
+        stores = {a["store_context"] for a in acts if a["store_context"] is not None}
+        out.append(
+            {
+                "stack": [st.region.start, st.region.end],
+                "saved_sp": st.saved_sp,
+                "store_context": stores.pop() if len(stores) == 1 else None,
+                "frames": frames,
+                "activations": acts,
+                "note": st.note,
+            }
+        )
+    return out
 
 
 def apply_heap(doc: dict, heap: HeapReport) -> dict:

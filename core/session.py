@@ -12,6 +12,7 @@ from typing import NamedTuple
 from . import gcheap
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
+from .suspended import SuspendedStack, suspended_stacks
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import DEFAULT_MAX_DEPTH, Activation, thread_activations
 
@@ -25,6 +26,7 @@ class Collected(NamedTuple):
     threads: list[tuple[ThreadState, list[Activation]]]
     mem: MemoryCache
     heap: gcheap.HeapReport
+    suspended: list[SuspendedStack] | None = None  # when every thread was walked
 
 
 class Session:
@@ -115,8 +117,15 @@ class Session:
             )
             out.append((t, acts))
         heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
+        suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
+            suspended_stacks(
+                target, self.registry, mem, regions, threads, max_depth or self.max_depth
+            )
+            if thread_nums is None
+            else None
+        )
         self.last_stats = {
             "memory_reads": mem.reads,
             "frames": sum(len(a.frames) for _, acts in out for a in acts),
         }
-        return Collected(out, mem, heap)
+        return Collected(out, mem, heap, suspended)

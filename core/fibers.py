@@ -1,0 +1,250 @@
+"""Suspended async fibers: wasm stacks that no thread is running.
+
+Wasmtime runs an async call (`Func::call_async`, the C API's
+`wasmtime_func_call_async`) on a fiber: an mmap'd stack with a guard page
+below it. When the call waits on a pending host future the fiber suspends:
+its frames stay on that stack and no thread's registers point into it.
+
+What a suspended fiber looks like (Wasmtime's `crates/fiber/src/unix.rs` and
+`runtime/vm/traphandlers.rs`, `runtime/func.rs`, checked on 50.0.1):
+  - The top of the stack holds two words: at top-8 the address of the
+    resume-result cell while the fiber runs, 0 while it is suspended; at
+    top-16 the stack pointer to resume from (the fiber's own saved SP while
+    it is suspended). So a suspended fiber's live stack is [saved SP, top).
+  - On suspension Wasmtime swaps the store's `VMStoreContext` exit/entry
+    fields back to what they were before the fiber ran; the suspended
+    activation's own values (last exit pc, exit trampoline FP, entry FP,
+    entry SP, trap handler) move into the `EntryStoreContext` of the oldest
+    activation on the fiber: a Rust struct on the fiber stack that also
+    holds the `*const VMStoreContext` of its store. Nested activations on
+    one fiber keep the outer activation's exit state in the inner one's
+    `EntryStoreContext` the same way.
+So the store context does NOT record where a suspended fiber's frames are;
+the record sits on the fiber stack, next to a pointer to its store context.
+The struct is not `repr(C)`: its fields are found by what they must be, all
+within a few words of each other (WINDOW):
+  - an exit pc X: a return address into a wasm function;
+  - an exit trampoline FP T inside the live stack whose frame record returns
+    to X ([T+8] == X; before Wasmtime 37 the recorded FP is the wasm frame's
+    own FP);
+  - an entry FP E inside the live stack where the frame-pointer walk from
+    (X, [T]) must end: E is the FP of the activation's array-to-wasm
+    trampoline.
+A candidate is accepted only when that walk is clean and ends exactly at E.
+Its store context is one of the record's other words (see suspended.py).
+
+Cost: one bulk read of the top TOP_READ bytes of each candidate region (an
+anonymous read-write mapping no thread's SP is in); a region whose top is not
+a suspended fiber's costs nothing more. The live part of a suspended fiber
+is read once (bounded by the region and MAX_LIVE).
+"""
+
+import struct
+from typing import NamedTuple
+
+from .discover import ImageRegistry
+from .errors import ReadError, StackMapsError
+from .runtime import store_layout_for
+from .target import MemoryCache, Region, Target, ThreadState
+from .walk import Activation, walk_chain
+
+TOP_READ = 16 * 1024
+MAX_LIVE = 8 * 1024 * 1024
+WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
+MAX_REGIONS = 100_000
+
+
+class SavedExit(NamedTuple):
+    """One saved activation record found on a fiber stack."""
+
+    at: int  # address of the exit pc word
+    exit_pc: int
+    exit_fp: int  # as recorded: the exit trampoline's FP (37+) or the wasm frame's
+    wasm_fp: int  # FP of the innermost wasm frame
+    entry_fp: int
+    others: tuple[int, ...]  # the record's other words: its store context is among them
+
+
+class FiberFind(NamedTuple):
+    region: Region
+    saved_sp: int | None  # None: the top of the stack is not a suspended fiber's
+    activations: list[tuple[SavedExit, Activation]]
+    note: str | None
+
+
+def candidate_regions(regions: list[Region] | None, threads: list[ThreadState]) -> list[Region]:
+    """Anonymous read-write regions that no thread is running on."""
+    if not regions:
+        return []
+    sps = sorted(t.sp for t in threads if t.sp)
+    out = []
+    for r in regions:
+        if r.path or not r.perms.startswith("rw") or "x" in r.perms or r.end - r.start < 4096:
+            continue
+        if any(r.start <= sp < r.end for sp in sps):
+            continue
+        out.append(r)
+        if len(out) >= MAX_REGIONS:
+            break
+    return out
+
+
+def _words(data: bytes, little: bool) -> tuple[int, ...]:
+    n = len(data) // 8
+    return struct.unpack(("<" if little else ">") + f"{n}Q", data[: n * 8])
+
+
+def find_saved_exits(
+    words: tuple[int, ...],
+    base: int,
+    lo: int,
+    hi: int,
+    registry: ImageRegistry,
+    trampoline_fp: bool,
+) -> list[SavedExit]:
+    """Saved activation records among `words` (the 8-byte words at `base`...), whose FPs
+    lie in the live stack [lo, hi)."""
+    out = []
+    tlo, thi = registry.lo, registry.hi
+    end = base + 8 * len(words)
+
+    def word_at(a: int) -> int | None:
+        return words[(a - base) // 8] if base <= a < end and a % 8 == base % 8 else None
+
+    for i, x in enumerate(words):
+        if not tlo <= x < thi:
+            continue
+        img = registry.image_at(x)
+        if img is None:
+            continue
+        off = img.text_offset(x)
+        fn = img.function_at(off) if off is not None else None
+        if fn is None or not fn.is_wasm:
+            continue
+        near = words[max(0, i - WINDOW) : i + WINDOW + 1]
+        for t in near:
+            if not lo <= t < hi or t % 8:
+                continue
+            if trampoline_fp:
+                if word_at(t + 8) != x:
+                    continue
+                wasm_fp = word_at(t)
+                if wasm_fp is None or not lo <= wasm_fp < hi:
+                    continue
+            else:
+                wasm_fp = t
+            for e in near:
+                if e > wasm_fp and lo < e < hi and e % 8 == 0:
+                    others = tuple(w for w in near if w not in (x, t, e))
+                    out.append(SavedExit(base + 8 * i, x, t, wasm_fp, e, others))
+    return out
+
+
+def _walk_saved(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    saved: SavedExit,
+    lo: int,
+    hi: int,
+    max_depth: int,
+) -> Activation | None:
+    if saved.exit_fp <= saved.at < saved.entry_fp + 16:
+        # The record lives in host frames outside the activation it describes; words
+        # inside its span are its own frame records (a recursion repeats return addresses).
+        return None
+    act = walk_chain(mem, target, registry, saved.exit_pc, saved.wasm_fp, False, None, max_depth)
+    if not act.frames or act.end != "left wasm code":
+        return None
+    if act.frames[-1].fp != saved.entry_fp:
+        return None
+    if any(not lo <= f.fp < hi for f in act.frames):
+        return None
+    last = act.frames[-1].function
+    if last is None or last.is_wasm:
+        return None  # an activation is entered through a trampoline
+    return Activation(act.frames, "fiber", "entry trampoline (saved entry FP)")
+
+
+def _exit_is_trampoline(registry: ImageRegistry) -> bool:
+    majors = set()
+    for img in registry:
+        try:
+            majors.add(img.engine.major)
+        except StackMapsError:
+            continue
+    lay = store_layout_for(max((m for m in majors if m is not None), default=None))
+    return True if lay is None else lay.exit_fp_is_trampoline
+
+
+def _activations(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    words: tuple[int, ...],
+    base: int,
+    lo: int,
+    hi: int,
+    max_depth: int,
+) -> list[tuple[SavedExit, Activation]]:
+    """Accepted (record, activation) pairs, innermost first, one per activation."""
+    found: dict[int, tuple[SavedExit, Activation]] = {}
+    trampoline = _exit_is_trampoline(registry)
+    for saved in find_saved_exits(words, base, lo, hi, registry, trampoline):
+        act = _walk_saved(mem, target, registry, saved, lo, hi, max_depth)
+        if act is None:
+            continue
+        key = saved.entry_fp  # one activation per entry trampoline: keep the longest walk
+        if key not in found or len(act.frames) > len(found[key][1].frames):
+            found[key] = (saved, act)
+    return sorted(found.values(), key=lambda p: p[1].frames[0].fp)
+
+
+def find_suspended(
+    target: Target,
+    registry: ImageRegistry,
+    mem: MemoryCache,
+    regions: list[Region] | None,
+    threads: list[ThreadState],
+    max_depth: int,
+) -> list[FiberFind]:
+    """Every suspended fiber stack holding wasm frames, lowest address first."""
+    if not registry.hi:
+        return []
+    little = target.little_endian
+    out = []
+    for r in candidate_regions(regions, threads):
+        n = min(TOP_READ, r.end - r.start)
+        try:
+            top = mem.read(r.end - n, n)
+        except ReadError:
+            continue
+        top_words = _words(top, little)
+        saved_sp, running = top_words[-2], top_words[-1]
+        if running == 0 and r.start <= saved_sp < r.end - 16 and saved_sp % 8 == 0:
+            start = max(saved_sp, r.end - MAX_LIVE)
+            if start < r.end - n:
+                try:
+                    data = mem.read(start, r.end - start)
+                except ReadError:
+                    continue
+                words, base = _words(data, little), start
+            else:
+                words = top_words[(start - (r.end - n)) // 8 :]
+                base = start
+            acts = _activations(mem, target, registry, words, base, start, r.end, max_depth)
+            if acts:
+                out.append(FiberFind(r, saved_sp, acts, None))
+            continue
+        # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
+        base = r.end - n
+        acts = _activations(mem, target, registry, top_words, base, base, r.end, max_depth)
+        if acts:
+            note = (
+                f"the top of this stack does not hold a suspended fiber's saved stack pointer "
+                f"(top-16: {saved_sp:#x}, top-8: {running:#x}; expected an address inside "
+                f"{r.start:#x}..{r.end:#x} and 0): garbage, or not a Wasmtime fiber; "
+                f"frames found from a saved wasm exit record in its top {n // 1024} KiB"
+            )
+            out.append(FiberFind(r, None, acts, note))
+    return out
