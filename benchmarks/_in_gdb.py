@@ -2,61 +2,20 @@
 
 `source benchmarks/_in_gdb.py`, then `python bench_...()`. Each result is one
 line `@@BENCH {json}` on stdout for the driver script to pick up. The
-plugin's objects are reached through `__main__` (GDB sources scripts there);
-the plugin file itself is not changed: counters wrap its objects at run time.
+plugin's objects are reached through its adapter module; the plugin is not changed: counters wrap its objects at run time.
 """
 
 import json
+import sys
 import time
 
 import gdb
 
-import __main__ as P
+P = sys.modules["wasmtime_stackmaps_gdb"]  # the plugin's GDB adapter (gdb_plugin/adapter.py)
 
 _perf = time.perf_counter
 # The plugin unwinder's own __call__, before any wrapper below.
 ORIG_CALL = P.WasmUnwinder.__call__ if hasattr(P, "WasmUnwinder") else None
-_M64 = 0xFFFFFFFFFFFFFFFF
-
-
-class _PcAlias:
-    """A PendingFrame whose read_register('pc') reads the architecture's own pc register."""
-
-    __slots__ = ("_p", "_pc")
-
-    def __init__(self, pending, pcname):
-        self._p = pending
-        self._pc = pcname
-
-    def read_register(self, name):
-        return self._p.read_register(self._pc if name == "pc" else name)
-
-    def __getattr__(self, attr):
-        return getattr(self._p, attr)
-
-
-def suggested_call(unwinder, pending):
-    """The change suggested for WasmUnwinder.__call__ (gdb_plugin/stackmaps.py): read the
-    architecture's pc register (`rip` on x86_64) instead of GDB's `pc` alias, which in
-    GDB 13 goes through the frame machinery and costs several times more. Everything
-    else is the plugin's own code (called through _PcAlias for frames it claims)."""
-    reg = P._SESSION.registry
-    if not reg.hi:
-        return None
-    try:
-        pcname = P._REGS[P._arch_of(pending)][0]
-    except Exception:
-        return None
-    pc = int(pending.read_register(pcname)) & _M64
-    if not reg.lo <= pc < reg.hi or reg.image_at(pc) is None:
-        return None
-    return ORIG_CALL(unwinder, _PcAlias(pending, pcname))
-
-
-def use_unwinder(variant):
-    """'original' or 'suggested' as the plugin unwinder's __call__ (no counters)."""
-    P.WasmUnwinder.__call__ = ORIG_CALL if variant == "original" else suggested_call
-    COUNTERS.installed = False
 
 
 def emit(**kw):
@@ -96,13 +55,13 @@ class Counters:
             return r
 
         cls.__call__ = counted_call
-        tgt = P._UNWIND_TARGET
+        tgt = P.GdbTarget  # the unwinder reads memory through a GdbTarget
         orig_read = tgt.read_memory
 
-        def counted_read(address, size):
+        def counted_read(target, address, size):
             me.reads += 1
             me.read_bytes += size
-            return orig_read(address, size)
+            return orig_read(target, address, size)
 
         tgt.read_memory = counted_read
 
@@ -332,11 +291,7 @@ def bench_reject_micro(label, n=20000):
             t_full = (_perf() - t0) / n
             t0 = _perf()
             for _ in range(n):
-                suggested_call(u, pending)
-            t_sugg = (_perf() - t0) / n
-            t0 = _perf()
-            for _ in range(n):
-                int(pending.read_register(P._REGS[P._arch_of(pending)][0]))
+                int(pending.read_register(P.ARCHES[P._arch_of(pending)].gdb.pc[0]))
             t_rip = (_perf() - t0) / n
             t0 = _perf()
             for _ in range(n):
@@ -351,7 +306,6 @@ def bench_reject_micro(label, n=20000):
                 in_range=reg.lo <= pc < reg.hi,
                 reject=t_full - t_loop,
                 read_register=t_reg - t_loop,
-                reject_suggested=t_sugg - t_loop,
                 read_arch_pc=t_rip - t_loop,
             )
             return None
@@ -409,20 +363,16 @@ def bench_unwinder_ab(label, rounds=15):
     PT = PassThrough()
     gdb.frame_filters[PT.name] = PT
     configs = {
-        "plugin off": (False, False, False, "original"),
-        "pass-through frame filter only": (False, "pt", False, "original"),
-        "no-op unwinder only": (False, False, True, "original"),
-        "plugin unwinder only": (True, False, False, "original"),
-        "plugin unwinder + frame filter": (True, True, False, "original"),
-        "suggested unwinder only": (True, False, False, "suggested"),
-        "suggested unwinder + frame filter": (True, True, False, "suggested"),
+        "plugin off": (False, False, False),
+        "pass-through frame filter only": (False, "pt", False),
+        "no-op unwinder only": (False, False, True),
+        "plugin unwinder only": (True, False, False),
+        "plugin unwinder + frame filter": (True, True, False),
     }
-    saved = P.WasmUnwinder.__call__
     res = {k: {"walk": [], "bt": []} for k in configs}
     frames = {}
     for _ in range(rounds):
-        for name, (u_on, f_on, noop_on, variant) in configs.items():
-            use_unwinder(variant)
+        for name, (u_on, f_on, noop_on) in configs.items():
             U.enabled, F.enabled, NOOP.enabled = u_on, f_on is True, noop_on
             PT.enabled = f_on == "pt"
             dt, n = _walk_once()
@@ -433,7 +383,6 @@ def bench_unwinder_ab(label, rounds=15):
             res[name]["bt"].append(dt)
     U.enabled, F.enabled, NOOP.enabled = True, True, False
     del gdb.frame_filters[PT.name]
-    P.WasmUnwinder.__call__ = saved
     emit(kind="unwinder_ab", label=label, results=res, frames=frames)
 
 
@@ -475,33 +424,6 @@ def bench_json(label, repeat=3):
     )
 
 
-def bench_unwinder_variants(label, rounds=3):
-    """GDB's `bt` and the unwind alone through the deep stack with the plugin's unwinder
-    as it is and with the suggested change (the arch's pc register), interleaved."""
-    runs = {
-        "original": [],
-        "suggested": [],
-        "original, unwind only": [],
-        "suggested, unwind only": [],
-    }
-    frames = {}
-    saved = P.WasmUnwinder.__call__
-    try:
-        for _ in range(rounds):
-            for variant in ("original", "suggested"):
-                use_unwinder(variant)
-                flush_frames()
-                dt, out = time_cmd("bt")
-                runs[variant].append(dt)
-                frames[variant] = count_bt_frames(out)
-                dt, n = _walk_once()
-                runs[variant + ", unwind only"].append(dt)
-                frames[variant + ", unwind only"] = n
-    finally:
-        P.WasmUnwinder.__call__ = saved
-    emit(kind="variants", label=label, runs=runs, frames=frames)
-
-
 def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     """Where the time of one `stackmap` command goes: wraps, at run time, the functions
     a command calls (threads, discovery, walk, heap annotation, report, JSON
@@ -534,7 +456,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     patch(P.GdbTarget, "threads", "target.threads() (GDB registers, lazy frame lister)")
     patch(S.Session, "discover", "Session.discover (header checks, /proc maps, pc scan)")
     patch(S, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
-    patch(S.gcheap, "annotate", "gcheap.annotate (GC objects of heap refs)")
+    patch(S.heapfind, "annotate", "heapfind.annotate (store ties, GC objects of heap refs)")
     patch(C, "threads_document", "report.threads_document (report records + heap objects)")
     patch(C, "bt_lines", "render.bt_lines (text)")
     shim = types.SimpleNamespace(

@@ -62,7 +62,6 @@ def run_gdb(depth):
         "python bench_stackmap_bt('stackmap bt --json (after bt)', 1)",
         "python bench_json('json')",
         "python bench_cmd('stackmap bt (text)', 'stackmap bt', 1)",
-        "python bench_unwinder_variants('variants', 3)",
         "python bench_phases('phases json', 'stackmap bt --json')",
         "python bench_phases('phases text', 'stackmap bt')",
     ]
@@ -207,7 +206,7 @@ def main():
         rows.append(
             [
                 "GDB",
-                "  json.dumps(doc) compact, C encoder (suggested)",
+                "  json.dumps(doc) compact, C encoder",
                 fmt_s(js["compact"]),
                 f"saves {fmt_s(js['indent1'] - js['compact'])}",
                 "",
@@ -234,18 +233,6 @@ def main():
                 "",
             ]
         )
-    var = by.get("variants")
-    if var:
-        for name, runs in var["runs"].items():
-            rows.append(
-                [
-                    "GDB",
-                    f"bt, unwinder {name} (best of {len(runs)})",
-                    fmt_s(min(runs)),
-                    f"{var['frames'][name]} frames",
-                    "",
-                ]
-            )
     if lldb_plugin_ready() and lldb_path():
         lres = {r["label"]: r for r in run_lldb(depth)}
         if "stackmap bt --json" in lres:

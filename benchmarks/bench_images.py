@@ -251,11 +251,7 @@ def main():
             f"(goal < 5 µs: {verdict(m['reject'] < GOAL_REJECT)}), of which "
             f"read_register('pc') + int() {fmt_s(m['read_register'])}"
         )
-        print(
-            f"  suggested change (read '{'rip'}' instead of GDB's 'pc' alias, see README): "
-            f"{fmt_s(m['reject_suggested'])} per reject ({verdict(m['reject_suggested'] < GOAL_REJECT)}), "
-            f"of which reading the arch's pc register {fmt_s(m['read_arch_pc'])}"
-        )
+        print(f"  reading the arch's own pc register instead: {fmt_s(m['read_arch_pc'])}")
 
 
 if __name__ == "__main__":

@@ -125,15 +125,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args()
     rows = []
-    from _common import HERE
-
-    debuggers = [
-        ("GDB", gdb_argv),
-        (
-            "GDB, parser built once (suggested)",
-            lambda load: gdb_argv(load, HERE / "_load_suggested.py"),
-        ),
-    ]
+    debuggers = [("GDB", gdb_argv)]
     if lldb_plugin_ready() and lldb_path():
         debuggers.append(("LLDB", lldb_argv))
     for name, make in debuggers:

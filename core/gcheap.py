@@ -8,30 +8,26 @@ that heap is; the runtime's data structures do:
       +8 (core) / +16 (component)  -> VMStoreContext
         + HEAP_FIELD               -> gc_heap { base: u64, current_length: u64 }
 
-How the heap is located (for each wasm activation that has heap refs):
-  1. Candidate VMContext pointers are the 8-aligned words of the activation's
-     own stack memory: from the thread's SP (innermost activation) or 4 KiB
-     below the innermost wasm frame's FP, up to 1 KiB above the outermost
-     frame's FP (the entry trampoline and the host frames that called it).
-     Wasm functions keep their vmctx argument in a callee-saved register or a
-     spill slot across calls, so the saved-register areas of these frames hold
-     it. If none is found there, the thread's stack from SP up (256 KiB at
-     most) is scanned the same way.
-  2. A candidate must point into readable, writable, non-executable memory
-     (when the debugger knows the memory map), start with the magic, and lead
-     to a store context whose gc_heap {base, length} is sane (base 8-aligned,
-     0 < length < 1 TiB).
-  3. Strong validation: every heap ref of the activation must be below the
-     heap length and the header at `base + ref` must carry a known kind
-     (externref, anyref, eqref, arrayref, structref, exnref) under the
-     version's kind mask. The first candidate that explains every ref wins;
-     a store context found once is tried first for the other activations.
-  4. The collector is not recorded anywhere a debugger can read cheaply, so
-     it is inferred: the version's collectors are tried, the `wasmtime`
-     crate's default first (copying from 46 on, DRC before; null last), and
-     the first one that gives every object a sane size (>= its header,
-     aligned, inside the heap; one size for all structs of one type) is used.
-     Embedders differ (docs/format.md §7, §10).
+Which store an activation runs in is established by core/stores.py from the
+runtime's own records (the store context's last exit/entry records, or those
+saved for a nested call), never assumed: stores of the same module lay objects
+out alike, so a ref that validates in some heap proves nothing. core/heapfind.py
+reads that store's heap (this module's table and reader) and checks it:
+
+  - the heap must be sane (base 8-aligned, 0 < length < 1 TiB; base 1 and
+    length 0 = the store has not allocated its heap yet);
+  - every heap ref of the activation must be below the heap length and the
+    header at `base + ref` must carry a known kind (externref, anyref, eqref,
+    arrayref, structref, exnref) under the version's kind mask. A store proven
+    by its records whose heap does not explain the refs is reported as such.
+  - The collector is not recorded anywhere a debugger can read cheaply, so
+    it is inferred: the version's collectors are tried, the `wasmtime`
+    crate's default first (copying from 46 on, DRC before; null last), and
+    the first one that gives every object a sane size (>= its header,
+    aligned, inside the heap; one size for all structs of one type) is used.
+    Embedders differ: the `wasmtime` CLI 49.0.4 uses the copying collector,
+    the Python package 50.0.1 uses DRC (its C API library is built with
+    gc-drc and gc-null but without gc-copying, so `Collector::Auto` is DRC).
 
 Offsets come from ONE table, `LAYOUTS`, keyed by the first Wasmtime major
 version a row applies to (the image's `.wasmtime.engine` version). The rows,
@@ -46,21 +42,21 @@ What is shown:
     of the first bytes after it, the array length excluded), collector,
     address, `ref_count` (DRC), and `forwarded` (copying: the header says the
     object was already copied, the value is the forwarding ref);
-  - each activation gets a `heap` dict (base, length, vmctx, store_context,
-    where the vmctx was found, collector) or {"located": False, "note": ...};
+  - each activation gets a `heap` dict (base, length, store_context, `tie`:
+    what established the store, vmctx and where it was found, collector) or
+    {"located": False, "note": ...} (with `ambiguous`: the candidate store
+    contexts, when several explain the refs equally and nothing decides);
   - frames with heap refs get a `heap_note`: where the heap is, or
-    "GC heap not located: <why>" (no candidate vmctx, the store has no heap
-    yet, no candidate whose heap explains every ref, version not covered).
+    "GC heap not located: <why>" / "heap ambiguous: <candidates>".
 The heap can move when it grows or after a copying collection: nothing is
 cached between commands.
 """
 
 import struct
-from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from .errors import ReadError, StackMapsError
-from .target import MemoryCache, Region, Target
+from .errors import ReadError
+from .target import MemoryCache, Target
 
 # -- the one versioned table ------------------------------------------------------------
 
@@ -84,7 +80,7 @@ LAYOUTS: dict[int, Layout] = {
     46: Layout("store", 32, 0xFC000000, ("copying", "drc", "null"), 24),
 }
 # Fixed across the table: where the store context pointer sits in a VMContext.
-VMCTX_STORE_OFFSET = {b"core": 8, b"comp": 16}
+VMCTX_STORE_OFFSET = {b"core": 8, b"comp": 16}  # the same as runtime.VMCTX_STORE_OFFSET
 
 KINDS = {
     0x40000000: "externref",
@@ -101,11 +97,6 @@ NULL_HEADER = 8
 MAX_HEAP = 1 << 40
 PAYLOAD_BYTES = 32
 OBJECT_READ = 64  # largest header (24) + array length (4) + payload (32), rounded up
-
-FRAME_SLACK_BELOW = 4096
-FRAME_SLACK_ABOVE = 1024
-THREAD_SCAN = 256 * 1024
-MAX_PROBES = 2048
 
 
 def layout_for(major: int | None) -> tuple[Layout | None, int | None]:
@@ -124,12 +115,13 @@ def layout_for(major: int | None) -> tuple[Layout | None, int | None]:
 class Heap(NamedTuple):
     base: int
     length: int
-    vmctx: int
+    vmctx: int | None
     store_context: int
-    found_at: int  # stack address holding the vmctx pointer
-    found_in: str  # "wasm frames" | "thread stack"
+    found_at: int | None  # stack address holding the vmctx pointer (None: not from a vmctx)
+    found_in: str | None  # "wasm frames" | "thread stack" | None
     major: int
     layout: Layout
+    tie: str = ""  # what established the store
 
 
 class HeapReport:
@@ -144,11 +136,8 @@ class HeapReport:
         self.finder: _Finder | None = None
 
     def heap_for(self, thread: int, activation: int) -> Heap | None:
-        """The activation's heap, else any heap located in the process (one store, one heap)."""
-        h = self.heaps.get((thread, activation))
-        if h is None and self.finder is not None and self.finder.known:
-            h = self.finder.known[0]
-        return h
+        """The activation's own heap (None when it was not located: never another's)."""
+        return self.heaps.get((thread, activation))
 
     def is_object(self, heap: Heap, r: int) -> str | None:
         """The kind of the GC object at heap index r, or None if r does not point at one."""
@@ -163,20 +152,13 @@ class HeapReport:
         return kind if kind and (ty == NO_TYPE or ty < 1 << 24) else None
 
 
-# -- locating the heap --------------------------------------------------------------------
+# -- reading and checking a heap ------------------------------------------------------------
 
 
 class _Finder:
-    def __init__(self, target: Target, mem: MemoryCache, regions: list[Region] | None):
-        self.target = target
-        self.mem = mem
-        self.regions = sorted(regions or [], key=lambda r: r.start) or None
+    def __init__(self, target: Target, mem: MemoryCache, regions: object = None):
+        self.mem = mem  # (regions: accepted for callers of the older signature, unused)
         self.e = "<" if target.little_endian else ">"
-        self.magics = {
-            m if target.little_endian else m[::-1]: off for m, off in VMCTX_STORE_OFFSET.items()
-        }
-        self.known: list[Heap] = []  # heaps located so far (one per store), tried first
-        self.probed: dict[tuple[int, int], tuple | None] = {}
         self._objects: dict[int, bytes] = {}
         self._u32 = struct.Struct(self.e + "I").unpack_from
         self._u64 = struct.Struct(self.e + "Q").unpack_from
@@ -195,56 +177,15 @@ class _Finder:
     def u64(self, b: bytes, off: int) -> int:
         return self._u64(b, off)[0]
 
-    def _data_region(self, v: int) -> bool:
-        if v < 0x10000 or v >= 1 << 57 or v % 8:
-            return False
-        if self.regions is None:
-            return True
-        for r in self.regions:
-            if r.start <= v < r.end:
-                return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
-            if r.start > v:
-                return False
-        return False
-
-    def read_words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
-        """(address, value) of the readable 8-aligned words in [lo, hi), lazily by page."""
-        lo -= lo % 8
-        pos = lo
-        page = MemoryCache.PAGE
-        while pos < hi:
-            n = min(page - pos % page, hi - pos)
-            try:
-                data = self.mem.read(pos, n)
-            except ReadError:
-                pos += n
-                continue
-            cnt = len(data) // 8
-            for i, v in enumerate(struct.unpack(self.e + f"{cnt}Q", data[: cnt * 8])):
-                yield pos + 8 * i, v
-            pos += n
-
-    def probe(self, v: int, layout: Layout):
-        """(vmctx, store, base, length) when `v` looks like a VMContext, else None."""
-        key = (v, layout.heap_offset)
-        if key in self.probed:
-            return self.probed[key]
-        res = None
-        try:
-            head = self.mem.read(v, 24)
-            off = self.magics.get(head[:4])
-            if off is not None:
-                store = self.u64(head, off)
-                if layout.heap_in == "vmctx":
-                    hb = self.mem.read(v + layout.heap_offset, 16)
-                    res = (v, store, self.u64(hb, 0), self.u64(hb, 8))
-                elif store and store % 8 == 0 and self._data_region(store):
-                    hb = self.mem.read(store + layout.heap_offset, 16)
-                    res = (v, store, self.u64(hb, 0), self.u64(hb, 8))
-        except ReadError:
-            res = None
-        self.probed[key] = res
-        return res
+    def heap_bounds(self, store: int, vmctx: int | None, layout: Layout) -> tuple[int, int]:
+        """(base, length) of the store's gc_heap (in the vmctx in 32); ReadError."""
+        if layout.heap_in == "vmctx":
+            if vmctx is None:
+                raise ReadError("no vmctx of this store to read its heap from (Wasmtime 32)", 0)
+            hb = self.mem.read(vmctx + layout.heap_offset, 16)
+        else:
+            hb = self.mem.read(store + layout.heap_offset, 16)
+        return self.u64(hb, 0), self.u64(hb, 8)
 
 
 class _Check(NamedTuple):
@@ -274,70 +215,6 @@ def _check_heap(f: _Finder, base: int, length: int, refs: list[int], layout: Lay
             continue
         valid += 1
     return _Check(valid == len(refs), valid, why)
-
-
-def _activation_range(thread, act, first: bool) -> tuple[int, int]:
-    fps = [fr.fp for fr in act.frames]
-    lo = min(fps) - FRAME_SLACK_BELOW
-    if (
-        first
-        and thread.sp is not None
-        and thread.sp <= min(fps)
-        and min(fps) - thread.sp <= 1 << 20
-    ):
-        lo = min(lo, thread.sp)
-    return lo, max(fps) + FRAME_SLACK_ABOVE
-
-
-def _locate(
-    f: _Finder, thread, act, first: bool, refs: list[int], layout: Layout, major: int
-) -> tuple[Heap | None, str]:
-    # Stores already located for other activations first (one store, one heap).
-    for h in f.known:
-        if h.layout is layout:
-            cur = f.probe(h.vmctx, layout)  # re-read: the heap may have moved
-            if cur and _check_heap(f, cur[2], cur[3], refs, layout).ok:
-                return h._replace(base=cur[2], length=cur[3]), ""
-    lo, hi = _activation_range(thread, act, first)
-    sources = [("wasm frames", lo, hi)]
-    if thread.sp is not None:
-        sources.append(("thread stack", thread.sp, thread.sp + THREAD_SCAN))
-    found_magic = 0
-    best = None  # (valid refs, why, vmctx, store, base, length)
-    probes = 0
-    seen = set()
-    for where, a, b in sources:
-        for addr, v in f.read_words(a, b):
-            if v in seen or not f._data_region(v):
-                continue
-            seen.add(v)
-            probes += 1
-            if probes > MAX_PROBES:
-                break
-            p = f.probe(v, layout)
-            if p is None:
-                continue
-            found_magic += 1
-            vmctx, store, base, length = p
-            chk = _check_heap(f, base, length, refs, layout)
-            if chk.ok:
-                heap = Heap(base, length, vmctx, store, addr, where, major, layout)
-                f.known.append(heap)
-                return heap, ""
-            if best is None or chk.valid > best[0]:
-                best = (chk.valid, chk.why, vmctx, store, base, length)
-    if not found_magic:
-        return None, (
-            f"no VMContext (magic 'core'/'comp' leading to a store context) "
-            f"found in the stack {lo:#x}..{hi:#x} or the thread's stack"
-        )
-    valid, why, vmctx, store, base, length = best
-    return None, (
-        f"{found_magic} VMContext candidate{'s' * (found_magic != 1)}, none whose "
-        f"GC heap holds every live ref (best: vmctx {vmctx:#x}, store context "
-        f"{store:#x}, heap {base:#x}+{length:#x}, {valid} of {len(refs)} refs "
-        f"valid: {why})"
-    )
 
 
 # -- decoding objects ---------------------------------------------------------------------
@@ -422,108 +299,3 @@ def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> dict
         body = hs + 4
     obj["payload"] = head[body : min(size, body + PAYLOAD_BYTES)].hex()
     return obj
-
-
-# -- the entry point ----------------------------------------------------------------------
-
-
-def _heap_refs(act) -> list[tuple[object, object]]:
-    return [
-        (fr, s) for fr in act.frames for s in fr.slots if s.ref is not None and s.ref.kind == "heap"
-    ]
-
-
-def _major(act) -> int | None:
-    for fr in act.frames:
-        try:
-            m = fr.image.engine.major
-        except StackMapsError:
-            m = None
-        if m is not None:
-            return m
-    return None
-
-
-def annotate(
-    target: Target, mem: MemoryCache, collected: Iterable, regions: list[Region] | None = None
-) -> HeapReport:
-    """Locate the GC heap of every activation with live heap refs and decode their objects.
-
-    `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it.
-    Never raises StackMapsError: what goes wrong becomes a note.
-    """
-    rep = HeapReport()
-    f = rep.finder = _Finder(target, mem, regions)
-    todo = []  # (thread, activation index, activation, heap (frame, slot) pairs)
-    for thread, acts in collected:
-        for n, act in enumerate(acts):
-            pairs = _heap_refs(act)
-            if pairs:
-                todo.append((thread, n, act, pairs))
-    failed = []
-    for item in todo:
-        if not _annotate_one(rep, f, *item):
-            failed.append(item)
-    if failed and f.known:  # a store located later in the walk may serve the earlier ones
-        for item in failed:
-            _annotate_one(rep, f, *item)
-    return rep
-
-
-def _annotate_one(rep: HeapReport, f: _Finder, thread, n: int, act, pairs) -> bool:
-    refs = sorted({s.ref.value for _, s in pairs})
-    major = _major(act)
-    layout, key = layout_for(major)
-    heap = None
-    if layout is None:
-        why = (
-            f"Wasmtime {major if major is not None else '(unknown version)'} is not "
-            f"covered by the heap layout table (32 and later)"
-        )
-    else:
-        try:
-            heap, why = _locate(f, thread, act, n == 0, refs, layout, major)
-        except StackMapsError as e:
-            heap, why = None, str(e)
-    if heap is None:
-        note = "GC heap not located: " + why
-        rep.activations[(thread.num, n)] = {"located": False, "note": note}
-        for fr in {id(fr): fr for fr, _ in pairs}.values():
-            rep.frame_notes[(thread.num, fr.level)] = note
-        return False
-    heads = {}
-    for r in refs:
-        try:
-            head = f.object_bytes(heap.base, r, heap.length)
-        except ReadError:
-            continue
-        if len(head) >= 24:
-            heads[r] = head
-    collector = _choose_collector(f, heap, heads) if heads else None
-    rep.heaps[(thread.num, n)] = heap
-    rep.activations[(thread.num, n)] = {
-        "located": True,
-        "base": heap.base,
-        "length": heap.length,
-        "vmctx": heap.vmctx,
-        "store_context": heap.store_context,
-        "found_at": heap.found_at,
-        "found_in": heap.found_in,
-        "collector": collector,
-        "wasmtime_major": major,
-        "layout_from": key,
-    }
-    note = (
-        f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
-        f"({collector or 'unknown'} collector), store context "
-        f"{heap.store_context:#x}, vmctx {heap.vmctx:#x} found at "
-        f"{heap.found_at:#x} ({heap.found_in})"
-    )
-    if collector is None:
-        note += "; object sizes fit no known collector layout: sizes not shown"
-    for fr, s in pairs:
-        rep.objects[(thread.num, fr.level, s.offset)] = decode_object(
-            f, heap, s.ref.value, collector
-        )
-        rep.frame_notes[(thread.num, fr.level)] = note
-    return True

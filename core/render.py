@@ -56,8 +56,10 @@ def frame_header(fr: dict, style: Style) -> str:
         style("brightblack", f"#{fr['level']:<3}"),
         f"{fr['pc']:#018x} in",
         style("green", where),
-        f"fp={fr['fp']:#x}",
     ]
+    if fr.get("wasm_offset") is not None:
+        parts.append(f"@ {fr['wasm_offset']:#x}")  # the wasm bytecode offset, as Wasmtime prints it
+    parts.append(f"fp={fr['fp']:#x}")
     if fr["frame_size"] is not None:
         parts.append(f"sp={fr['sp']:#x} size={fr['frame_size']}")
     return " ".join(parts)
@@ -133,7 +135,7 @@ def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> l
         if fr.get("error"):
             out.append("      " + style("red", "error: " + fr["error"]))
         note = fr.get("heap_note")
-        if note and note.startswith(NOTE_SHOWN) and note != shown_heap_note:
+        if note and note != shown_heap_note and _heap_note_shown(note):
             out.append("      " + style("brightblack", note))
             shown_heap_note = note
         if "suspicious" in fr:
@@ -141,8 +143,13 @@ def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> l
     return out
 
 
-# Heap notes shown under a frame (once per run of frames): why there are no objects.
+# Heap notes shown under a frame (once per run of frames): why there are no objects,
+# or that the store of the objects shown was not confirmed by the runtime's records.
 NOTE_SHOWN = ("GC heap not located", "heap ambiguous")
+
+
+def _heap_note_shown(note: str) -> bool:
+    return note.startswith(NOTE_SHOWN) or "unconfirmed:" in note
 
 
 def suspicious_lines(fr: dict, style: Style) -> list[str]:

@@ -16,7 +16,7 @@ from .image import WasmtimeImage
 from .suspended import SuspendedStack
 from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
-from .walk import Activation, Slot, WasmFrame
+from .walk import Activation, Slot, WasmFrame, wasm_offset
 
 SCHEMA_VERSION = 1
 
@@ -47,6 +47,7 @@ def frame_record(f: WasmFrame) -> dict:
         "text_offset": f.text_offset,
         "function_offset": (f.text_offset - f.function.start) if f.function else None,
         "wasm_function_index": f.function.index if f.function else None,
+        "wasm_offset": wasm_offset(f),  # what Wasmtime's own backtrace prints for the frame
         "image_base": f.image.base,
         "activation": f.activation,
         "innermost": f.innermost,

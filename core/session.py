@@ -9,7 +9,7 @@ and locates the GC objects their live refs point at.
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from . import gcheap
+from . import gcheap, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .suspended import SuspendedStack, suspended_stacks
@@ -116,7 +116,7 @@ class Session:
                 max_depth=max_depth or self.max_depth,
             )
             out.append((t, acts))
-        heap = gcheap.annotate(target, mem, out, regions)  # GC objects of heap refs
+        heap = heapfind.annotate(target, mem, out, regions)  # GC objects of heap refs
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(
                 target, self.registry, mem, regions, threads, max_depth or self.max_depth

@@ -7,95 +7,26 @@ Formats (docs/format.md §5; Wasmtime's `trap_encoding.rs`, `address_map.rs`), l
 
 Trap codes are the index of the variant in Wasmtime's `Trap` enum, which changed
 between releases; codes 0xFE/0xFF are GcHeapCorrupt/InternalAssert since 46. The
-lists per release and where they come from: docs/format.md §5.
+variants per release: core/abi.py `TRAP_VARIANTS`; where they come from: docs/format.md §5.
 """
 
 import bisect
 import struct
 
+from .abi import (
+    SPECIAL_TRAPS_SINCE,
+    TRAP_GC_HEAP_CORRUPT,
+    TRAP_INTERNAL_ASSERT,
+    trap_names,
+)
 from .errors import CorruptSection
-
-_L47 = [
-    "StackOverflow",
-    "MemoryOutOfBounds",
-    "HeapMisaligned",
-    "TableOutOfBounds",
-    "IndirectCallToNull",
-    "BadSignature",
-    "IntegerOverflow",
-    "IntegerDivisionByZero",
-    "BadConversionToInteger",
-    "UnreachableCodeReached",
-    "Interrupt",
-    "OutOfFuel",
-    "AtomicWaitNonSharedMemory",
-    "NullReference",
-    "ArrayOutOfBounds",
-    "AllocationTooLarge",
-    "CastFailure",
-    "CannotEnterComponent",
-    "NoAsyncResult",
-    "UnhandledTag",
-    "ContinuationAlreadyConsumed",
-    "DisabledOpcode",
-    "AsyncDeadlock",
-    "CannotLeaveComponent",
-    "CannotBlockSyncTask",
-    "InvalidChar",
-    "DebugAssertStringEncodingFinished",
-    "DebugAssertEqualCodeUnits",
-    "DebugAssertPointerAligned",
-    "DebugAssertUpperBitsUnset",
-    "StringOutOfBounds",
-    "ListOutOfBounds",
-    "InvalidDiscriminant",
-    "UnalignedPointer",
-    "TaskCancelNotCancelled",
-    "TaskCancelOrReturnTwice",
-    "SubtaskCancelAfterTerminal",
-    "TaskReturnInvalid",
-    "WaitableSetDropHasWaiters",
-    "SubtaskDropNotResolved",
-    "ThreadNewIndirectInvalidType",
-    "ThreadNewIndirectUninitialized",
-    "BackpressureOverflow",
-    "UnsupportedCallbackCode",
-    "CannotResumeThread",
-    "ConcurrentFutureStreamOp",
-    "ReferenceCountOverflow",
-    "StreamOpTooBig",
-    "WaitableSyncAndAsync",
-    "UncaughtException",
-]
-# 32..41 still had AlwaysTrapAdapter after Interrupt; 41 had DebugAssertMayEnterUnset.
-_L41 = _L47[:11] + ["AlwaysTrapAdapter"] + _L47[11:28] + ["DebugAssertMayEnterUnset"] + _L47[28:34]
-
-
-def trap_names(major: int | None) -> list[str]:
-    """The `Trap` variants in code order for a Wasmtime major version."""
-    if major is None or major >= 47:
-        return _L47
-    cut = {46: 49, 45: 48, 44: 46, 43: 45, 42: 34}
-    if major in cut:
-        return _L47[: cut[major]]
-    if major == 41:
-        return _L41
-    if major == 40:
-        return _L41[:26]
-    if major >= 38:  # 38 added CannotLeaveComponent (code 24)
-        return _L41[:25]
-    if major >= 35:
-        return _L41[:24]
-    if major == 34:
-        return _L41[:20] + ["DisabledOpcode"]
-    return _L41[:20]
 
 
 def trap_name(code: int, major: int | None) -> str:
-    if major is None or major >= 46:
-        if code == 0xFE:
+    if major is None or major >= SPECIAL_TRAPS_SINCE:
+        if code == TRAP_GC_HEAP_CORRUPT:
             return "GcHeapCorrupt"
-        if code == 0xFF:
+        if code == TRAP_INTERNAL_ASSERT:
             return "InternalAssert"
     names = trap_names(major)
     return names[code] if code < len(names) else f"unknown trap code {code}"
@@ -234,3 +165,26 @@ def lookup_wasm_offset(data: bytes, text_offset: int, major: int | None = None) 
             prev_pos += delta
         found = prev_pos
     return found
+
+
+class WasmOffsets:
+    """`lookup_wasm_offset` for many pcs of one image: the flat encoding is unpacked once
+    (a backtrace looks up every frame), the blocked one is already indexed by block."""
+
+    def __init__(self, data: bytes, major: int | None):
+        self.data = data
+        self.major = major
+        self.flat: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+        if _is_flat(data, 4, major):
+            what = ".wasmtime.addrmap"
+            (n,) = _u32s(data, 0, 1, what)
+            self.flat = (_u32s(data, 4, n, what), _u32s(data, 4 + 4 * n, n, what))
+
+    def lookup(self, text_offset: int) -> int | None:
+        if self.flat is None:
+            return lookup_wasm_offset(self.data, text_offset, self.major)
+        offsets, positions = self.flat
+        i = bisect.bisect_right(offsets, text_offset) - 1
+        if i < 0 or positions[i] == 0xFFFFFFFF:
+            return None
+        return positions[i]

@@ -8,6 +8,7 @@ checks it and the stack scan uses it to validate candidates.
 """
 
 import struct
+import weakref
 from typing import NamedTuple
 
 from .discover import ImageRegistry
@@ -16,6 +17,7 @@ from .gcref import GcRef, decode_gcref
 from .image import Function, WasmtimeImage
 from .stackmap import StackMapEntry
 from .target import MemoryCache, Region, Target, ThreadState
+from .traps import WasmOffsets
 
 DEFAULT_MAX_DEPTH = 100_000
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # a single step of the FP chain larger than this is junk
@@ -105,6 +107,36 @@ class WasmFrame:
         if self.image.stackmaps is None:
             return self.image.no_stackmaps_reason()
         return "call site with no live GC references"
+
+
+_ADDRMAPS: "weakref.WeakKeyDictionary[WasmtimeImage, WasmOffsets | None]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def wasm_offset(frame: "WasmFrame") -> int | None:
+    """The wasm bytecode offset Wasmtime's own backtrace prints for this frame.
+
+    As Wasmtime's `WasmBacktrace` does: a return address is looked up at pc - 1 (the
+    call instruction), the pc of a frame stopped where it is (a trap) at pc itself;
+    trampolines and images without `.wasmtime.addrmap` have none (None).
+    """
+    if not frame.is_wasm_function or frame.text_offset is None:
+        return None
+    img = frame.image
+    if img not in _ADDRMAPS:
+        try:
+            data = img.section_data(".wasmtime.addrmap")
+            _ADDRMAPS[img] = WasmOffsets(data, img.engine.major) if data else None
+        except StackMapsError:
+            _ADDRMAPS[img] = None
+    index = _ADDRMAPS[img]
+    if index is None:
+        return None
+    try:
+        return index.lookup(frame.text_offset if frame.innermost else frame.text_offset - 1)
+    except StackMapsError:
+        return None
 
 
 class Activation(NamedTuple):

@@ -1,422 +1,44 @@
 """LLDB plugin: `command script import /path/to/lldb_plugin/stackmaps.py`.
 
-A thin adapter over the core (`wasmtime_stackmaps`): the Target protocol over
-LLDB's SB API and the `stackmap` container command (`frame`, `bt`, `images`,
-`load`), whose parsing, walking and output all come from the core's
-`Session.run`, exactly as in the GDB plugin.
+Loads the core (`wasmtime_stackmaps`: this checkout's `core/` and `.venv`, or the
+installed package and its environment), then
+the LLDB adapter over it (lldb_plugin/adapter.py): the Target protocol over LLDB's
+SB API and the `stackmap` container command (`frame`, `bt`, `images`, `load`, ...),
+whose parsing, walking and output all come from the core, exactly as in GDB.
 
-LLDB 19 has no Python unwinder API and no scripted frame provider, so LLDB's
-own `bt` is not changed: the wasm frames are named by `stackmap bt` only.
+A stop hook gives LLDB each image's symbols (core/symfile.py): its own `bt`,
+`frame select` and `disassemble` name wasm frames.
 """
 
+import importlib.util
 import os
 import runpy
-import shlex
+import sys
 
-import lldb
-
-# The directory above this file: a repo checkout (core/ is the package) or the
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# The directory above this one: a repo checkout (core/ is the package) or the
 # installed package itself (the plugins ship inside wasmtime_stackmaps/).
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(_HERE)
 _BOOT = os.path.join(_ROOT, "core", "bootstrap.py")
 if not os.path.isfile(_BOOT):
     _BOOT = os.path.join(_ROOT, "bootstrap.py")
-# The core becomes importable once the bootstrap (our own file) has set up the paths.
+# The core becomes importable once the bootstrap (our own file) has set up the paths;
+# it prints one line and gives None when it cannot.
 wsm = runpy.run_path(_BOOT)["load"](_ROOT)
-
+adapter = None
 if wsm is not None:
-    from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-    from wasmtime_stackmaps.errors import ReadError, StackMapsError
-    from wasmtime_stackmaps.regions import core_regions
-    from wasmtime_stackmaps.render import Style, color_wanted
-    from wasmtime_stackmaps.session import Session
-    from wasmtime_stackmaps.symfile import SymbolFiles
-    from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
-
-    # Register names per architecture (pc, frame pointer, stack pointer, link
-    # register), each with the names LLDB may use for it, first match wins.
-    _REGS = {
-        "x86_64": (("rip", "pc"), ("rbp", "fp"), ("rsp", "sp"), None),
-        "aarch64": (("pc",), ("fp", "x29"), ("sp",), ("lr", "x30")),
-        "riscv64": (("pc",), ("fp", "x8", "s0"), ("sp", "x2"), ("ra", "x1")),
-    }
-    # How far LLDB's own unwinder is asked to go looking for the first wasm frame
-    # of a thread stopped in host code (the stack scan finds the rest).
-    _MAX_HOST_FRAMES = 256
-    _STOPPED = (lldb.eStateStopped, lldb.eStateCrashed, lldb.eStateSuspended)
-    _MASK64 = (1 << 64) - 1
-
-    def _arch_of(target) -> str:
-        triple = target.GetTriple() or ""
-        cpu = triple.split("-", 1)[0]
-        if cpu in ("x86_64", "amd64"):
-            return "x86_64"
-        if cpu in ("aarch64", "arm64"):
-            return "aarch64"
-        if cpu == "riscv64":
-            return "riscv64"
-        raise StackMapsError(
-            f"unsupported architecture {triple or '?'!r} (x86_64, aarch64, riscv64)"
-        )
-
-    def _reg(frame, names):
-        """Value of the first register of `names` readable in `frame`, or None."""
-        if not names:
-            return None
-        for name in names:
-            v = frame.FindRegister(name)
-            if not v.IsValid():
-                continue
-            err = lldb.SBError()
-            val = v.GetValueAsUnsigned(err, 0)
-            if err.Success():
-                return val & _MASK64
-        return None
-
-    class LldbTarget(Target):
-        """The Target protocol over an LLDB process (live or core file)."""
-
-        def __init__(self, exe_ctx, debugger):
-            target = exe_ctx.GetTarget() if exe_ctx is not None else lldb.SBTarget()
-            if not target.IsValid():
-                target = debugger.GetSelectedTarget()
-            process = target.GetProcess() if target.IsValid() else lldb.SBProcess()
-            if not process.IsValid() or process.GetState() in (
-                lldb.eStateInvalid,
-                lldb.eStateUnloaded,
-                lldb.eStateConnected,
-                lldb.eStateExited,
-                lldb.eStateDetached,
-            ):
-                raise StackMapsError("no process: run the program, attach, or load a core file")
-            if process.GetState() not in _STOPPED:
-                raise StackMapsError("the process is running: stop it first")
-            if process.GetNumThreads() == 0:
-                raise StackMapsError("the process has no threads (not running?)")
-            self.target = target
-            self.process = process
-            self.arch = _arch_of(target)
-            self.little_endian = target.GetByteOrder() != lldb.eByteOrderBig
-            self.pointer_size = target.GetAddressByteSize() or 8
-            core = process.GetCoreFile()
-            self._core = core.fullpath if core.IsValid() and core.fullpath else None
-            self._core_files = None
-            exe = target.GetExecutable()
-            self._exe = exe.fullpath if exe.IsValid() else None
-            self.description = f"process {process.GetProcessID()}"  # as GDB says it
-
-        def read_memory(self, address, size):
-            if size == 0:
-                return b""
-            if address < 0 or size < 0 or address + size > 1 << 64:
-                raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
-            err = lldb.SBError()
-            data = self.process.ReadMemory(address, size, err)
-            if err.Fail() or data is None or len(data) != size:
-                why = err.GetCString() if err.Fail() else "short read"
-                raise ReadError(f"cannot read {size} bytes at {address:#x}: {why}", address)
-            return bytes(data)
-
-        def regions(self):
-            infos = self.process.GetMemoryRegions()
-            n = infos.GetSize() if infos is not None else 0
-            if n == 0:
-                return None  # this process plugin cannot tell (some remotes)
-            out = []
-            info = lldb.SBMemoryRegionInfo()
-            for i in range(n):
-                if not infos.GetMemoryRegionAtIndex(i, info) or not info.IsMapped():
-                    continue
-                perms = (
-                    ("r" if info.IsReadable() else "-")
-                    + ("w" if info.IsWritable() else "-")
-                    + ("x" if info.IsExecutable() else "-")
-                )
-                name = info.GetName()
-                path = name if name and not name.startswith("[") else None
-                out.append(Region(info.GetRegionBase(), info.GetRegionEnd(), perms, path))
-            if self._core and out and not any(r.path for r in out):
-                out = self._name_from_core(out)
-            return out or None
-
-        def _name_from_core(self, regions):
-            """LLDB names no region of an ELF core: take the files from its NT_FILE note.
-
-            A `.cwasm` mapped from a file is left out of kernel cores but for its
-            first page; the core reads its sections from the named file.
-            """
-            if self._core_files is None:
-                self._core_files = {
-                    r.start: os.fsdecode(r.path) for r in core_regions(self._core) or () if r.path
-                }
-            return [r._replace(path=self._core_files.get(r.start)) for r in regions]
-
-        def identity(self):
-            return (
-                self.target.GetProcess().GetUniqueID(),
-                self.process.GetProcessID(),
-                self._core or self._exe,
-            )
-
-        def selected_thread(self):
-            return self.process.GetSelectedThread().GetIndexID()
-
-        def stop_info(self):
-            th = self.process.GetSelectedThread()
-            if not th.IsValid():
-                return None
-            # The kernel's siginfo, as GDB's $_siginfo (live processes: SIGTRAP at a
-            # breakpoint too); cores only have the stop reason's signal.
-            signo = None
-            si = th.GetSiginfo()
-            if si.IsValid() and si.GetError().Success():
-                signo = si.GetChildMemberWithName("si_signo").GetValueAsSigned(0) or None
-            if (
-                signo is None
-                and th.GetStopReason() == lldb.eStopReasonSignal
-                and th.GetStopReasonDataCount() > 0
-            ):
-                signo = th.GetStopReasonDataAtIndex(0) or None
-            f = th.GetFrameAtIndex(0)
-            pc = f.GetPC() & _MASK64 if f.IsValid() else None
-            return {"thread": th.GetIndexID(), "pc": pc, "signal": signo}
-
-        def process_info(self):
-            return {
-                "pid": self.process.GetProcessID() or None,
-                "executable": self._exe,
-                "core_file": self._core,
-            }
-
-        def selected_frame(self):
-            th = self.process.GetSelectedThread()
-            f = th.GetSelectedFrame() if th.IsValid() else None
-            if f is None or not f.IsValid():
-                return None
-            _, fpr, spr, _ = _REGS[self.arch]
-            return DebuggerFrame(
-                f.GetFrameID(), f.GetPC() & _MASK64, _reg(f, fpr), _reg(f, spr), f.GetFunctionName()
-            )
-
-        def threads(self):
-            pcr, fpr, spr, lrr = _REGS[self.arch]
-            out = []
-            for th in self.process:
-                if not th.IsValid():
-                    continue
-                f = th.GetFrameAtIndex(0)
-                if not f.IsValid():
-                    continue
-                pc = _reg(f, pcr)
-                out.append(
-                    ThreadState(
-                        th.GetIndexID(),
-                        th.GetThreadID(),
-                        th.GetName(),
-                        pc if pc is not None else f.GetPC() & _MASK64,
-                        _reg(f, fpr) or 0,
-                        _reg(f, spr) or 0,
-                        _reg(f, lrr) if lrr else None,
-                        _frames_lister(th, self.arch),
-                    )
-                )
-            out.sort(key=lambda t: t.num)
-            return out
-
-    def _frames_lister(thread, arch):
-        """LLDB's own frames of `thread` up to the first frame in a Wasmtime image."""
-
-        def frames():
-            _, fpr, spr, _ = _REGS[arch]
-            out = []
-            for i in range(_MAX_HOST_FRAMES):
-                f = thread.GetFrameAtIndex(i)  # unwinds lazily, one frame at a time
-                if not f.IsValid():
-                    break
-                pc = f.GetPC() & _MASK64
-                out.append(DebuggerFrame(i, pc, _reg(f, fpr), _reg(f, spr), None))
-                if _session().registry.image_at(pc) is not None:
-                    break
-            return out
-
-        return frames
-
-    # One Session for the life of the core package: a second import of this
-    # file (reload) keeps the images already found.
-    def _session() -> "Session":
-        s = getattr(wsm, "_lldb_session", None)
-        if s is None:
-            s = wsm._lldb_session = Session()
-        return s
-
-    def _is_terminal(debugger) -> bool:
-        try:
-            fh = debugger.GetOutputFileHandle()
-            return fh is not None and os.isatty(fh.fileno())
-        except Exception:  # no real file behind LLDB's output (IDE, test harness)
-            return False
-
-    class _Selection:
-        """Put LLDB's selected thread and frame back as they were after a command."""
-
-        def __init__(self, exe_ctx):
-            self.process = exe_ctx.GetProcess() if exe_ctx is not None else lldb.SBProcess()
-            self.thread_id = self.frame_idx = None
-
-        def __enter__(self):
-            if self.process.IsValid():
-                th = self.process.GetSelectedThread()
-                if th.IsValid():
-                    self.thread_id = th.GetIndexID()
-                    self.frame_idx = th.GetSelectedFrame().GetFrameID()
-            return self
-
-        def __exit__(self, *exc):
-            if self.thread_id is None or not self.process.IsValid():
-                return False
-            if self.process.GetSelectedThread().GetIndexID() != self.thread_id:
-                self.process.SetSelectedThreadByIndexID(self.thread_id)
-            th = self.process.GetThreadByIndexID(self.thread_id)
-            if th.IsValid() and th.GetSelectedFrame().GetFrameID() != self.frame_idx:
-                th.SetSelectedFrame(self.frame_idx)
-            return False
-
-    def _run(debugger, argv: str, exe_ctx, result) -> None:
-        style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
-        try:
-            args = shlex.split(argv)
-        except ValueError as e:  # unbalanced quotes
-            result.SetError(f"stackmap: {e}")
-            return
-        try:
-            with _Selection(exe_ctx):
-                text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
-        except StackMapsError as e:
-            result.SetError(f"stackmap: {e}")
-            return
-        if text:
-            result.AppendMessage(text)
-        result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
-
-    _SHORT_HELP = (
-        "Show live GC references in WebAssembly frames of a Wasmtime process, from its stack maps."
+    _spec = importlib.util.spec_from_file_location(
+        "wasmtime_stackmaps_lldb", os.path.join(_HERE, "adapter.py")
     )
-    # LLDB prints a container's long help after "Syntax: ", then lists the subcommands.
-    _LONG_HELP = "stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each"
-
-    class _Sub:
-        """One `stackmap NAME` command; LLDB hands it the raw argument string."""
-
-        name = ""
-
-        def __init__(self, debugger, internal_dict):
-            pass
-
-        def __call__(self, debugger, command, exe_ctx, result):
-            _run(debugger, self.name + " " + command, exe_ctx, result)
-
-        def get_short_help(self):
-            return SUBCOMMANDS[self.name]
-
-        def get_long_help(self):
-            return subcommand_help(self.name) + "\n"
-
-    # -- stop hook: symbols for LLDB's own commands -----------------------------------
-    def _symbols() -> "SymbolFiles":
-        s = getattr(wsm, "_lldb_symbols", None)
-        if s is None:
-            s = wsm._lldb_symbols = SymbolFiles()
-        return s
-
-    def _sync_symbols(target) -> None:
-        """Give LLDB each image's symbol table at its .text address (core/symfile.py), so its
-        own `bt`, `frame select`, `image lookup` and `disassemble` name wasm code; drop the
-        modules of images gone."""
-        files = _symbols()
-        modules = wsm.__dict__.setdefault("_lldb_modules", {})
-        add, drop = files.changes(_session().registry)
-        for key, _sym in drop:
-            module = modules.pop(key, None)
-            if module is not None and module.IsValid():
-                target.RemoveModule(module)
-            files.forget(key)
-        for key, img in add:
-            try:
-                sym = files.write(key, img)
-            except (StackMapsError, OSError):
-                continue
-            module = target.AddModule(sym.path, None, None)
-            if not module.IsValid():
-                files.forget(key)
-                continue
-            # The file's .text is at 0: sliding it by the image's .text address places it.
-            err = target.SetModuleLoadAddress(module, sym.text_address)
-            if err.Fail():
-                target.RemoveModule(module)
-                files.forget(key)
-                continue
-            modules[key] = module
-
-    def _on_stop(exe_ctx, stream) -> None:
-        target = exe_ctx.GetTarget()
-        if not target.IsValid():
-            return
-        try:
-            t = LldbTarget(exe_ctx, target.GetDebugger())
-            _session().discover(t)
-        except StackMapsError:
-            return
-        _sync_symbols(target)
-
-    class StopHook:
-        """`target stop-hook add -P`: after every stop, before LLDB shows the frame."""
-
-        def __init__(self, target, extra_args, internal_dict):
-            pass
-
-        def handle_stop(self, exe_ctx, stream):
-            try:
-                _on_stop(exe_ctx, stream)
-            except Exception as e:  # a stop hook must never break the stop
-                stream.Print(f"wasmtime-stackmaps: stop hook failed: {e}\n")
-            return True  # stay stopped
-
-    _CLASSES = {}
-    for _name in SUBCOMMANDS:
-        _cls = type(f"Stackmap_{_name}", (_Sub,), {"name": _name})
-        _CLASSES[_name] = _cls
-        globals()[_cls.__name__] = _cls
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "'") + '"'
+    adapter = importlib.util.module_from_spec(_spec)
+    sys.modules[_spec.name] = adapter
+    _spec.loader.exec_module(adapter)
+    # LLDB finds a command's class by its dotted name from this module.
+    globals().update({cls.__name__: cls for cls in adapter.COMMAND_CLASSES.values()})
+    StopHook = adapter.StopHook  # `target stop-hook add -P <this module>.StopHook`
 
 
 def __lldb_init_module(debugger, internal_dict):
-    if wsm is None:
+    if adapter is None:
         return  # bootstrap printed why; LLDB stays usable without the command
-    ci = debugger.GetCommandInterpreter()
-
-    def do(cmd):
-        res = lldb.SBCommandReturnObject()
-        ci.HandleCommand(cmd, res)
-        if not res.Succeeded():
-            print(
-                f"wasmtime-stackmaps: '{cmd.split(' -', 1)[0]}' failed: "
-                f"{(res.GetError() or '').strip()}"
-            )
-        return res.Succeeded()
-
-    # Loading twice: overwrite the container and its subcommands (-o).
-    do(f"command container add -o -h {_quote(_SHORT_HELP)} -H {_quote(_LONG_HELP)} stackmap")
-    for name, cls in _CLASSES.items():
-        do(f"command script add -o -c {__name__}.{cls.__name__} stackmap {name}")
-    # The symbol files go with the debugger (LLDB runs no atexit handlers); LLDB 19 has
-    # only the one destroy callback, which then is ours.
-    add_cb = getattr(debugger, "AddDestroyCallback", None) or debugger.SetDestroyCallback
-    add_cb(lambda *_: _symbols().close())
-    # One stop hook per target (a target made later inherits the dummy target's).
-    res = lldb.SBCommandReturnObject()
-    ci.HandleCommand("target stop-hook list", res)
-    if f"{__name__}.StopHook" not in (res.GetOutput() or ""):
-        do(f"target stop-hook add -P {__name__}.StopHook")
+    adapter.install(debugger, __name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins import driver
+from tests.arch import remote
 from tests.tooling import REPO, objdump, run_wasmtime
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +50,7 @@ EXPECTED_FUNCTIONS = ["wasm[0]::function[0]::build"] * (DEPTH + 1) + [
 ]
 MASK48 = (1 << 48) - 1
 CONFIGS = [("gdb", False), ("gdb", True), ("lldb", False), ("lldb", True)]
-LLDB_PLUGIN_MISSING = not driver.LLDB_PLUGIN.exists()
+LLDB_PLUGIN_MISSING = not remote.LLDB_PLUGIN.exists()
 
 
 def _config_id(c):
@@ -111,14 +111,15 @@ def _commands(debugger):
             f"source {FRAME_WALK}",
             "bt 9",
             "python " + hostmaps,
-            "python import __main__; print('@@regions=%r' % (__main__.GdbTarget().regions(),))",
+            "python import sys; print('@@regions=%r' % "
+            "(sys.modules['wasmtime_stackmaps_gdb'].GdbTarget.selected().regions(),))",
         ]
     else:  # a failing -k command would end the list: the probes go last
         cmds += [
             f"command script import {FRAME_WALK}",
             "archwalk",
             "script " + hostmaps,
-            "script import sys, lldb; print('@@regions=%r' % (sys.modules['stackmaps']"
+            "script import sys, lldb; print('@@regions=%r' % (sys.modules['wasmtime_stackmaps_lldb']"
             ".LldbTarget(None, lldb.debugger).regions(),))",
         ]
     return cmds
@@ -154,7 +155,7 @@ def session(request, qemu_env):
         program = [qemu_env.wasmtime, "run", *CLI_FLAGS, *(PAC_FLAGS if pac else []), str(PROGRAM)]
         # RUST_BACKTRACE=1 with PAC on crashes wasmtime's own backtrace capture (NOTES.md).
         t0 = time.monotonic()
-        r = driver.run_remote(
+        r = remote.run_remote(
             debugger,
             _commands(debugger),
             program,

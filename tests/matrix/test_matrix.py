@@ -16,7 +16,7 @@ makes the per-version venvs first. For every version:
   a `.cwasm`; and the release's CLI trapping on a fiber stack (deep_trap.wat);
 - GC objects: in the same debugger runs, the object behind each live heap ref (core/gcheap:
   the store's GC heap located with versioned offsets) is the $node struct the program
-  stored, per tests/plugins/test_gcheap.check_structs/check_heap_records.
+  stored, per tests/plugins/common.check_structs/check_heap_records.
 
 The subprocess work (compiles, objdumps, debugger runs) is started for the whole
 selection at the first test, on a pool of one worker per core; tests wait for their
@@ -30,14 +30,15 @@ import pytest
 from wasmtime_stackmaps import WasmtimeImage
 
 from tests.matrix.runner import COMPONENT_MIN, VERSIONS, Version, job, record
-from tests.plugins import driver, test_gcheap
+from tests.plugins import common, driver
 from tests.plugins.common import (
     build_frames,
+    check_heap_records,
     check_host_activations,
     check_slots_distinct_heap,
+    check_structs,
     frames_of,
 )
-from tests.plugins.test_gcheap import check_heap_records, check_structs
 from tests.tooling import REPO, parse_objdump
 
 PROGRAMS = REPO / "tests" / "programs"
@@ -217,7 +218,7 @@ def headers(monkeypatch):
 
     def set_for(ver: Version):
         if ver.major < 35:
-            monkeypatch.setitem(test_gcheap.HEADER, "drc", 16)
+            monkeypatch.setitem(common.HEADER, "drc", 16)
 
     return set_for
 

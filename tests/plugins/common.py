@@ -1,5 +1,7 @@
 """What the plugin scenario tests share: the programs, and checks of the JSON they print."""
 
+import json
+import struct
 import sys
 
 from tests.tooling import REPO, objdump, wasmtime_cli
@@ -8,6 +10,8 @@ PROGRAMS = REPO / "tests" / "programs"
 PY = sys.executable  # the venv's python: it has the wasmtime package
 CLI_FLAGS = ["-W", "gc=y", "-O", "memory-reservation=16777216,memory-guard-size=65536"]
 CLI_DEPTH = 5  # fixed in deep_trap.wat's _start
+SCHEMA = json.loads((REPO / "core" / "schema" / "report.schema.json").read_text())
+TRIAGE = [sys.executable, "-m", "wasmtime_stackmaps.cli", "triage"]
 
 
 def cli_program():
@@ -61,3 +65,64 @@ def check_host_activations(frames, depth=3, activations=2):
         expected += [[3 * (n + 1) + 1 + 1000 * act] for n in range(1, depth)] + [[-7 - act]]
     assert got == expected
     check_slots_distinct_heap(builds)
+
+
+# -- GC objects decoded from the heap (tests/plugins/test_gcheap.py, tests/matrix) -------
+
+HEADER = {"copying": 16, "drc": 24, "null": 8}
+
+
+def heap_slots(frame):
+    return [s for s in frame["slots"] if s["kind"] == "heap"]
+
+
+def check_structs(frames, expected_v, collector=None):
+    """`frames`: the build frames at call sites, innermost first; expected_v[i]: the i32
+    field of frame i's struct. Returns the collector the objects were decoded with."""
+    assert len(frames) == len(expected_v)
+    objs = []
+    for f in frames:
+        (s,) = heap_slots(f)
+        obj = s.get("object")
+        assert obj, f"no object decoded for frame #{f['level']}: {f.get('heap_note')}"
+        assert "error" not in obj, obj
+        objs.append((s, obj))
+    collectors = {o["collector"] for _, o in objs}
+    assert len(collectors) == 1 and None not in collectors, collectors
+    (used,) = collectors
+    if collector is not None:
+        assert used == collector
+    hs = HEADER[used]
+    types = {o["type_index"] for _, o in objs}
+    sizes = {o["size"] for _, o in objs}
+    assert len(types) == 1 and None not in types, types  # one $node type
+    assert len(sizes) == 1, sizes
+    (size,) = sizes
+    assert hs + 8 <= size <= 64 and size % 8 == 0, size  # header + i32 + ref, aligned
+    for i, (s, obj) in enumerate(objs):
+        assert obj["kind"] == "structref"
+        assert obj["length"] is None
+        assert len(bytes.fromhex(obj["header"])) == hs
+        body = bytes.fromhex(obj["payload"])
+        v, nxt = struct.unpack_from("<iI", body)
+        assert v == expected_v[i], (i, v, expected_v)
+        # $next: the struct of the caller (next frame out) within one activation.
+        if i + 1 < len(objs) and frames[i + 1]["activation"] == frames[i]["activation"]:
+            assert nxt == objs[i + 1][0]["value"], (i, hex(nxt))
+    return used
+
+
+def check_heap_records(doc, frames):
+    th = doc["threads"][0]
+    acts = {f["activation"] for f in frames}
+    heaps = [th["activations"][a]["heap"] for a in acts]
+    assert all(h["located"] for h in heaps), heaps
+    assert len({(h["base"], h["store_context"]) for h in heaps}) == 1  # one store, one heap
+    h = heaps[0]
+    assert h["length"] > 0 and h["base"] % 8 == 0
+    for f in frames:
+        for s in heap_slots(f):
+            assert s["object"]["address"] == h["base"] + s["value"]
+            assert s["value"] < h["length"]
+        assert f["heap_note"].startswith("GC heap 0x")
+    return h

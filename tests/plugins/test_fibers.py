@@ -16,9 +16,15 @@ import jsonschema
 import pytest
 
 from tests.plugins import driver
-from tests.plugins.common import PROGRAMS, PY, build_frames, only_doc
-from tests.plugins.test_gcheap import check_structs
-from tests.plugins.test_triage import SCHEMA, TRIAGE
+from tests.plugins.common import (
+    PROGRAMS,
+    PY,
+    SCHEMA,
+    TRIAGE,
+    build_frames,
+    check_structs,
+    only_doc,
+)
 
 DEPTH = 3
 FIBERS = 2

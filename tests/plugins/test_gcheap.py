@@ -7,7 +7,7 @@ ref the caller frame holds. Run under GDB and LLDB (the `dbg` fixture), on
 the `wasmtime` CLI 49 (copying collector) and the Python package 50 (its C
 API is built without the copying collector: DRC).
 
-The unit tests at the end run `gcheap.annotate` on synthetic memory: the
+The unit tests at the end run `heapfind.annotate` on synthetic memory: the
 notes shown when the heap cannot be located, and the collector inference.
 """
 
@@ -15,7 +15,7 @@ import struct
 from types import SimpleNamespace
 
 import pytest
-from wasmtime_stackmaps import gcheap
+from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.gcref import decode_gcref
 from wasmtime_stackmaps.report import apply_heap
@@ -26,69 +26,14 @@ from tests.plugins import driver
 from tests.plugins.common import (
     CLI_DEPTH,
     build_frames,
+    check_heap_records,
+    check_structs,
     cli_program,
     frames_of,
+    heap_slots,
     host_program,
     only_doc,
 )
-
-HEADER = {"copying": 16, "drc": 24, "null": 8}
-
-
-def heap_slots(frame):
-    return [s for s in frame["slots"] if s["kind"] == "heap"]
-
-
-def check_structs(frames, expected_v, collector=None):
-    """`frames`: the build frames at call sites, innermost first; expected_v[i]: the i32
-    field of frame i's struct. Returns the collector the objects were decoded with."""
-    assert len(frames) == len(expected_v)
-    objs = []
-    for f in frames:
-        (s,) = heap_slots(f)
-        obj = s.get("object")
-        assert obj, f"no object decoded for frame #{f['level']}: {f.get('heap_note')}"
-        assert "error" not in obj, obj
-        objs.append((s, obj))
-    collectors = {o["collector"] for _, o in objs}
-    assert len(collectors) == 1 and None not in collectors, collectors
-    (used,) = collectors
-    if collector is not None:
-        assert used == collector
-    hs = HEADER[used]
-    types = {o["type_index"] for _, o in objs}
-    sizes = {o["size"] for _, o in objs}
-    assert len(types) == 1 and None not in types, types  # one $node type
-    assert len(sizes) == 1, sizes
-    (size,) = sizes
-    assert hs + 8 <= size <= 64 and size % 8 == 0, size  # header + i32 + ref, aligned
-    for i, (s, obj) in enumerate(objs):
-        assert obj["kind"] == "structref"
-        assert obj["length"] is None
-        assert len(bytes.fromhex(obj["header"])) == hs
-        body = bytes.fromhex(obj["payload"])
-        v, nxt = struct.unpack_from("<iI", body)
-        assert v == expected_v[i], (i, v, expected_v)
-        # $next: the struct of the caller (next frame out) within one activation.
-        if i + 1 < len(objs) and frames[i + 1]["activation"] == frames[i]["activation"]:
-            assert nxt == objs[i + 1][0]["value"], (i, hex(nxt))
-    return used
-
-
-def check_heap_records(doc, frames):
-    th = doc["threads"][0]
-    acts = {f["activation"] for f in frames}
-    heaps = [th["activations"][a]["heap"] for a in acts]
-    assert all(h["located"] for h in heaps), heaps
-    assert len({(h["base"], h["store_context"]) for h in heaps}) == 1  # one store, one heap
-    h = heaps[0]
-    assert h["length"] > 0 and h["base"] % 8 == 0
-    for f in frames:
-        for s in heap_slots(f):
-            assert s["object"]["address"] == h["base"] + s["value"]
-            assert s["value"] < h["length"]
-        assert f["heap_note"].startswith("GC heap 0x")
-    return h
 
 
 def test_cli_struct_objects(dbg):
@@ -222,7 +167,7 @@ def _world(
     thread = ThreadState(1, 1, "t", 0x1000, fp, STACK + 0x1700, None)
     act = Activation([_frame(0, fp, refs, major)], "registers", "left wasm code")
     target = FakeTarget(blocks)
-    return gcheap.annotate(target, MemoryCache(target), [(thread, [act])]), refs
+    return heapfind.annotate(target, MemoryCache(target), [(thread, [act])]), refs
 
 
 @pytest.mark.parametrize("collector", ["copying", "drc"])
@@ -282,7 +227,7 @@ def test_synthetic_version_not_covered():
     thread = ThreadState(1, 1, "t", 0x1000, STACK + 0x1800, STACK + 0x1700, None)
     act = Activation([_frame(0, STACK + 0x1800, [0x20], 31)], "registers", "left wasm code")
     target = FakeTarget({})
-    rep = gcheap.annotate(target, MemoryCache(target), [(thread, [act])])
+    rep = heapfind.annotate(target, MemoryCache(target), [(thread, [act])])
     _check_not_located(rep, "Wasmtime 31 is not covered by the heap layout table")
 
 
@@ -290,7 +235,7 @@ def test_synthetic_no_heap_refs():
     thread = ThreadState(1, 1, "t", 0x1000, STACK + 0x1800, STACK + 0x1700, None)
     act = Activation([_frame(0, STACK + 0x1800, [0, 7], 50)], "registers", "left wasm code")
     target = FakeTarget({})
-    rep = gcheap.annotate(target, MemoryCache(target), [(thread, [act])])
+    rep = heapfind.annotate(target, MemoryCache(target), [(thread, [act])])
     assert not rep.activations and not rep.objects and not rep.frame_notes
     assert target.blocks == {}  # and nothing was read
 

@@ -7,7 +7,6 @@ against the JSON Schema kept in the repo (core/schema/report.schema.json).
 import json
 import re
 import subprocess
-import sys
 
 import jsonschema
 import pytest
@@ -16,16 +15,14 @@ from tests.plugins import driver
 from tests.plugins.common import (
     CLI_DEPTH,
     PY,
+    SCHEMA,
+    TRIAGE,
     build_frames,
     check_host_activations,
     cli_program,
     frames_of,
     host_program,
 )
-from tests.tooling import REPO
-
-SCHEMA = json.loads((REPO / "core" / "schema" / "report.schema.json").read_text())
-TRIAGE = [sys.executable, "-m", "wasmtime_stackmaps.cli", "triage"]
 
 
 def reports(result):

@@ -1,0 +1,395 @@
+"""The LLDB adapter over the core (loaded by lldb_plugin/stackmaps.py once the core is importable).
+
+Reads top to bottom: the Target protocol over LLDB's SB API (live process or core
+file), then the `stackmap` container command and its subcommands, whose parsing,
+walking and output all come from the core, exactly as in the GDB plugin.
+"""
+
+import os
+import shlex
+from collections.abc import Iterator
+
+import lldb
+import wasmtime_stackmaps as wsm
+from wasmtime_stackmaps.abi import ADDRESS_LIMIT, WORD_MASK
+from wasmtime_stackmaps.arch import ARCHES, arch_from_triple, host_frames, register
+from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
+from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.regions import core_regions
+from wasmtime_stackmaps.render import Style, color_wanted
+from wasmtime_stackmaps.session import Session
+from wasmtime_stackmaps.symfile import SymbolFiles
+from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
+
+_STOPPED = (lldb.eStateStopped, lldb.eStateCrashed, lldb.eStateSuspended)
+
+
+def _read(frame, name: str) -> int | None:
+    v = frame.FindRegister(name)
+    if not v.IsValid():
+        return None
+    err = lldb.SBError()
+    val = v.GetValueAsUnsigned(err, 0)
+    return val if err.Success() else None
+
+
+def _reg(frame, names: tuple[str, ...] | None) -> int | None:
+    """Value of the first register of `names` readable in `frame`, or None."""
+    return register(lambda name: _read(frame, name), names)
+
+
+class LldbTarget(Target):
+    """The Target protocol over an LLDB process (live or core file)."""
+
+    def __init__(self, exe_ctx, debugger):
+        target = exe_ctx.GetTarget() if exe_ctx is not None else lldb.SBTarget()
+        if not target.IsValid():
+            target = debugger.GetSelectedTarget()
+        process = target.GetProcess() if target.IsValid() else lldb.SBProcess()
+        if not process.IsValid() or process.GetState() in (
+            lldb.eStateInvalid,
+            lldb.eStateUnloaded,
+            lldb.eStateConnected,
+            lldb.eStateExited,
+            lldb.eStateDetached,
+        ):
+            raise StackMapsError("no process: run the program, attach, or load a core file")
+        if process.GetState() not in _STOPPED:
+            raise StackMapsError("the process is running: stop it first")
+        if process.GetNumThreads() == 0:
+            raise StackMapsError("the process has no threads (not running?)")
+        self.target = target
+        self.process = process
+        self.arch = arch_from_triple(target.GetTriple() or "")
+        self.regs = ARCHES[self.arch].lldb
+        self.little_endian = target.GetByteOrder() != lldb.eByteOrderBig
+        core = process.GetCoreFile()
+        self._core = core.fullpath if core.IsValid() and core.fullpath else None
+        self._core_files = None
+        exe = target.GetExecutable()
+        self._exe = exe.fullpath if exe.IsValid() else None
+        self.description = f"process {process.GetProcessID()}"  # as GDB says it
+
+    def read_memory(self, address, size):
+        if size == 0:
+            return b""
+        if address < 0 or size < 0 or address + size > ADDRESS_LIMIT:
+            raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
+        err = lldb.SBError()
+        data = self.process.ReadMemory(address, size, err)
+        if err.Fail() or data is None or len(data) != size:
+            why = err.GetCString() if err.Fail() else "short read"
+            raise ReadError(f"cannot read {size} bytes at {address:#x}: {why}", address)
+        return bytes(data)
+
+    def regions(self):
+        infos = self.process.GetMemoryRegions()
+        n = infos.GetSize() if infos is not None else 0
+        if n == 0:
+            return None  # this process plugin cannot tell (some remotes)
+        out = []
+        info = lldb.SBMemoryRegionInfo()
+        for i in range(n):
+            if not infos.GetMemoryRegionAtIndex(i, info) or not info.IsMapped():
+                continue
+            perms = (
+                ("r" if info.IsReadable() else "-")
+                + ("w" if info.IsWritable() else "-")
+                + ("x" if info.IsExecutable() else "-")
+            )
+            name = info.GetName()
+            path = name if name and not name.startswith("[") else None
+            out.append(Region(info.GetRegionBase(), info.GetRegionEnd(), perms, path))
+        if self._core and out and not any(r.path for r in out):
+            out = self._name_from_core(out)
+        return out or None
+
+    def _name_from_core(self, regions):
+        """LLDB names no region of an ELF core: take the files from its NT_FILE note.
+
+        A `.cwasm` mapped from a file is left out of kernel cores but for its
+        first page; the core reads its sections from the named file.
+        """
+        if self._core_files is None:
+            self._core_files = {
+                r.start: os.fsdecode(r.path) for r in core_regions(self._core) or () if r.path
+            }
+        return [r._replace(path=self._core_files.get(r.start)) for r in regions]
+
+    def identity(self):
+        return (
+            self.target.GetProcess().GetUniqueID(),
+            self.process.GetProcessID(),
+            self._core or self._exe,
+        )
+
+    def selected_thread(self):
+        return self.process.GetSelectedThread().GetIndexID()
+
+    def stop_info(self):
+        th = self.process.GetSelectedThread()
+        if not th.IsValid():
+            return None
+        # The kernel's siginfo, as GDB's $_siginfo (live processes: SIGTRAP at a
+        # breakpoint too); cores only have the stop reason's signal.
+        signo = None
+        si = th.GetSiginfo()
+        if si.IsValid() and si.GetError().Success():
+            signo = si.GetChildMemberWithName("si_signo").GetValueAsSigned(0) or None
+        if (
+            signo is None
+            and th.GetStopReason() == lldb.eStopReasonSignal
+            and th.GetStopReasonDataCount() > 0
+        ):
+            signo = th.GetStopReasonDataAtIndex(0) or None
+        f = th.GetFrameAtIndex(0)
+        pc = f.GetPC() & WORD_MASK if f.IsValid() else None
+        return {"thread": th.GetIndexID(), "pc": pc, "signal": signo}
+
+    def process_info(self):
+        return {
+            "pid": self.process.GetProcessID() or None,
+            "executable": self._exe,
+            "core_file": self._core,
+        }
+
+    def selected_frame(self):
+        th = self.process.GetSelectedThread()
+        f = th.GetSelectedFrame() if th.IsValid() else None
+        if f is None or not f.IsValid():
+            return None
+        r = self.regs
+        return DebuggerFrame(
+            f.GetFrameID(), f.GetPC() & WORD_MASK, _reg(f, r.fp), _reg(f, r.sp), f.GetFunctionName()
+        )
+
+    def threads(self):
+        r = self.regs
+        out = []
+        for th in self.process:
+            if not th.IsValid():
+                continue
+            f = th.GetFrameAtIndex(0)
+            if not f.IsValid():
+                continue
+            pc = _reg(f, r.pc)
+            out.append(
+                ThreadState(
+                    th.GetIndexID(),
+                    th.GetThreadID(),
+                    th.GetName(),
+                    pc if pc is not None else f.GetPC() & WORD_MASK,
+                    _reg(f, r.fp) or 0,
+                    _reg(f, r.sp) or 0,
+                    _reg(f, r.lr),
+                    self._frames_lister(th),
+                )
+            )
+        out.sort(key=lambda t: t.num)
+        return out
+
+    def _frames_lister(self, thread):
+        """LLDB's own frames of `thread` up to the first frame in a Wasmtime image."""
+        r = self.regs
+
+        def unwind() -> Iterator[DebuggerFrame]:
+            i = 0
+            while True:
+                f = thread.GetFrameAtIndex(i)  # unwinds lazily, one frame at a time
+                if not f.IsValid():
+                    return
+                yield DebuggerFrame(i, f.GetPC() & WORD_MASK, _reg(f, r.fp), _reg(f, r.sp), None)
+                i += 1
+
+        def frames() -> list[DebuggerFrame]:
+            return host_frames(unwind(), lambda pc: _session().registry.image_at(pc) is not None)
+
+        return frames
+
+
+# One Session for the life of the core package: a second import of this
+# file (reload) keeps the images already found.
+def _session() -> "Session":
+    s = getattr(wsm, "_lldb_session", None)
+    if s is None:
+        s = wsm._lldb_session = Session()
+    return s
+
+
+def _is_terminal(debugger) -> bool:
+    try:
+        fh = debugger.GetOutputFileHandle()
+        return fh is not None and os.isatty(fh.fileno())
+    except Exception:  # no real file behind LLDB's output (IDE, test harness)
+        return False
+
+
+class _Selection:
+    """Put LLDB's selected thread and frame back as they were after a command."""
+
+    def __init__(self, exe_ctx):
+        self.process = exe_ctx.GetProcess() if exe_ctx is not None else lldb.SBProcess()
+        self.thread_id = self.frame_idx = None
+
+    def __enter__(self):
+        if self.process.IsValid():
+            th = self.process.GetSelectedThread()
+            if th.IsValid():
+                self.thread_id = th.GetIndexID()
+                self.frame_idx = th.GetSelectedFrame().GetFrameID()
+        return self
+
+    def __exit__(self, *exc):
+        if self.thread_id is None or not self.process.IsValid():
+            return False
+        if self.process.GetSelectedThread().GetIndexID() != self.thread_id:
+            self.process.SetSelectedThreadByIndexID(self.thread_id)
+        th = self.process.GetThreadByIndexID(self.thread_id)
+        if th.IsValid() and th.GetSelectedFrame().GetFrameID() != self.frame_idx:
+            th.SetSelectedFrame(self.frame_idx)
+        return False
+
+
+def _run(debugger, argv: str, exe_ctx, result) -> None:
+    style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
+    try:
+        args = shlex.split(argv)
+    except ValueError as e:  # unbalanced quotes
+        result.SetError(f"stackmap: {e}")
+        return
+    try:
+        with _Selection(exe_ctx):
+            text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
+    except StackMapsError as e:
+        result.SetError(f"stackmap: {e}")
+        return
+    if text:
+        result.AppendMessage(text)
+    result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
+
+
+_SHORT_HELP = (
+    "Show live GC references in WebAssembly frames of a Wasmtime process, from its stack maps."
+)
+# LLDB prints a container's long help after "Syntax: ", then lists the subcommands.
+_LONG_HELP = "stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each"
+
+
+class _Sub:
+    """One `stackmap NAME` command; LLDB hands it the raw argument string."""
+
+    name = ""
+
+    def __init__(self, debugger, internal_dict):
+        pass
+
+    def __call__(self, debugger, command, exe_ctx, result):
+        _run(debugger, self.name + " " + command, exe_ctx, result)
+
+    def get_short_help(self):
+        return SUBCOMMANDS[self.name]
+
+    def get_long_help(self):
+        return subcommand_help(self.name) + "\n"
+
+
+# -- stop hook: symbols for LLDB's own commands ----------------------------------------
+
+
+def _symbols() -> SymbolFiles:
+    s = getattr(wsm, "_lldb_symbols", None)
+    if s is None:
+        s = wsm._lldb_symbols = SymbolFiles()
+    return s
+
+
+def _sync_symbols(target) -> None:
+    """Give LLDB each image's symbol table at its .text address (core/symfile.py), so its
+    own `bt`, `frame select`, `image lookup` and `disassemble` name wasm code; drop the
+    modules of images gone."""
+    files = _symbols()
+    modules = wsm.__dict__.setdefault("_lldb_modules", {})
+    add, drop = files.changes(_session().registry)
+    for key, _sym in drop:
+        module = modules.pop(key, None)
+        if module is not None and module.IsValid():
+            target.RemoveModule(module)
+        files.forget(key)
+    for key, img in add:
+        try:
+            sym = files.write(key, img)
+        except (StackMapsError, OSError):
+            continue
+        module = target.AddModule(sym.path, None, None)
+        if not module.IsValid():
+            files.forget(key)
+            continue
+        # The file's .text is at 0: sliding it by the image's .text address places it.
+        if target.SetModuleLoadAddress(module, sym.text_address).Fail():
+            target.RemoveModule(module)
+            files.forget(key)
+            continue
+        modules[key] = module
+
+
+def _on_stop(exe_ctx, stream) -> None:
+    target = exe_ctx.GetTarget()
+    if not target.IsValid():
+        return
+    try:
+        _session().discover(LldbTarget(exe_ctx, target.GetDebugger()))
+    except StackMapsError:
+        return
+    _sync_symbols(target)
+
+
+class StopHook:
+    """`target stop-hook add -P`: runs after every stop, before LLDB shows the frame."""
+
+    def __init__(self, target, extra_args, internal_dict):
+        pass
+
+    def handle_stop(self, exe_ctx, stream):
+        try:
+            _on_stop(exe_ctx, stream)
+        except Exception as e:  # a stop hook must never break the stop
+            stream.Print(f"wasmtime-stackmaps: stop hook failed: {e}\n")
+        return True  # stay stopped
+
+
+# One class per subcommand: LLDB registers a command by its class's dotted name.
+COMMAND_CLASSES = {name: type(f"Stackmap_{name}", (_Sub,), {"name": name}) for name in SUBCOMMANDS}
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("`", "'") + '"'
+
+
+def install(debugger, module_name: str) -> None:
+    """Register the `stackmap` container and its subcommands, whose classes are
+    reachable as `module_name.Stackmap_<sub>` in LLDB's Python session."""
+    ci = debugger.GetCommandInterpreter()
+
+    def do(cmd):
+        res = lldb.SBCommandReturnObject()
+        ci.HandleCommand(cmd, res)
+        if not res.Succeeded():
+            print(
+                f"wasmtime-stackmaps: '{cmd.split(' -', 1)[0]}' failed: "
+                f"{(res.GetError() or '').strip()}"
+            )
+        return res.Succeeded()
+
+    # Loading twice: overwrite the container and its subcommands (-o).
+    do(f"command container add -o -h {_quote(_SHORT_HELP)} -H {_quote(_LONG_HELP)} stackmap")
+    for name, cls in COMMAND_CLASSES.items():
+        do(f"command script add -o -c {module_name}.{cls.__name__} stackmap {name}")
+    # The symbol files go with the debugger (LLDB runs no atexit handlers); LLDB 19 has
+    # only the one destroy callback, which then is ours.
+    add_cb = getattr(debugger, "AddDestroyCallback", None) or debugger.SetDestroyCallback
+    add_cb(lambda *_: _symbols().close())
+    # One stop hook per target (a target made later inherits the dummy target's).
+    res = lldb.SBCommandReturnObject()
+    ci.HandleCommand("target stop-hook list", res)
+    if f"{module_name}.StopHook" not in (res.GetOutput() or ""):
+        do(f"target stop-hook add -P {module_name}.StopHook")
