@@ -5,8 +5,8 @@ Wasmtime runs an async call (`Func::call_async`, the C API's
 below it. When the call waits on a pending host future the fiber suspends:
 its frames stay on that stack and no thread's registers point into it.
 
-What a suspended fiber looks like (Wasmtime's `crates/fiber/src/unix.rs` and
-`runtime/vm/traphandlers.rs`, `runtime/func.rs`, checked on 50.0.1):
+What a suspended fiber looks like (docs/format.md §6, "Suspended fibers", has
+the links to Wasmtime's source):
   - The top of the stack holds two words: at top-8 the address of the
     resume-result cell while the fiber runs, 0 while it is suspended; at
     top-16 the stack pointer to resume from (the fiber's own saved SP while
@@ -39,6 +39,7 @@ a suspended fiber's costs nothing more. The live part of a suspended fiber
 is read once (bounded by the region and MAX_LIVE).
 """
 
+import bisect
 import struct
 from typing import NamedTuple
 
@@ -52,6 +53,28 @@ TOP_READ = 16 * 1024
 MAX_LIVE = 8 * 1024 * 1024
 WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
 MAX_REGIONS = 100_000
+
+
+class DataRegions:
+    """Is an address in read-write, non-executable memory? Binary search over the map (a
+    process with hundreds of fiber stacks has thousands of mappings)."""
+
+    def __init__(self, regions: list[Region] | None):
+        rs = sorted(regions or [], key=lambda r: r.start)
+        self.known = bool(rs)
+        self.starts = [r.start for r in rs]
+        self.regions = rs
+
+    def __call__(self, v: int) -> bool:
+        if v < 0x10000 or v >= 1 << 57 or v % 8:
+            return False
+        if not self.known:
+            return True
+        i = bisect.bisect_right(self.starts, v) - 1
+        if i < 0:
+            return False
+        r = self.regions[i]
+        return v < r.end and r.perms.startswith("rw") and "x" not in r.perms
 
 
 class SavedExit(NamedTuple):
@@ -94,6 +117,14 @@ def _words(data: bytes, little: bool) -> tuple[int, ...]:
     return struct.unpack(("<" if little else ">") + f"{n}Q", data[: n * 8])
 
 
+class _Candidate(NamedTuple):
+    at: int  # address of the exit pc word
+    exit_pc: int
+    exit_fp: int
+    wasm_fp: int
+    near: tuple[int, ...]  # the words around it: the rest of the record
+
+
 def find_saved_exits(
     words: tuple[int, ...],
     base: int,
@@ -101,9 +132,10 @@ def find_saved_exits(
     hi: int,
     registry: ImageRegistry,
     trampoline_fp: bool,
-) -> list[SavedExit]:
-    """Saved activation records among `words` (the 8-byte words at `base`...), whose FPs
-    lie in the live stack [lo, hi)."""
+) -> list[_Candidate]:
+    """Candidate saved activation records among `words` (the 8-byte words at `base`...):
+    an exit pc with an exit FP next to it in the live stack [lo, hi) whose frame record
+    returns to it. The entry FP is checked by the walk (_walk_saved)."""
     out = []
     tlo, thi = registry.lo, registry.hi
     end = base + 8 * len(words)
@@ -111,9 +143,8 @@ def find_saved_exits(
     def word_at(a: int) -> int | None:
         return words[(a - base) // 8] if base <= a < end and a % 8 == base % 8 else None
 
-    for i, x in enumerate(words):
-        if not tlo <= x < thi:
-            continue
+    for i in [i for i, x in enumerate(words) if tlo <= x < thi]:  # the one pass over all
+        x = words[i]
         img = registry.image_at(x)
         if img is None:
             continue
@@ -133,10 +164,7 @@ def find_saved_exits(
                     continue
             else:
                 wasm_fp = t
-            for e in near:
-                if e > wasm_fp and lo < e < hi and e % 8 == 0:
-                    others = tuple(w for w in near if w not in (x, t, e))
-                    out.append(SavedExit(base + 8 * i, x, t, wasm_fp, e, others))
+            out.append(_Candidate(base + 8 * i, x, t, wasm_fp, near))
     return out
 
 
@@ -144,29 +172,43 @@ def _walk_saved(
     mem: MemoryCache,
     target: Target,
     registry: ImageRegistry,
-    saved: SavedExit,
+    cand: _Candidate,
     lo: int,
     hi: int,
     max_depth: int,
-) -> Activation | None:
-    if saved.exit_fp <= saved.at < saved.entry_fp + 16:
+    walks: dict[tuple[int, int], Activation | None],
+) -> tuple[SavedExit, Activation] | None:
+    """The activation of a candidate record: the walk from its exit must end at an entry
+    trampoline whose FP is one of the record's words."""
+    key = (cand.exit_pc, cand.wasm_fp)
+    if key not in walks:
+        w = walk_chain(mem, target, registry, cand.exit_pc, cand.wasm_fp, False, None, max_depth)
+        last = w.frames[-1].function if w.frames else None
+        ok = (
+            w.end == "left wasm code"
+            and last is not None
+            and not last.is_wasm  # an activation is entered through a trampoline
+            and all(lo <= f.fp < hi for f in w.frames)
+        )
+        walks[key] = (
+            Activation(w.frames, "fiber", "entry trampoline (saved entry FP)") if ok else None
+        )
+    act = walks[key]
+    if act is None:
+        return None
+    entry_fp = act.frames[-1].fp
+    if entry_fp == cand.exit_fp or entry_fp not in cand.near:
+        return None
+    if cand.exit_fp <= cand.at < entry_fp + 16:
         # The record lives in host frames outside the activation it describes; words
         # inside its span are its own frame records (a recursion repeats return addresses).
         return None
-    act = walk_chain(mem, target, registry, saved.exit_pc, saved.wasm_fp, False, None, max_depth)
-    if not act.frames or act.end != "left wasm code":
-        return None
-    if act.frames[-1].fp != saved.entry_fp:
-        return None
-    if any(not lo <= f.fp < hi for f in act.frames):
-        return None
-    last = act.frames[-1].function
-    if last is None or last.is_wasm:
-        return None  # an activation is entered through a trampoline
-    return Activation(act.frames, "fiber", "entry trampoline (saved entry FP)")
+    others = tuple(w for w in cand.near if w not in (cand.exit_pc, cand.exit_fp, entry_fp))
+    saved = SavedExit(cand.at, cand.exit_pc, cand.exit_fp, cand.wasm_fp, entry_fp, others)
+    return saved, act
 
 
-def _exit_is_trampoline(registry: ImageRegistry) -> bool:
+def exit_is_trampoline(registry: ImageRegistry) -> bool:
     majors = set()
     for img in registry:
         try:
@@ -186,17 +228,18 @@ def _activations(
     lo: int,
     hi: int,
     max_depth: int,
+    trampoline: bool,
 ) -> list[tuple[SavedExit, Activation]]:
     """Accepted (record, activation) pairs, innermost first, one per activation."""
     found: dict[int, tuple[SavedExit, Activation]] = {}
-    trampoline = _exit_is_trampoline(registry)
-    for saved in find_saved_exits(words, base, lo, hi, registry, trampoline):
-        act = _walk_saved(mem, target, registry, saved, lo, hi, max_depth)
-        if act is None:
+    walks: dict[tuple[int, int], Activation | None] = {}
+    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline):
+        got = _walk_saved(mem, target, registry, cand, lo, hi, max_depth, walks)
+        if got is None:
             continue
-        key = saved.entry_fp  # one activation per entry trampoline: keep the longest walk
-        if key not in found or len(act.frames) > len(found[key][1].frames):
-            found[key] = (saved, act)
+        key = got[0].entry_fp  # one activation per entry trampoline: keep the longest walk
+        if key not in found or len(got[1].frames) > len(found[key][1].frames):
+            found[key] = got
     return sorted(found.values(), key=lambda p: p[1].frames[0].fp)
 
 
@@ -212,6 +255,7 @@ def find_suspended(
     if not registry.hi:
         return []
     little = target.little_endian
+    trampoline = exit_is_trampoline(registry)
     out = []
     for r in candidate_regions(regions, threads):
         n = min(TOP_READ, r.end - r.start)
@@ -232,13 +276,17 @@ def find_suspended(
             else:
                 words = top_words[(start - (r.end - n)) // 8 :]
                 base = start
-            acts = _activations(mem, target, registry, words, base, start, r.end, max_depth)
+            acts = _activations(
+                mem, target, registry, words, base, start, r.end, max_depth, trampoline
+            )
             if acts:
                 out.append(FiberFind(r, saved_sp, acts, None))
             continue
         # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
         base = r.end - n
-        acts = _activations(mem, target, registry, top_words, base, base, r.end, max_depth)
+        acts = _activations(
+            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline
+        )
         if acts:
             note = (
                 f"the top of this stack does not hold a suspended fiber's saved stack pointer "

@@ -135,7 +135,7 @@ class _SourceStream(io.RawIOBase):
 
 
 class EngineInfo(NamedTuple):
-    version: str  # as Wasmtime wrote it, e.g. "49" or "50.0.1"
+    version: str  # as Wasmtime wrote it: "49" (38 on), "37.0.2" (32-37); docs/format.md §1
     target: str | None  # target triple
 
     @property

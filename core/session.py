@@ -12,6 +12,8 @@ from typing import NamedTuple
 from . import gcheap, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
+from .pulley import add_pulley_activations, without
+from .pulley import apply_heaps as apply_pulley_heaps
 from .suspended import SuspendedStack, suspended_stacks
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import DEFAULT_MAX_DEPTH, Activation, thread_activations
@@ -116,7 +118,10 @@ class Session:
                 max_depth=max_depth or self.max_depth,
             )
             out.append((t, acts))
-        heap = heapfind.annotate(target, mem, out, regions)  # GC objects of heap refs
+        depth = max_depth or self.max_depth
+        pulley = add_pulley_activations(target, self.registry, mem, out, regions, depth)
+        heap = heapfind.annotate(target, mem, without(out, pulley), regions)  # GC objects
+        apply_pulley_heaps(heap, mem, pulley)  # Pulley frames: in their proven store's heap
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(
                 target, self.registry, mem, regions, threads, max_depth or self.max_depth

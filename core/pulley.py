@@ -1,0 +1,247 @@
+"""Wasm frames interpreted by Pulley, found from the store context's exit FP/PC.
+
+Under Pulley (`wasmtime run --target pulley64`, an engine configured for a
+Pulley target) wasm is bytecode run by an interpreter: no thread's registers
+point at it, and its frames live on the interpreter's own stack (host memory
+allocated by Wasmtime, not the thread's stack). They are still ordinary frame
+records: Pulley's `push_frame` pushes the return address then the caller's
+FP, with the host's pointer size and byte order (`pulley/src/interp.rs`:
+`size_of::<usize>()`, native-endian stores; a Pulley image only runs on a
+host of its pointer width and byte order), so [FP] is the caller's FP and
+[FP + pointer size] the return address, a bytecode address in the image's
+`.text`. Stack maps are keyed by those return addresses as for native code.
+
+Where they are: when interpreted wasm calls the host, the exit trampoline
+records in the store's `VMStoreContext` its own FP (the wasm frame's FP is at
+*exit_fp; before Wasmtime 37 exit_fp is the wasm FP) and the return address
+into wasm (exit pc), and the entry trampoline's FP (entry fp). A thread
+stopped in that host call holds a pointer to a `VMContext` of the store on
+its native stack (the host-call frames take it as an argument). So: scan the
+top of each thread's native stack for words pointing at a VMContext (magic,
+then its store context), and keep the store contexts whose exit pc is in a
+Pulley image's `.text` and whose chain from the exit FP walks cleanly to the
+entry FP. That store context is then the proven store of those frames.
+
+While interpreted wasm runs (not in a host call) these fields are stale, and
+the walk is only as good as the chain check: a stale chain that still walks
+cleanly to the entry FP would be shown.
+"""
+
+from typing import Literal, NamedTuple
+
+from . import gcheap
+from .discover import ImageRegistry
+from .errors import ReadError, StackMapsError
+from .fibers import DataRegions
+from .image import WasmtimeImage
+from .runtime import read_store_context, store_layout_for, vmctx_store
+from .storeheap import decode_in_store
+from .target import MemoryCache, Region, Target, ThreadState
+from .walk import MAX_FRAME_BYTES, Activation, WasmFrame, _read_slots
+
+NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
+MAX_PROBES = 1024
+
+
+class PulleyActivation(NamedTuple):
+    activation: Activation
+    store_context: int
+    vmctx: int
+    found_at: int  # native stack address holding the vmctx pointer
+
+
+def _pulley_major(registry: ImageRegistry) -> tuple[list[WasmtimeImage], int | None]:
+    imgs = []
+    major = None
+    for img in registry:
+        try:
+            if img.pulley:
+                imgs.append(img)
+                major = img.engine.major
+        except StackMapsError:
+            continue
+    return imgs, major
+
+
+def _stores_on_stack(
+    target: Target, mem: MemoryCache, thread: ThreadState, regions: list[Region] | None
+) -> dict[int, tuple[int, int]]:
+    """store context -> (vmctx, where) for the VMContext pointers in the top of the stack."""
+    lo = thread.sp - thread.sp % 8
+    hi = lo + NATIVE_SCAN
+    for r in regions or []:
+        if r.start <= lo < r.end:
+            hi = min(hi, r.end)
+    found: dict[int, tuple[int, int]] = {}
+    seen: set[int] = set()
+    data_pointer = DataRegions(regions)
+    little = target.little_endian
+    pos = lo
+    while pos < hi and len(seen) < MAX_PROBES:
+        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
+        try:
+            data = mem.read(pos, n)
+        except ReadError:
+            break
+        for i in range(0, len(data) - 7, 8):
+            v = int.from_bytes(data[i : i + 8], "little" if little else "big")
+            if v in seen or not data_pointer(v):
+                continue
+            seen.add(v)
+            hit = vmctx_store(mem.read, v, little)
+            if hit is not None and hit[1] not in found:
+                found[hit[1]] = (v, pos + i)
+        pos += n
+    return found
+
+
+def walk_pulley(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    pc: int,
+    fp: int,
+    entry_fp: int,
+    max_depth: int,
+) -> Activation | None:
+    """Frames from (pc, fp) to the entry trampoline's frame at `entry_fp`; None unless the
+    chain gets there cleanly through Pulley code."""
+    ptr = target.pointer_size
+    order: Literal["little", "big"] = "little" if target.little_endian else "big"
+    frames: list[WasmFrame] = []
+    callee_fp = None
+    while True:
+        img = registry.image_at(pc)
+        if img is None or not img.pulley or len(frames) >= max_depth:
+            return None
+        frame = WasmFrame(pc, fp, img, False)
+        if frame.text_offset is not None:
+            try:
+                frame.entry = img.lookup(frame.text_offset)
+            except StackMapsError as e:
+                frame.error = str(e)
+        if frame.entry is not None and callee_fp is not None:
+            if callee_fp + 2 * ptr != fp - frame.entry.frame_size:
+                frame.note = (
+                    f"callee frame record at {callee_fp:#x} does not sit at SP-{2 * ptr} "
+                    f"(SP={fp - frame.entry.frame_size:#x}): frame pointer suspect"
+                )
+        frames.append(frame)
+        if fp == entry_fp:
+            break
+        try:
+            rec = mem.read(fp, 2 * ptr)
+        except ReadError:
+            return None
+        next_fp = int.from_bytes(rec[:ptr], order)
+        pc = int.from_bytes(rec[ptr:], order)
+        if not fp < next_fp <= fp + MAX_FRAME_BYTES or next_fp > entry_fp:
+            return None
+        callee_fp, fp = fp, next_fp
+    last = frames[-1].function
+    if last is None or last.is_wasm or not any(f.is_wasm_function for f in frames):
+        return None  # an activation is entered through a trampoline
+    _read_slots(mem, frames)
+    return Activation(frames, "pulley", "entry trampoline (store context's entry FP)")
+
+
+def pulley_activations(
+    target: Target,
+    registry: ImageRegistry,
+    mem: MemoryCache,
+    thread: ThreadState,
+    regions: list[Region] | None,
+    max_depth: int,
+) -> list[PulleyActivation]:
+    """The Pulley activations a thread is in a host call from, each with its store."""
+    imgs, major = _pulley_major(registry)
+    layout = store_layout_for(major)
+    if not imgs or layout is None or not thread.sp:
+        return []
+    out = []
+    seen_entry: set[int] = set()
+    for store, (vmctx, where) in _stores_on_stack(target, mem, thread, regions).items():
+        try:
+            st = read_store_context(mem.read, store, layout, target.little_endian)
+            wasm_fp = mem.u64(st.exit_fp) if layout.exit_fp_is_trampoline else st.exit_fp
+        except ReadError:
+            continue
+        img = registry.image_at(st.exit_pc)
+        if img is None or not img.pulley or st.entry_fp in seen_entry:
+            continue
+        act = walk_pulley(mem, target, registry, st.exit_pc, wasm_fp, st.entry_fp, max_depth)
+        if act is not None:
+            seen_entry.add(st.entry_fp)
+            out.append(PulleyActivation(act, store, vmctx, where))
+    return out
+
+
+def add_pulley_activations(
+    target: Target,
+    registry: ImageRegistry,
+    mem: MemoryCache,
+    collected: list[tuple[ThreadState, list[Activation]]],
+    regions: list[Region] | None,
+    max_depth: int,
+) -> list[tuple[int, int, PulleyActivation]]:
+    """Put each thread's Pulley activations first in its activation list (they are below the
+    host call the thread is in) and renumber its frames; returns (thread, index, activation)."""
+    found = []
+    for i, (thread, acts) in enumerate(collected):
+        pas = pulley_activations(target, registry, mem, thread, regions, max_depth)
+        if not pas:
+            continue
+        # The stack scan may have found the same frames too (the interpreter's stack can sit in
+        # the mapping it scans): those come from the store context now.
+        fps = {f.fp for pa in pas for f in pa.activation.frames}
+        acts = [pa.activation for pa in pas] + [
+            a for a in acts if not any(f.fp in fps for f in a.frames)
+        ]
+        level = 0
+        for n, act in enumerate(acts):
+            for f in act.frames:
+                f.level, f.thread, f.activation = level, thread.num, n
+                level += 1
+        collected[i] = (thread, acts)
+        found += [(thread.num, n, pa) for n, pa in enumerate(pas)]
+    return found
+
+
+def without(
+    collected: list[tuple[ThreadState, list[Activation]]],
+    found: list[tuple[int, int, PulleyActivation]],
+) -> list[tuple[ThreadState, list[Activation]]]:
+    """`collected` with the Pulley activations emptied (their store is known: nothing to
+    search for), indices kept."""
+    if not found:
+        return collected
+    mine = {id(pa.activation) for _, _, pa in found}
+    return [
+        (t, [Activation([], a.source, a.end) if id(a) in mine else a for a in acts])
+        for t, acts in collected
+    ]
+
+
+def apply_heaps(
+    rep: gcheap.HeapReport, mem: MemoryCache, found: list[tuple[int, int, PulleyActivation]]
+) -> None:
+    """Decode each Pulley activation's objects in its own store's heap, into the report."""
+    finder = rep.finder
+    if finder is None:
+        return
+    for num, n, pa in found:
+        got = decode_in_store(
+            finder, pa.activation, pa.store_context, pa.vmctx, pa.found_at, "thread stack"
+        )
+        if got is None:
+            continue
+        rep.activations[(num, n)] = got.record
+        if got.heap is not None:
+            rep.heaps[(num, n)] = got.heap
+        for f in pa.activation.frames:
+            if any(s.ref is not None and s.ref.kind == "heap" for s in f.slots):
+                rep.frame_notes[(num, f.level)] = got.note or ""
+            for s in f.slots:
+                obj = got.objects.get((id(f), s.offset))
+                if obj is not None:
+                    rep.objects[(num, f.level, s.offset)] = obj
