@@ -3,10 +3,10 @@
 
     .venv/bin/python benchmarks/bench_fibers.py [--threads 64] [--fibers 200] [--depth 3]
 
-tests/programs/async_host.py suspends FIBERS async calls (one store each, DEPTH+1
-wasm frames on each fiber stack), parks THREADS-1 threads in a host call under
-DEPTH+1 frames of their own store, and stops in a host call of one more store
-on the main thread. In GDB: time of `stackmap bt -a --json` (goal < 2 s), the
+tests/programs/threads.py --fibers: the main thread suspends FIBERS async calls
+(one store each, DEPTH+1 wasm frames on each fiber stack), then THREADS threads
+park in a host call under DEPTH+1 frames of their own store, and the last one
+stops the process. In GDB: time of `stackmap bt -a --json` (goal < 2 s), the
 number of suspended stacks and thread frames it reports, and its debugger
 memory reads (the `stats` of the document).
 """
@@ -58,11 +58,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     prog = [
         VENV_PY,
-        REPO / "tests" / "programs" / "async_host.py",
-        args.depth,
-        args.fibers,
+        REPO / "tests" / "programs" / "threads.py",
         "--threads",
         args.threads,
+        "--depth",
+        args.depth,
+        "--fibers",
+        args.fibers,
     ]
     script = REPO / "benchmarks" / ".cache" / "fibers_in_gdb.gdb"
     script.parent.mkdir(exist_ok=True)

@@ -29,6 +29,7 @@ Costs: one store-context read per distinct candidate, an index of their
 records, and per activation a scan of its own frames: O(frames), not O(stack).
 """
 
+import bisect
 import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -83,6 +84,7 @@ class StoreTies:
     def __init__(self, mem: MemoryCache, regions: list[Region] | None, little_endian: bool):
         self.mem = mem
         self.regions = sorted(regions or [], key=lambda r: r.start) or None
+        self._starts = [r.start for r in self.regions or []]  # binary search: 1000s of maps
         self.e = "<" if little_endian else ">"
         self.little = little_endian
         self.magics = {
@@ -98,12 +100,11 @@ class StoreTies:
             return False
         if self.regions is None:
             return True
-        for r in self.regions:
-            if r.start <= v < r.end:
-                return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
-            if r.start > v:
-                return False
-        return False
+        i = bisect.bisect_right(self._starts, v) - 1
+        if i < 0 or v >= self.regions[i].end:
+            return False
+        r = self.regions[i]
+        return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
 
     def words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(address, value) of the readable 8-aligned words in [lo, hi), page by page."""

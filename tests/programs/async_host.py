@@ -110,6 +110,18 @@ def instantiate_async(linker, store: wasmtime.Store, module: wasmtime.Module) ->
     return wasmtime.Instance._from_raw(instance)
 
 
+def suspend_fibers(eng: wasmtime.Engine, module: wasmtime.Module, acts, depth: int) -> list:
+    """One store per act, each with start(act, depth) suspended on its own fiber stack; the
+    returned list keeps them alive (never resumed)."""
+    linker = async_linker(eng)
+    keep = []
+    for act in acts:
+        store = wasmtime.Store(eng)
+        inst = instantiate_async(linker, store, module)
+        keep.append((store, inst, suspend_call(store, inst.exports(store)["start"], act, depth)))
+    return keep
+
+
 def parked_thread(eng, module, act, depth, ready, release):
     store = wasmtime.Store(eng)
 
@@ -156,12 +168,7 @@ def main(argv):
     block_stop_signal()
     eng = engine()
     module = wasmtime.Module(eng, (HERE / "host_nested.wat").read_text())
-    linker = async_linker(eng)
-    keep = []
-    for act in range(1, fibers + 1):
-        store = wasmtime.Store(eng)
-        inst = instantiate_async(linker, store, module)
-        keep.append((store, inst, suspend_call(store, inst.exports(store)["start"], act, depth)))
+    keep = suspend_fibers(eng, module, range(1, fibers + 1), depth)  # noqa: F841 (alive)
     print(f"host: {fibers} async call(s) suspended", flush=True)
     if garbage:
         print(f"host: damaged the top of the fiber stack ending at {garbage_top():#x}", flush=True)

@@ -1,6 +1,6 @@
 """A Wasmtime embedder with many threads, each with its own Store, all parked in host calls.
 
-    python threads.py [--threads N] [--depth D] [--nested-stores] [--no-stop]
+    python threads.py [--threads N] [--depth D] [--nested-stores] [--no-stop] [--fibers F]
 
 Thread k (k = 0..N-1) makes its own Store and instance of host_nested.wat and
 calls start(act = 10*(k+1), D): a GC recursion D+1 frames deep whose frames hold
@@ -9,7 +9,9 @@ $node structs (v = 1000*act + n) and i31s (3*(n+1)+1+1000*act, the outermost
 --nested-stores the main thread also runs host -> wasm in store A (act 1) ->
 host -> wasm in store B (act 2) -> host, and parks there. When every thread is
 parked, the last one raises SIGTRAP: a debugger stops with all of them in wasm
-activations, each in its own store and GC heap.
+activations, each in its own store and GC heap. With --fibers F the main thread
+first suspends F async calls, each in a store of its own (act = 100000+i),
+on their fiber stacks (async_host.suspend_fibers).
 
 The work per thread is `run_in_store(engine, module, act, depth, park)`: hosts
 that add other shapes (async fibers...) reuse it and `park_all`.
@@ -65,10 +67,16 @@ def main(argv):
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--nested-stores", action="store_true")
     p.add_argument("--no-stop", action="store_true", help="park without SIGTRAP (attach)")
+    p.add_argument("--fibers", type=int, default=0, help="suspended async calls, one store each")
     args = p.parse_args(argv[1:])
     block_stop_signal()
     eng = engine()
     module = wasmtime.Module(eng, (HERE / "host_nested.wat").read_text())
+    if args.fibers:
+        from async_host import suspend_fibers
+
+        fibers = suspend_fibers(eng, module, range(100000, 100000 + args.fibers), args.depth)
+        print(f"threads: {len(fibers)} async calls suspended", flush=True)
     park = park_all(args.threads + args.nested_stores, not args.no_stop)
     threads = [
         threading.Thread(
