@@ -14,11 +14,22 @@ from collections.abc import Callable
 
 from . import gcwatch_commands
 from .errors import StackMapsError
+from .helptext import (  # noqa: F401  (the plugins take the help texts from here)
+    EXAMPLES,
+    SUBCOMMANDS,
+    TOP_SUMMARY,
+    TOP_SYNTAX,
+    HelpFormatter,
+    examples,
+    subcommand_list,
+    top_help,
+)
 from .image import WasmtimeImage
 from .render import (
     NO_DUMP_LINE,
     Style,
     bt_lines,
+    context_lines,
     diff_lines,
     dump_error_line,
     frame_dump_lines,
@@ -48,17 +59,6 @@ from .suspicious import find_suspicious
 from .target import Target
 from .walk import DEFAULT_MAX_DEPTH, WasmFrame
 
-SUBCOMMANDS = {
-    "frame": "live GC-reference slots of one wasm frame",
-    "bt": "wasm frames of the thread(s) with their live GC references",
-    "images": "Wasmtime code images found in the inferior",
-    "load": "tell the plugin that an image file is mapped at an address",
-    "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
-    "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
-    "diff": "compare the live GC roots now with a snapshot: which roots changed value",
-    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
-}
-
 
 class UsageError(StackMapsError):
     """Bad command-line arguments (argparse's message, one line)."""
@@ -73,6 +73,10 @@ class HelpShown(Exception):
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the debugger."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
@@ -96,12 +100,12 @@ _HELP: dict[str, str] = {}
 
 
 def subcommand_help(name: str) -> str:
-    """The long help of `stackmap NAME` (its summary, then argparse's description and options)."""
+    """The help of `stackmap NAME`: its summary, usage, description, options, examples."""
     if not _HELP:
         parser = build_parser()
         subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         for sub, sp in subs.choices.items():
-            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().split("\n\n", 1)[-1]
+            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().rstrip("\n")
     return _HELP[name]
 
 
@@ -115,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "frame",
+        epilog=examples("frame"),
         help=SUBCOMMANDS["frame"],
         description="Stack map and live GC-reference slots of the selected "
         "wasm frame, or of frame N as numbered by 'stackmap bt'.",
@@ -133,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "bt",
+        epilog=examples("bt"),
         help=SUBCOMMANDS["bt"],
         description="One line per wasm frame with its live GC references; "
         "host code between activations is shown as one line.",
@@ -140,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
     s.add_argument("-n", type=_int, default=None, metavar="N", help="only the N innermost frames")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument(
         "--no-scan",
@@ -161,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "images",
+        epilog=examples("images"),
         help=SUBCOMMANDS["images"],
         description="Wasmtime images mapped in the inferior (from its memory "
         "map, a scan back from each thread's pc, and 'stackmap load').",
@@ -169,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "load",
+        epilog=examples("load"),
         help=SUBCOMMANDS["load"],
         description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
         "files whose image memory was not dumped and remote targets.",
@@ -178,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "report",
+        epilog=examples("report"),
         help=SUBCOMMANDS["report"],
         description="Everything for a crash triage in one document: the stop "
         "signal and faulting pc, the trap code (.wasmtime.traps) and "
@@ -185,10 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         "trap site, the images, and every thread's wasm frames.",
     )
     s.add_argument("--json", action="store_true", help="one JSON document")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
 
     for name in ("snapshot", "diff"):
         s = sub.add_parser(
             name,
+            epilog=examples(name),
             help=SUBCOMMANDS[name],
             description=SUBCOMMANDS[name]
             + (
@@ -203,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
+    sub.choices["gc-watch"].epilog = examples("gc-watch")
+    s = sub.add_parser(
+        "context",
+        epilog=examples("context"),
+        help=SUBCOMMANDS["context"],
+        description="With 'on', after every stop where the selected thread has wasm frames, "
+        "the debugger shows a few lines: each frame with live GC references and what they "
+        "are (off by default). With no argument, show that summary now.",
+    )
+    s.add_argument("state", nargs="?", choices=("on", "off"), help="on or off")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     return p
 
 
@@ -245,7 +274,7 @@ def cmd_bt(session: Session, args: argparse.Namespace, target: Target, style: St
     if args.json:
         doc["stats"] = session.last_stats
         return to_json(doc)
-    return "\n".join(bt_lines(doc, style, full=args.full))
+    return "\n".join(bt_lines(doc, style.wide() if args.wide else style, full=args.full))
 
 
 def _selected_wasm_frame(
@@ -318,7 +347,7 @@ def cmd_report(session: Session, args: argparse.Namespace, target: Target, style
     doc["images"] = [image_record(img) for img in session.registry]
     if args.json:
         return to_json(doc)
-    return "\n".join(report_lines(doc, style))
+    return "\n".join(report_lines(doc, style.wide() if args.wide else style))
 
 
 def cmd_snapshot(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
@@ -344,6 +373,22 @@ def cmd_diff(session: Session, args: argparse.Namespace, target: Target, style: 
     return "\n".join(diff_lines(result))
 
 
+def context_text(session: Session, target: Target, style: Style) -> str | None:
+    """The summary `stackmap context on` shows after a stop; None when the selected
+    thread has no wasm frames (the plugins then show nothing)."""
+    got = session.collect(target, {target.selected_thread()})
+    doc = threads_document(got.threads, got.heap)
+    if not doc["threads"] or not doc["threads"][0]["frames"]:
+        return None
+    return "\n".join(context_lines(doc["threads"][0], style))
+
+
+def cmd_context(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    text = context_text(session, target, style.wide() if args.wide else style)
+    state = "on" if session.context else "off"
+    return (text or "no wasm frames in the selected thread") + f"\n(stackmap context is {state})"
+
+
 Handler = Callable[[Session, argparse.Namespace, Target, Style], str]
 HANDLERS: dict[str, Handler] = {
     "frame": cmd_frame,
@@ -354,6 +399,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
     "gc-watch": gcwatch_commands.cmd_gc_watch,
+    "context": cmd_context,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()
 
@@ -373,5 +419,8 @@ def run(
     except HelpShown as h:
         return h.text.rstrip("\n")
     if not args.sub:
-        return parser.format_help().rstrip("\n")
+        return top_help()
+    if args.sub == "context" and args.state:  # a switch: no process needed
+        session.context = args.state == "on"
+        return f"stackmap context is {args.state}"
     return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))

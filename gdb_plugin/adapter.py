@@ -14,7 +14,13 @@ import wasmtime_stackmaps as wsm
 from gdb.FrameDecorator import FrameDecorator
 from wasmtime_stackmaps.abi import WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_gdb, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
+from wasmtime_stackmaps.commands import (
+    SUBCOMMANDS,
+    context_text,
+    run,
+    subcommand_help,
+    top_help,
+)
 from wasmtime_stackmaps.errors import ReadError, StackMapsError
 from wasmtime_stackmaps.regions import core_regions, proc_maps
 from wasmtime_stackmaps.render import Style, color_wanted
@@ -22,6 +28,7 @@ from wasmtime_stackmaps.session import Session
 from wasmtime_stackmaps.symfile import SymbolFiles
 from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
 from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
+from wasmtime_stackmaps.width import effective_width
 
 _SESSION = Session()
 
@@ -202,8 +209,16 @@ def _gdb_styling() -> bool:
         return False
 
 
+def _gdb_width() -> int:
+    """GDB's `width` (None or 0 when unlimited, as in batch mode: then the default)."""
+    try:
+        return effective_width(gdb.parameter("width"))
+    except (gdb.error, RuntimeError, TypeError):
+        return effective_width(None)
+
+
 def _run(argv: str, from_tty: bool = False) -> None:
-    style = Style(color_wanted(_gdb_styling()) and from_tty)
+    style = Style(color_wanted(_gdb_styling()) and from_tty, _gdb_width())
     try:
         text = run(_SESSION, gdb.string_to_argv(argv), GdbTarget.selected, style)
     except StackMapsError as e:
@@ -213,16 +228,10 @@ def _run(argv: str, from_tty: bool = False) -> None:
 
 
 class StackmapCommand(gdb.Command):
-    """Show live GC references in WebAssembly frames of a Wasmtime process.
-
-    Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
-      stackmap frame [N] [-x] [--json]    live GC-reference slots of one wasm frame
-      stackmap bt [--all-threads] [--full] [-n N] [--json]
-                                          wasm frames with their live GC references
-      stackmap images [--json]            Wasmtime images found in the inferior
-      stackmap load FILE ADDR             use FILE as the image mapped at ADDR"""
+    """Show live GC references in WebAssembly frames of a Wasmtime process."""
 
     def __init__(self):
+        self.__doc__ = top_help()  # the same text as LLDB's `help stackmap`
         super().__init__("stackmap", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
 
     def invoke(self, argument, from_tty):
@@ -327,7 +336,16 @@ class WasmFrameFilter:
         self.enabled = False
 
     def filter(self, frame_iter):
-        for fd in frame_iter:
+        while True:
+            try:
+                fd = next(frame_iter)
+            except StopIteration:
+                return
+            except gdb.error as e:
+                # GDB's own unwinder gave up on a host frame (bad DWARF): the bt ends
+                # there, as without a filter (which would abort it with a traceback).
+                gdb.write(f"Backtrace stopped: {e}\n")
+                return
             try:
                 pc = fd.inferior_frame().pc()
             except gdb.error:  # GDB's own unwind failed here: leave the frame as it is
@@ -385,6 +403,19 @@ def _before_stop() -> None:
 def _on_stop(_event=None) -> None:
     if not _STATE.pop("refreshed", False):  # no hook-stop of ours (the user has one)
         _refresh()
+    if _SESSION.context:
+        _show_context()
+
+
+def _show_context() -> None:
+    """`stackmap context on`: the selected thread's roots, after GDB's stop line."""
+    try:
+        style = Style(color_wanted(_gdb_styling()), _gdb_width())
+        text = context_text(_SESSION, GdbTarget.selected(), style)
+    except (StackMapsError, gdb.error):
+        return  # no process, no images: nothing to show
+    if text:
+        gdb.write(text + "\n")
 
 
 def _on_new_objfile(_event=None) -> None:

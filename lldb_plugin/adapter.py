@@ -13,13 +13,22 @@ import lldb
 import wasmtime_stackmaps as wsm
 from wasmtime_stackmaps.abi import ADDRESS_LIMIT, WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_triple, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
+from wasmtime_stackmaps.commands import (
+    SUBCOMMANDS,
+    TOP_SUMMARY,
+    TOP_SYNTAX,
+    context_text,
+    run,
+    subcommand_help,
+    subcommand_list,
+)
 from wasmtime_stackmaps.errors import ReadError, StackMapsError
 from wasmtime_stackmaps.regions import core_regions
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
 from wasmtime_stackmaps.symfile import SymbolFiles
 from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
+from wasmtime_stackmaps.width import effective_width
 
 _STOPPED = (lldb.eStateStopped, lldb.eStateCrashed, lldb.eStateSuspended)
 
@@ -250,8 +259,18 @@ class _Selection:
         return False
 
 
+def _lldb_width(debugger) -> int:
+    """LLDB's terminal width (its `term-width` setting, the terminal's when there is one)."""
+    try:
+        return effective_width(debugger.GetTerminalWidth())
+    except Exception:  # an LLDB without the call
+        return effective_width(None)
+
+
 def _run(debugger, argv: str, exe_ctx, result) -> None:
-    style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
+    style = Style(
+        color_wanted(debugger.GetUseColor()) and _is_terminal(debugger), _lldb_width(debugger)
+    )
     try:
         args = shlex.split(argv)
     except ValueError as e:  # unbalanced quotes
@@ -268,11 +287,10 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
     result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
 
 
-_SHORT_HELP = (
-    "Show live GC references in WebAssembly frames of a Wasmtime process, from its stack maps."
-)
-# LLDB prints a container's long help after "Syntax: ", then lists the subcommands.
-_LONG_HELP = "stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each"
+_SHORT_HELP = TOP_SUMMARY
+# LLDB prints a container's long help after "Syntax: ", then its own list of the
+# subcommands: the text after the syntax is the same as GDB's `help stackmap`.
+_LONG_HELP = f"{TOP_SYNTAX}\n\n{subcommand_list()}"
 
 
 class _Sub:
@@ -341,6 +359,18 @@ def _on_stop(exe_ctx, stream) -> None:
     except StackMapsError:
         return
     _sync_symbols(target)
+    if _session().context:  # `stackmap context on`
+        debugger = target.GetDebugger()
+        style = Style(
+            color_wanted(debugger.GetUseColor()) and _is_terminal(debugger), _lldb_width(debugger)
+        )
+        try:
+            with _Selection(exe_ctx):
+                text = context_text(_session(), LldbTarget(exe_ctx, debugger), style)
+        except StackMapsError:
+            return
+        if text:
+            stream.Print(text + "\n")
 
 
 class StopHook:
