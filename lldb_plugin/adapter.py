@@ -282,6 +282,11 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
     except StackMapsError as e:
         result.SetError(f"stackmap: {e}")
         return
+    finally:
+        # Images a command found (a core file opened without a stop): LLDB names them too.
+        target = exe_ctx.GetTarget() if exe_ctx is not None else debugger.GetSelectedTarget()
+        if target.IsValid() and target.GetProcess().IsValid():
+            _sync_symbols(target)
     if text:
         result.AppendMessage(text)
     result.SetStatus(lldb.eReturnStatusSuccessFinishResult)

@@ -255,7 +255,7 @@ def _gdb_live(line: str, cwd):
             "-ex",
             "run",
             "-ex",
-            "stackmap bt",
+            "stackmap bt --wide",
             "--args",
             *cli_program(),
         ],
@@ -313,3 +313,26 @@ def test_plugin_without_its_dependencies_says_what_to_run(dist, tmp_path, outsid
     )
     assert m and m.group(2) == m.group(1).replace(", ", " "), said[0]
     assert 'Undefined command: "stackmap"' in p.stderr  # GDB stays usable, without the command
+
+
+def test_lldb_imports_the_printed_line(venv, outside, cli_core):
+    """The `lldbinit` line, as ~/.lldbinit would run it, on a core file of the CLI trap."""
+    line = _ok(_run([venv / "bin" / "wasmtime-stackmaps", "lldbinit"], cwd=outside)).stdout.strip()
+    p = _run(
+        [
+            driver.debugger_path("lldb"),
+            "--no-lldbinit",
+            "-b",
+            "-o",
+            line,
+            "-o",
+            f"target create --core {cli_core} {wasmtime_cli()}",
+            "-o",
+            "stackmap bt --wide",
+            "-o",
+            "bt 3",
+        ],
+        cwd=outside,
+    )
+    assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in p.stdout, p.stdout + p.stderr
+    assert re.search(r"frame #1: 0x[0-9a-f]+ \S+`wasm\[0\]::function\[0\]::build \+ 180", p.stdout)
