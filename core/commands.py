@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--json", action="store_true", help="one JSON document")
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     sub.choices["gc-watch"].epilog = examples("gc-watch")
+    gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
+    sub.choices["watch"].epilog = examples("watch")
     s = sub.add_parser(
         "context",
         epilog=examples("context"),
@@ -399,6 +401,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
     "gc-watch": gcwatch_commands.cmd_gc_watch,
+    "watch": gcwatch_commands.cmd_watch,
     "context": cmd_context,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()

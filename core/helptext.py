@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the roots with a snapshot: which ones changed value",
     "gc-watch": "check the roots around every collection (stops briefly at each)",
+    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
     "context": "on/off: a summary of the roots after each stop",
 }
 # At least one example per subcommand, shown at the end of its help.
@@ -31,6 +32,7 @@ EXAMPLES = {
         "stackmap gc-watch status",
         "stackmap gc-watch log --json",
     ],
+    "watch": ["stackmap watch '#3 SP+8'", "stackmap watch 'heap 0x70+16'", "stackmap watch --list"],
     "context": ["stackmap context on", "stackmap context off", "stackmap context"],
 }
 # Help text is laid out at this width in both debuggers (argparse would ask the terminal).
