@@ -50,29 +50,47 @@ class Symbols(NamedTuple):
 
 def symbol_elf(image: WasmtimeImage) -> tuple[bytes, int]:
     """An ELF64 with just `.text` (NOBITS, at 0) and the image's function symbols;
-    and how many symbols it has."""
-    e = "<" if image.header.little_endian else ">"
-    _, text_size = image.text_range
-    starts, raw, strtab = image._function_index()
-    strtab = (strtab or b"\0").translate(_NAME_SAFE)
-    if not strtab.startswith(b"\0"):
-        strtab = b"\0" + strtab
-        shift = 1
-    else:
-        shift = 0
+    and how many symbols it has (LLDB places it with a slide)."""
+    return _elf([(image, 0)])
+
+
+def combined_symbol_elf(images: list[WasmtimeImage]) -> tuple[bytes, int]:
+    """One ELF64 for many images: a `.text.N` section at each image's runtime `.text`
+    address and every function at its runtime address. GDB takes it as one objfile:
+    adding 200 files one by one costs it seconds, one file with 200 sections does not."""
+    placed = [(img, img.text_start) for img in images if img.text_start is not None]
+    return _elf([(img, addr) for img, addr in placed if addr is not None])
+
+
+def _elf(entries: list[tuple[WasmtimeImage, int]]) -> tuple[bytes, int]:
+    """The ELF of `entries` (image, address of its .text section); and its symbol count."""
+    e = "<" if not entries or entries[0][0].header.little_endian else ">"
     sym = struct.Struct(e + "IBBHQQ")
-    syms = bytearray(_SYM_SIZE)  # symbol 0: the null symbol
     info = (_STB_GLOBAL << 4) | _STT_FUNC
+    syms = bytearray(_SYM_SIZE)  # symbol 0: the null symbol
+    strtab = bytearray(b"\0")
+    texts = []  # (name offset in .shstrtab, address, size)
+    shstrtab = bytearray(b"\0")
     n = 0
-    for value, size, st_name in raw:
-        # Only symbols inside .text and with a name in .strtab (the image may be damaged).
-        if value >= text_size or size > text_size - value or st_name + shift >= len(strtab):
-            continue
-        syms += sym.pack(st_name + shift, info, 0, 1, value, size)
-        n += 1
-    shstrtab = b"\0.text\0.symtab\0.strtab\0.shstrtab\0"
-    names = {s: shstrtab.index(s.encode() + b"\0") for s in (".text", ".symtab", ".strtab")}
-    names[".shstrtab"] = shstrtab.index(b".shstrtab\0")
+    for k, (image, address) in enumerate(entries):
+        _, text_size = image.text_range
+        _, raw, names = image._function_index()
+        base = len(strtab)
+        strtab += (names or b"\0").translate(_NAME_SAFE)
+        if not strtab.endswith(b"\0"):
+            strtab += b"\0"
+        for value, size, st_name in raw:
+            # Only symbols inside .text, named in .strtab (the image may be damaged).
+            if value >= text_size or size > text_size - value or base + st_name >= len(strtab):
+                continue
+            syms += sym.pack(base + st_name, info, 0, 1 + k, address + value, size)
+            n += 1
+        texts.append((len(shstrtab), address, text_size))
+        shstrtab += (b".text" if len(entries) == 1 else f".text.{k}".encode()) + b"\0"
+    names_at = {}
+    for name in (".symtab", ".strtab", ".shstrtab"):
+        names_at[name] = len(shstrtab)
+        shstrtab += name.encode() + b"\0"
 
     body = bytearray(64)
     sym_off = len(body)
@@ -89,16 +107,23 @@ def symbol_elf(image: WasmtimeImage) -> tuple[bytes, int]:
     # section from the file, and this one's bytes would be zeros (its unwinder then
     # misreads every wasm function's prologue).
     flags = _SHF_WRITE | _SHF_ALLOC | _SHF_EXECINSTR
-    body += shdr.pack(names[".text"], _SHT_NOBITS, flags, 0, sym_off, text_size, 0, 0, 16, 0)
-    body += shdr.pack(names[".symtab"], _SHT_SYMTAB, 0, 0, sym_off, len(syms), 3, 1, 8, _SYM_SIZE)
-    body += shdr.pack(names[".strtab"], _SHT_STRTAB, 0, 0, str_off, len(strtab), 0, 0, 1, 0)
-    body += shdr.pack(names[".shstrtab"], _SHT_STRTAB, 0, 0, shstr_off, len(shstrtab), 0, 0, 1, 0)
+    for name_at, address, size in texts:
+        body += shdr.pack(name_at, _SHT_NOBITS, flags, address, sym_off, size, 0, 0, 16, 0)
+    strtab_index = len(texts) + 2
+    body += shdr.pack(
+        names_at[".symtab"], _SHT_SYMTAB, 0, 0, sym_off, len(syms), strtab_index, 1, 8, _SYM_SIZE
+    )
+    body += shdr.pack(names_at[".strtab"], _SHT_STRTAB, 0, 0, str_off, len(strtab), 0, 0, 1, 0)
+    body += shdr.pack(
+        names_at[".shstrtab"], _SHT_STRTAB, 0, 0, shstr_off, len(shstrtab), 0, 0, 1, 0
+    )
     ident = b"\x7fELF" + bytes([2, 1 if e == "<" else 2, 1, 0]) + bytes(8)
+    machine = entries[0][0].header.machine if entries else 0
     header = struct.pack(
         e + "16sHHIQQQIHHHHHH",
         ident,
         _ET_EXEC,
-        image.header.machine,
+        machine,
         1,  # EV_CURRENT
         0,  # entry
         0,  # no program headers
@@ -108,8 +133,8 @@ def symbol_elf(image: WasmtimeImage) -> tuple[bytes, int]:
         0,
         0,
         _SHDR_SIZE,
-        5,
-        4,  # .shstrtab
+        len(texts) + 4,
+        len(texts) + 3,  # .shstrtab
     )
     body[:64] = header
     return bytes(body), n
@@ -148,6 +173,7 @@ class SymbolFiles:
     def __init__(self) -> None:
         self._dir: str | None = None
         self.loaded: dict[tuple, Symbols] = {}
+        self.combined: Symbols | None = None  # GDB: the one file of every image
 
     def _directory(self) -> str:
         if self._dir is None or not os.path.isdir(self._dir):
@@ -163,6 +189,7 @@ class SymbolFiles:
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
         self.loaded.clear()
+        self.combined = None
 
     def changes(
         self, images: Iterable[WasmtimeImage]
@@ -172,14 +199,34 @@ class SymbolFiles:
         Pulley images are left out (their code is bytecode: the pcs are the
         interpreter's), and so are images without a load address.
         """
-        want = {}
-        for img in images:
-            if img.base is None or img.pulley:
-                continue
-            want[_key(img)] = img
+        want = self.wanted(images)
         add = [(k, img) for k, img in want.items() if k not in self.loaded]
         drop = [(k, s) for k, s in self.loaded.items() if k not in want]
         return add, drop
+
+    def wanted(self, images: Iterable[WasmtimeImage]) -> dict[tuple, WasmtimeImage]:
+        """The images that get symbols (native code with a load address), by key."""
+        return {_key(img): img for img in images if img.base is not None and not img.pulley}
+
+    def write_combined(self, wanted: dict[tuple, WasmtimeImage]) -> Symbols:
+        """One file for all of `wanted` (combined_symbol_elf), now the loaded one; the
+        caller drops the previous one (`combined` before the call) and `discard`s it."""
+        data, n = combined_symbol_elf(list(wanted.values()))
+        path = os.path.join(tempfile.mkdtemp(prefix="all-", dir=self._directory()), "wasm-images")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        s = Symbols(path, 0, n)
+        self.combined = s
+        self.loaded = dict.fromkeys(wanted, s)
+        return s
+
+    def discard(self, s: Symbols) -> None:
+        """Remove a combined file the debugger no longer has."""
+        shutil.rmtree(os.path.dirname(s.path), ignore_errors=True)
+        if self.combined == s:
+            self.combined = None
+            self.loaded = {}
 
     def write(self, key: tuple, image: WasmtimeImage) -> Symbols:
         """Write the symbol file of `image`; the caller hands it to the debugger."""

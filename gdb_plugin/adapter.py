@@ -554,30 +554,35 @@ def _gdb_quote(path: str) -> str:
 
 
 def _sync_symbols() -> None:
-    """Give GDB each image's symbol table at its .text address (core/symfile.py), so the
-    stop line, `frame`, `up`/`down`, `info symbol`, `x/i` and `disassemble` name wasm
-    code; drop the tables of images gone."""
-    add, drop = _SYMBOLS.changes(_SESSION.registry)
-    if not add and not drop:
+    """Give GDB the images' symbol tables at their .text addresses (core/symfile.py), so
+    the stop line, `frame`, `up`/`down`, `info symbol`, `x/i` and `disassemble` name wasm
+    code. One file for all images (one objfile: GDB adds 200 files one by one in
+    seconds), replaced when the set of images changes."""
+    wanted = _SYMBOLS.wanted(_SESSION.registry)
+    if wanted.keys() == _SYMBOLS.loaded.keys():
         return
+    old = _SYMBOLS.combined
     _STATE["adding_symbols"] = True
     try:
-        for key, sym in drop:
+        if wanted:
             try:
-                gdb.execute(f"remove-symbol-file {_gdb_quote(sym.path)}", to_string=True)
+                new = _SYMBOLS.write_combined(wanted)
+            except (StackMapsError, OSError):
+                new = None  # names then come from the frame filter only
+            if new is not None:
+                try:
+                    gdb.execute(
+                        f"with confirm off -- add-symbol-file {_gdb_quote(new.path)}",
+                        to_string=True,
+                    )
+                except gdb.error:
+                    _SYMBOLS.discard(new)
+        if old is not None:
+            try:
+                gdb.execute(f"remove-symbol-file {_gdb_quote(old.path)}", to_string=True)
             except gdb.error:
                 pass  # GDB dropped it already (a new executable, `symbol-file`)
-            _SYMBOLS.forget(key)
-        for key, img in add:
-            try:
-                sym = _SYMBOLS.write(key, img)
-                gdb.execute(
-                    f"with confirm off -- add-symbol-file {_gdb_quote(sym.path)} "
-                    f"{sym.text_address:#x}",
-                    to_string=True,
-                )
-            except (StackMapsError, OSError, gdb.error):
-                _SYMBOLS.forget(key)  # names then come from the frame filter only
+            _SYMBOLS.discard(old)
     finally:
         _STATE["adding_symbols"] = False
 

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 from elftools.elf.elffile import ELFFile
 from wasmtime_stackmaps import WasmtimeImage
-from wasmtime_stackmaps.symfile import SymbolFiles, symbol_elf
+from wasmtime_stackmaps.symfile import SymbolFiles, combined_symbol_elf, symbol_elf
 
 NATIVE = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "s390x-unknown-linux-gnu"]
 
@@ -126,3 +126,37 @@ def test_orphaned_directories_of_dead_debuggers_are_removed():
         for d in (orphan, live):
             if os.path.exists(d):
                 os.rmdir(d)
+
+
+def test_combined_file_places_every_image_at_its_address(fixture_store):
+    """GDB's one file for all images: a .text.N per image at its runtime address."""
+    path = str(fixture_store.get(("structs", "cli", "x86_64-unknown-linux-gnu")).path)
+    images = []
+    for base in (0x7F0000000000, 0x7F0000100000, 0x550000000000):
+        img = WasmtimeImage.from_file(path)
+        img.base = base
+        images.append(img)
+    data, n = combined_symbol_elf(images)
+    elf = ELFFile(io.BytesIO(data))
+    texts = [s for s in elf.iter_sections() if s.name.startswith(".text")]
+    assert [(s["sh_addr"], s["sh_size"]) for s in texts] == [
+        (img.text_start, img.text_range[1]) for img in images
+    ]
+    syms = [
+        (s["st_shndx"], s["st_value"], s.name)
+        for s in elf.get_section_by_name(".symtab").iter_symbols()
+        if s["st_info"]["type"] == "STT_FUNC"
+    ]
+    assert n == len(syms) == 3 * len(images[0].functions)
+    want = [
+        (1 + k, img.text_start + f.start, f.name)
+        for k, img in enumerate(images)
+        for f in img.functions
+    ]
+    assert sorted(syms) == sorted(want)
+    files = SymbolFiles()
+    s = files.write_combined(files.wanted(images))
+    assert files.combined == s and set(files.loaded.values()) == {s} and len(files.loaded) == 3
+    files.discard(s)
+    assert not os.path.exists(s.path) and files.loaded == {} and files.combined is None
+    files.close()
