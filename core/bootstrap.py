@@ -10,9 +10,9 @@ tool was installed into. The plugins load this file by path, then call
   dependencies come from that same site-packages, whichever Python it is for.
 
 pyelftools and pygments are pure Python, so another 3.x's copies import fine.
-Only those two names are served from there (a meta-path finder, ahead of the
-debugger's own paths): nothing else of that environment can shadow the
-debugger's modules. It never installs anything; when something is missing it
+Those two are served from there first (a meta-path finder, ahead of the
+debugger's own paths: the pinned versions win); the environment's other
+packages come after the debugger's own paths, so none shadows its modules. It never installs anything; when something is missing it
 prints one line saying what to run and returns None.
 """
 
@@ -100,6 +100,12 @@ def load(root: str) -> ModuleType | None:
         return None
     package, dep_dirs, repair = layout(root)
     _install_finder(dep_dirs)
+    # The rest of that environment comes after the debugger's own paths: optional
+    # packages (the `wasmtime` package compiles a .wat for `stackmap obj`) are found
+    # there, and nothing there shadows a module of the debugger's Python.
+    for d in dep_dirs:
+        if d not in sys.path:
+            sys.path.append(d)
     missing = [dist for mod, dist in DEPENDENCIES.items() if importlib.util.find_spec(mod) is None]
     if missing:
         _say(

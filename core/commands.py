@@ -12,17 +12,16 @@ import argparse
 import shlex
 from collections.abc import Callable
 
-from . import gcwatch_commands
+from . import gcwatch_commands, heapcmds, helptext
 from .errors import StackMapsError
 from .helptext import (  # noqa: F401  (the plugins take the help texts from here)
+    BASE_ORDER,
     EXAMPLES,
-    SUBCOMMANDS,
+    SUMMARIES,
     TOP_SUMMARY,
     TOP_SYNTAX,
     HelpFormatter,
     examples,
-    subcommand_list,
-    top_help,
 )
 from .image import WasmtimeImage
 from .render import (
@@ -58,6 +57,23 @@ from .source import FileSource
 from .suspicious import find_suspicious
 from .target import Target
 from .walk import DEFAULT_MAX_DEPTH, WasmFrame
+
+# Every subcommand with its one line (`help stackmap` lists them in this order).
+SUBCOMMANDS = {
+    **{k: v for k, v in SUMMARIES.items() if k in BASE_ORDER},
+    **heapcmds.SUBCOMMANDS,
+    **{k: v for k, v in SUMMARIES.items() if k not in BASE_ORDER},
+}
+
+
+def subcommand_list() -> str:
+    """Every subcommand with its one line: the body of `help stackmap` in both debuggers."""
+    return helptext.subcommand_list(SUBCOMMANDS)
+
+
+def top_help() -> str:
+    """`help stackmap` (GDB prints it as is; LLDB puts TOP_SYNTAX after its `Syntax: `)."""
+    return helptext.top_help(SUBCOMMANDS)
 
 
 class UsageError(StackMapsError):
@@ -218,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    heapcmds.add_parsers(sub, _int)
+    for name in heapcmds.SUBCOMMANDS:
+        sub.choices[name].epilog = examples(name)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     sub.choices["gc-watch"].epilog = examples("gc-watch")
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
@@ -400,6 +419,7 @@ HANDLERS: dict[str, Handler] = {
     "report": cmd_report,
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
+    **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
     "watch": gcwatch_commands.cmd_watch,
     "context": cmd_context,

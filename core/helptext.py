@@ -6,7 +6,9 @@ example each, shown at the end of its argparse help (core/commands.py).
 
 import argparse
 
-SUBCOMMANDS = {
+# The one-line summaries of the subcommands defined in core/commands.py (the heap ones
+# come from core/heapcmds.py); BASE_ORDER ones are listed before those.
+SUMMARIES = {
     "frame": "live GC-reference slots of one wasm frame",
     "bt": "wasm frames of the thread(s) with their live GC references",
     "images": "Wasmtime code images found in the inferior",
@@ -18,8 +20,14 @@ SUBCOMMANDS = {
     "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
     "context": "on/off: a summary of the roots after each stop",
 }
+BASE_ORDER = ("frame", "bt", "images", "load", "report", "snapshot", "diff")
 # At least one example per subcommand, shown at the end of its help.
 EXAMPLES = {
+    "module": ["stackmap module app.wasm", "stackmap module --clear"],
+    "obj": ["stackmap obj 0x70", "stackmap obj heap 0x70 --depth 2"],
+    "heap": ["stackmap heap", "stackmap heap --stat"],
+    "gcroot": ["stackmap gcroot 0x70"],
+    "verify": ["stackmap verify", "stackmap verify --json"],
     "frame": ["stackmap frame", "stackmap frame 2 -x", "stackmap frame 1 --json"],
     "bt": ["stackmap bt", "stackmap bt -a --full", "stackmap bt -n 3", "stackmap bt --wide"],
     "images": ["stackmap images", "stackmap images --json"],
@@ -56,18 +64,18 @@ TOP_SUMMARY = "Show live GC references in WebAssembly frames of a Wasmtime proce
 TOP_SYNTAX = "stackmap SUBCOMMAND [OPTIONS] [ARGS]"
 
 
-def subcommand_list() -> str:
+def subcommand_list(subcommands: dict[str, str]) -> str:
     """Every subcommand with its one line: the body of `help stackmap` in both debuggers."""
-    rows = "\n".join(f"  {name:<9} {text}" for name, text in SUBCOMMANDS.items())
+    rows = "\n".join(f"  {name:<9} {text}" for name, text in subcommands.items())
     return (
         f"Subcommands:\n{rows}\n\n"
         "'help stackmap SUBCOMMAND' or 'stackmap SUBCOMMAND --help': options, examples."
     )
 
 
-def top_help() -> str:
+def top_help(subcommands: dict[str, str]) -> str:
     """`help stackmap` (GDB prints it as is; LLDB puts TOP_SYNTAX after its `Syntax: `)."""
-    return f"{TOP_SUMMARY}\n\nUsage: {TOP_SYNTAX}\n\n{subcommand_list()}"
+    return f"{TOP_SUMMARY}\n\nUsage: {TOP_SYNTAX}\n\n{subcommand_list(subcommands)}"
 
 
 def examples(name: str) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pygments.console import colorize
 
+from .heaprender import brief
 from .width import wrap_parts
 
 
@@ -47,6 +48,8 @@ def describe_slot(s: dict) -> str:
             if obj.get("size") is not None:
                 text += f", {obj['size']} bytes"
             text += ")"
+            if obj.get("type"):
+                text += " " + brief(obj)
         return text
     return "unreadable"
 
