@@ -119,19 +119,30 @@ def test_bt_follows_the_terminal_width(dbg, columns):
     frames = [line for line in lines if line.startswith("#")]
     assert len(frames) == CLI_DEPTH + 3, lines
     assert all(len(line) <= columns for line in lines), [len(x) for x in lines]
-    if columns == 80:
-        # Slots wrap onto indented continuation lines, items whole.
-        assert len(lines) > len(frames)
-        cont = [line for line in lines if line.startswith("      ")]
-        assert any(line.lstrip().startswith("SP+") for line in cont), lines
-        joined = " ".join(line.strip() for line in lines)
-        assert joined.count("SP+0=i31") == CLI_DEPTH
-    else:
-        assert lines == frames  # every frame fits on its line
     # --wide: one line per frame whatever the width.
     wide_lines = _frame_lines(wide)
     assert len(wide_lines) == CLI_DEPTH + 3 and all(x.startswith("#") for x in wide_lines)
     assert max(len(x) for x in wide_lines) > 80
+    # Each frame's lines: its wide line cut at the width, items whole, continuation
+    # lines indented; a frame that fits stays on one line.
+    groups: list[list[str]] = []
+    for line in lines:
+        if line.startswith("#"):
+            groups.append([line])
+        else:
+            assert line.startswith("      ") and not line[6].isspace(), line
+            groups[-1].append(line)
+    for group, wide_line in zip(groups, wide_lines, strict=True):
+        if len(wide_line) <= columns:
+            assert group == [wide_line]
+        else:
+            assert len(group) > 1
+            assert re.sub(r"\s+", " ", " ".join(group)) == re.sub(r"\s+", " ", wide_line)
+    if columns == 80:
+        cont = [line for line in lines if line.startswith("      ")]
+        assert any(line.lstrip().startswith("SP+") for line in cont), lines
+    else:
+        assert any(len(g) == 1 for g in groups)  # frames that fit keep one line
 
 
 def test_bt_n_says_how_many_it_shows(dbg):
@@ -146,7 +157,10 @@ def test_context_after_each_stop(dbg):
     on = session(dbg, ["stackmap context on"], ["stackmap context off"], cli_program())
     summary = re.search(r"^── wasm roots: thread 1, 8 wasm frames, 10 live refs ─+$", on, re.M)
     assert summary, on[-3000:]
-    rows = re.findall(r"^#(\d)\s+build\+0xb4 SP\+0=i31 (-?\d+), SP\+8=heap 0x[0-9a-f]+", on, re.M)
+    joined = re.sub(r"\n {6}", " ", on)  # continuation lines, at LLDB's 80 columns
+    rows = re.findall(
+        r"^#(\d)\s+build\+0xb4 SP\+0=i31 (-?\d+), SP\+8=heap 0x[0-9a-f]+", joined, re.M
+    )
     assert [(int(n), int(v)) for n, v in rows] == [(1, 7), (2, 10), (3, 13), (4, 16), (5, -7)]
     assert "stackmap context is off" in on
     off = session(dbg, [], ["stackmap bt --wide"], cli_program())
