@@ -53,6 +53,9 @@ TOP_READ = 16 * 1024
 MAX_LIVE = 8 * 1024 * 1024
 WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
 MAX_REGIONS = 100_000
+# Return-address-like words looked at per stack: a real one has a few per wasm frame; a
+# hostile one full of them must not cost minutes (the innermost ones come first).
+MAX_EXIT_CANDIDATES = 20_000
 
 
 class DataRegions:
@@ -143,7 +146,8 @@ def find_saved_exits(
     def word_at(a: int) -> int | None:
         return words[(a - base) // 8] if base <= a < end and a % 8 == base % 8 else None
 
-    for i in [i for i, x in enumerate(words) if tlo <= x < thi]:  # the one pass over all
+    hits = [i for i, x in enumerate(words) if tlo <= x < thi]  # the one pass over all
+    for i in hits[:MAX_EXIT_CANDIDATES]:
         x = words[i]
         img = registry.image_at(x)
         if img is None:
