@@ -33,10 +33,12 @@ within a few words of each other (WINDOW):
 A candidate is accepted only when that walk is clean and ends exactly at E.
 Its store context is one of the record's other words (see suspended.py).
 
-Cost: one bulk read of the top TOP_READ bytes of each candidate region (an
-anonymous read-write mapping no thread's SP is in); a region whose top is not
-a suspended fiber's costs nothing more. The live part of a suspended fiber
-is read once (bounded by the region and MAX_LIVE).
+Cost: one read of the top page of each candidate region (an anonymous
+read-write mapping no thread's SP is in, not continuing a read-write mapping
+below it); a region whose top is not a suspended fiber's costs nothing more
+(its top page is searched for a damaged fiber's exit record: no more reads).
+The live part of a suspended fiber is read once (bounded by the region and
+MAX_LIVE), usually inside that same page.
 """
 
 import bisect
@@ -49,7 +51,7 @@ from .runtime import store_layout_for
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import Activation, walk_chain
 
-TOP_READ = 16 * 1024
+TOP_READ = 4096  # one page: the top-of-stack words, and where a damaged top is searched
 MAX_LIVE = 8 * 1024 * 1024
 WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
 MAX_REGIONS = 100_000
@@ -99,16 +101,23 @@ class FiberFind(NamedTuple):
 
 
 def candidate_regions(regions: list[Region] | None, threads: list[ThreadState]) -> list[Region]:
-    """Anonymous read-write regions that no thread is running on."""
+    """Anonymous read-write regions that no thread is running on and that do not continue
+    a read-write mapping right below them (a fiber stack sits on a guard page; LLDB does
+    not list such a page at all, GDB and core files list it without write permission)."""
     if not regions:
         return []
+    rs = sorted(regions, key=lambda r: r.start)
     sps = sorted(t.sp for t in threads if t.sp)
     out = []
-    for r in regions:
+    for k, r in enumerate(rs):
         if r.path or not r.perms.startswith("rw") or "x" in r.perms or r.end - r.start < 4096:
             continue
-        if any(r.start <= sp < r.end for sp in sps):
+        below = rs[k - 1] if k else None
+        if below is not None and below.end == r.start and below.perms.startswith("rw"):
             continue
+        i = bisect.bisect_left(sps, r.start)
+        if i < len(sps) and sps[i] < r.end:
+            continue  # a thread runs on it: the thread's walk reports its frames
         out.append(r)
         if len(out) >= MAX_REGIONS:
             break
@@ -263,8 +272,9 @@ def find_suspended(
     out = []
     for r in candidate_regions(regions, threads):
         n = min(TOP_READ, r.end - r.start)
+        n -= n % MemoryCache.PAGE
         try:
-            top = mem.read(r.end - n, n)
+            top = mem.read_pages(r.end - n, n)  # one read, exactly the top of the mapping
         except ReadError:
             continue
         top_words = _words(top, little)
@@ -296,7 +306,7 @@ def find_suspended(
                 f"the top of this stack does not hold a suspended fiber's saved stack pointer "
                 f"(top-16: {saved_sp:#x}, top-8: {running:#x}; expected an address inside "
                 f"{r.start:#x}..{r.end:#x} and 0): garbage, or not a Wasmtime fiber; "
-                f"frames found from a saved wasm exit record in its top {n // 1024} KiB"
+                f"frames found from a saved wasm exit record in its top page"
             )
             out.append(FiberFind(r, None, acts, note))
     return out
