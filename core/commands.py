@@ -12,6 +12,7 @@ import argparse
 import shlex
 from collections.abc import Callable
 
+from . import gcwatch_commands
 from .errors import StackMapsError
 from .image import WasmtimeImage
 from .render import (
@@ -55,6 +56,7 @@ SUBCOMMANDS = {
     "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
 }
 
 
@@ -200,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     return p
 
 
@@ -350,6 +353,7 @@ HANDLERS: dict[str, Handler] = {
     "report": cmd_report,
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
+    "gc-watch": gcwatch_commands.cmd_gc_watch,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()
 

@@ -9,7 +9,7 @@ import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .errors import ReadError
+from .errors import ReadError, StackMapsError
 
 
 class Region(NamedTuple):
@@ -38,6 +38,9 @@ class ThreadState(NamedTuple):
     sp: int
     lr: int | None  # link register (aarch64/riscv64), None on x86_64
     frames: Callable[[], list[DebuggerFrame]] | None = None  # lazy: unwinding costs
+
+
+OnHit = Callable[["Target"], bool]
 
 
 class Target:
@@ -78,6 +81,32 @@ class Target:
     def process_info(self) -> dict:
         """{"pid", "executable", "core_file"} as far as the debugger knows them."""
         return {}
+
+    # -- breakpoints and watchpoints (gc-watch, watch); a core file has none -----------------
+    def set_breakpoint(self, address: int, on_hit: "OnHit") -> object:
+        """An internal breakpoint at `address`. When a thread reaches it, the debugger calls
+        `on_hit(target)` in that stop (a Target for it, its `selected_thread()` the thread
+        that hit); True keeps the process stopped, False continues it. Returns a handle."""
+        raise StackMapsError(f"{self.description}: breakpoints are not supported here")
+
+    def set_watchpoint(self, address: int, size: int, on_hit: "OnHit") -> object:
+        """A hardware write watchpoint on `size` bytes at `address`, `on_hit` as above."""
+        raise StackMapsError(f"{self.description}: watchpoints are not supported here")
+
+    def delete_breakpoint(self, handle: object) -> None:
+        """Remove a breakpoint or watchpoint; safe to call from its own `on_hit`."""
+
+    def find_functions(self, text: str) -> list[tuple[str, int]]:
+        """(name, address) of the host functions whose (demangled) name contains `text`."""
+        return []
+
+    def select_frame(self, thread: int, pc: int, fp: int | None) -> bool:
+        """Select thread `thread` and its frame at (pc, fp) in the debugger; False if not found."""
+        return False
+
+    def write(self, text: str) -> None:
+        """Print a line on the debugger's console (from a breakpoint's `on_hit`)."""
+        print(text)
 
 
 class MemoryCache:

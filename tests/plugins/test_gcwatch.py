@@ -1,0 +1,192 @@
+"""`stackmap gc-watch` on a real process, under GDB and LLDB.
+
+The program (tests/programs/gc_churn.wat) keeps five $node structs live in five
+frames while the CLI's copying collector runs about 140 collections. The count
+the checks compare with comes from the runtime itself: the same program run
+outside the debugger with `WASMTIME_LOG=wasmtime::runtime::store::gc=trace`
+logs one "Begin GC" per collection.
+"""
+
+import os
+import re
+import struct
+import subprocess
+
+import pytest
+from wasmtime_stackmaps.batch import (
+    GDB_BATCH_OPTIONS,
+    GDB_PLUGIN,
+    LLDB_PLUGIN,
+    debugger_path,
+    json_docs,
+)
+
+from tests.plugins.common import CLI_FLAGS, PROGRAMS
+from tests.plugins.driver import TIMEOUT
+from tests.tooling import wasmtime_cli
+
+CHURN = PROGRAMS / "gc_churn.wat"
+DEPTH = 5  # $build(4) .. $build(0): one $node each
+HEADER = 16  # copying collector object header
+
+
+def churn_program():
+    return [wasmtime_cli(), "run", *CLI_FLAGS, str(CHURN)]
+
+
+def runtime_collections() -> int:
+    """Collections the runtime runs for the program (its own trace log)."""
+    env = dict(os.environ, WASMTIME_LOG="wasmtime::runtime::store::gc=trace")
+    p = subprocess.run(churn_program(), capture_output=True, text=True, env=env, timeout=120)
+    n = p.stderr.count("Begin GC") + p.stdout.count("Begin GC")
+    assert n > 0, p.stderr[-2000:]
+    return n
+
+
+def run_from_entry(dbg: str, steps: list[str], final: list[str]) -> str:
+    """Start the program stopped at its first instruction, run `steps` ("continue" resumes),
+    then `final` once it has stopped for good (the trap at the end, or a stop of ours)."""
+    prog = churn_program()
+    if dbg == "gdb":
+        argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS, "-ex", f"source {GDB_PLUGIN}"]
+        argv += ["-ex", "starti"]
+        for c in steps + final:
+            argv += ["-ex", c]
+        argv += ["--args", *prog]
+    else:
+        argv = [debugger_path("lldb") or "lldb", "--no-lldbinit", "-b"]
+        argv += ["-o", "settings set auto-confirm true", "-o", "settings set use-color false"]
+        argv += ["-o", f"command script import {LLDB_PLUGIN}"]
+        argv += ["-o", "process launch --stop-at-entry"]
+        for c in steps:
+            argv += ["-o", "process continue" if c == "continue" else c]
+        # A stop on a signal ends the -o list in batch mode and runs the -k list instead.
+        for c in final:
+            argv += ["-o", c]
+        for c in final:
+            argv += ["-k", c]
+        argv += ["--", *prog]
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("PYTHONPATH", None)
+    p = subprocess.run(
+        argv, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL
+    )
+    return p.stdout + "\n" + p.stderr
+
+
+def last_doc(output: str, key: str) -> dict:
+    """The last JSON document the commands printed that has `key`."""
+    docs = [d for d in json_docs(output) if key in d]
+    assert docs, output[-3000:]
+    return docs[-1]
+
+
+def log_of(output: str) -> dict:
+    return last_doc(output, "collections")
+
+
+def test_every_collection_checked(dbg):
+    """Every collection of the run is checked, each root moves to an identical object,
+    and none of ~140 collections reports a violation."""
+    expected = runtime_collections()
+    assert expected >= 100
+    out = run_from_entry(
+        dbg, ["stackmap gc-watch on", "continue"], ["stackmap gc-watch log --json"]
+    )
+    doc = log_of(out)
+    st = doc["status"]
+    assert st["collections"] == expected, (st, out[-2000:])
+    assert st["unbracketed"] == 0 and st["errors"] == 0 and st["violations"] == 0, st
+    recs = doc["collections"]
+    assert len(recs) == expected
+    assert len(re.findall(r"^gc-watch: collection #\d+: ", out, re.M)) == expected
+    for rec in recs:
+        assert rec["point"] == "gc_alloc_raw" and rec["collections"] >= 1, rec
+        assert rec["caller"]["function"].endswith("::churn"), rec["caller"]
+        assert rec["violations"] == [], rec["violations"]
+        c = rec["counts"]
+        # Five live $nodes, one per $build frame; the copying collector moves them all.
+        assert c["roots"] == DEPTH and c["moved"] == DEPTH, c
+        moved = {r["old"]: r["new"] for r in rec["roots"]}
+        values = set()
+        for r in rec["roots"]:
+            assert r["function"].endswith("::build"), r
+            assert r["identical"] is True, r
+            before, after = bytes.fromhex(r["before"]), bytes.fromhex(r["after"])
+            v0, next0 = struct.unpack_from("<iI", before, HEADER)
+            v1, next1 = struct.unpack_from("<iI", after, HEADER)
+            assert v0 == v1, r
+            values.add(v0)
+            # $next moved with the object it points at (null for the first node).
+            assert next1 == (moved[next0] if next0 else 0), (hex(next0), hex(next1))
+        assert values == {100 + n for n in range(DEPTH)}, values
+    # The roots are the frames' slots: distinct addresses, the same in every collection.
+    slots = {tuple(sorted(r["address"] for r in rec["roots"])) for rec in recs}
+    assert len(slots) == 1 and len(next(iter(slots))) == DEPTH
+
+
+PLANT = {
+    # The last collection's last moved root: its slot gets back its pre-move value.
+    "gdb": (
+        "python import json; r = [x for x in json.loads(gdb.execute('stackmap gc-watch log "
+        "--json', to_string=True))['collections'][-1]['roots'] if x['state'] == 'moved'][-1]; "
+        "gdb.execute('set {unsigned int}%#x = %#x' % (r['address'], r['old'])); "
+        "print('PLANTED %#x %#x' % (r['address'], r['old']))"
+    ),
+    "lldb": (
+        "script import json; ci = lldb.debugger.GetCommandInterpreter(); "
+        "res = lldb.SBCommandReturnObject(); ci.HandleCommand('stackmap gc-watch log --json', "
+        "res); r = [x for x in json.loads(res.GetOutput())['collections'][-1]['roots'] "
+        "if x['state'] == 'moved'][-1]; ci.HandleCommand('memory write -s 4 %#x %#x' % "
+        "(r['address'], r['old']), res); print('PLANTED %#x %#x' % (r['address'], r['old']))"
+    ),
+}
+
+
+def test_stale_root_reported(dbg):
+    """A root slot rewritten with its pre-move value between collections is reported at the
+    next collection with its frame and slot, and --stop-on-violation stops there with that
+    frame selected."""
+    steps = [
+        "stackmap gc-watch on --stop-at 3",
+        "continue",
+        PLANT[dbg],
+        "stackmap gc-watch on --stop-on-violation",
+        "continue",
+    ]
+    final = ["stackmap gc-watch log --json", "stackmap frame --json"]
+    out = run_from_entry(dbg, steps, final)
+    m = re.search(r"PLANTED (0x[0-9a-f]+) (0x[0-9a-f]+)", out)
+    assert m, out[-3000:]
+    addr, stale = int(m.group(1), 16), int(m.group(2), 16)
+    doc = log_of(out)
+    assert [r["collection"] for r in doc["collections"]] == [1, 2, 3, 4]
+    assert all(not r["violations"] for r in doc["collections"][:3])
+    rec = doc["collections"][3]
+    first = rec["violations"][0]
+    assert first["address"] == addr and first["old"] == stale, first
+    assert "forwarded object" in first["problem_before"], first
+    assert first["function"].endswith("::build") and first["path"].endswith(f"SP+{first['offset']}")
+    assert re.search(
+        rf"VIOLATION thread \d+ frame #{first['level']} \S+::build SP\+{first['offset']} "
+        rf"\({addr:#x}\): {stale:#x} -> ",
+        out,
+    ), out[-3000:]
+    # Stopped with the offending root's frame selected.
+    frame = last_doc(out, "threads")
+    (sel,) = frame["threads"][0]["frames"]
+    assert sel["fp"] == first["fp"] and sel["pc"] == first["pc"], (sel, first)
+    assert any(s["address"] == addr for s in sel["slots"])
+
+
+@pytest.mark.parametrize("action", ["off", "status"])
+def test_gc_watch_off_and_status(dbg, action):
+    """`gc-watch off` removes every breakpoint: the program then runs to its end unwatched."""
+    steps = ["stackmap gc-watch on --stop-at 2", "continue", f"stackmap gc-watch {action}"]
+    steps.append("continue")
+    out = run_from_entry(dbg, steps, ["stackmap gc-watch status --json"])
+    st = last_doc(out, "enabled")
+    if action == "off":
+        assert st["enabled"] is False and st["collections"] == 2, st
+    else:
+        assert st["enabled"] is True and st["collections"] > 2, st
