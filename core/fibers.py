@@ -43,6 +43,7 @@ MAX_LIVE), usually inside that same page.
 
 import bisect
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .discover import ImageRegistry
@@ -144,15 +145,20 @@ def find_saved_exits(
     hi: int,
     registry: ImageRegistry,
     trampoline_fp: bool,
+    read_word: Callable[[int], int | None] | None = None,
 ) -> list[_Candidate]:
     """Candidate saved activation records among `words` (the 8-byte words at `base`...):
     an exit pc with an exit FP next to it in the live stack [lo, hi) whose frame record
-    returns to it. The entry FP is checked by the walk (_walk_saved)."""
+    returns to it. The entry FP is checked by the walk (_walk_saved). `read_word` reads
+    that frame record when it is not among `words` (Pulley: the record is on the
+    interpreter's stack, the words on the thread's native stack)."""
     out = []
     tlo, thi = registry.lo, registry.hi
     end = base + 8 * len(words)
 
     def word_at(a: int) -> int | None:
+        if read_word is not None:
+            return read_word(a)
         return words[(a - base) // 8] if base <= a < end and a % 8 == base % 8 else None
 
     hits = [i for i, x in enumerate(words) if tlo <= x < thi]  # the one pass over all
