@@ -25,9 +25,7 @@ reads that store's heap (this module's table and reader) and checks it:
     crate's default first (copying from 46 on, DRC before; null last), and
     the first one that gives every object a sane size (>= its header,
     aligned, inside the heap; one size for all structs of one type) is used.
-    Embedders differ: the `wasmtime` CLI 49.0.4 uses the copying collector,
-    the Python package 50.0.1 uses DRC (its C API library is built with
-    gc-drc and gc-null but without gc-copying, so `Collector::Auto` is DRC).
+    Embedders differ (docs/format.md §7, §10).
 
 Offsets come from ONE table, `LAYOUTS`, keyed by the first Wasmtime major
 version a row applies to (the image's `.wasmtime.engine` version). The rows,

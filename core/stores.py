@@ -2,7 +2,7 @@
 
 Two stores running the same module lay their GC objects out alike, so a heap
 ref that validates in some store's heap proves nothing about which store its
-frame belongs to. What does prove it (docs/format.md, "Runtime structures"):
+frame belongs to. What does prove it (docs/format.md §6):
 
   - The store context's activation records: `last_wasm_exit_pc` and the wasm
     FP of the last exit (37+: `*(last_wasm_exit_trampoline_fp)`) are the return
