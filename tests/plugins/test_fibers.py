@@ -23,6 +23,8 @@ from tests.plugins.common import (
     TRIAGE,
     build_frames,
     check_structs,
+    cli_program,
+    host_program,
     only_doc,
 )
 
@@ -114,6 +116,15 @@ def test_async_report_json(dbg):
     jsonschema.validate(doc, SCHEMA)
     check_document(doc, fibers=1)
     assert doc["images"] and doc["stop"]["signal_name"] == "SIGTRAP"
+
+
+@pytest.mark.parametrize("which", ["cli", "host"])
+def test_no_false_suspended_stacks(dbg, which):
+    """No async call is suspended: the CLI runs its guest on a fiber a thread is on, the
+    Python host on the thread's stack; nothing may be reported as suspended."""
+    prog = cli_program() if which == "cli" else host_program("inproc", 3, 2)
+    doc = only_doc(driver.run(dbg, ["stackmap bt -a --json"], prog))
+    assert doc["suspended"] == [] and any(t["frames"] for t in doc["threads"])
 
 
 def test_bt_of_one_thread_has_no_suspended_key(dbg):
