@@ -146,15 +146,22 @@ def find_saved_exits(
     registry: ImageRegistry,
     trampoline_fp: bool,
     read_word: Callable[[int], int | None] | None = None,
+    fp_ok: Callable[[int], bool] | None = None,
+    pulley: bool | None = None,
 ) -> list[_Candidate]:
     """Candidate saved activation records among `words` (the 8-byte words at `base`...):
     an exit pc with an exit FP next to it in the live stack [lo, hi) whose frame record
     returns to it. The entry FP is checked by the walk (_walk_saved). `read_word` reads
     that frame record when it is not among `words` (Pulley: the record is on the
-    interpreter's stack, the words on the thread's native stack)."""
+    interpreter's stack, the words on the thread's native stack); `fp_ok` then says which
+    FPs may be on that stack instead of [lo, hi). `pulley` keeps only exit pcs in Pulley
+    (True) or native (False) images."""
     out = []
     tlo, thi = registry.lo, registry.hi
     end = base + 8 * len(words)
+
+    def in_stack(v: int) -> bool:
+        return fp_ok(v) if fp_ok is not None else lo <= v < hi
 
     def word_at(a: int) -> int | None:
         if read_word is not None:
@@ -169,17 +176,17 @@ def find_saved_exits(
             continue
         off = img.text_offset(x)
         fn = img.function_at(off) if off is not None else None
-        if fn is None or not fn.is_wasm:
+        if fn is None or not fn.is_wasm or (pulley is not None and bool(img.pulley) != pulley):
             continue
         near = words[max(0, i - WINDOW) : i + WINDOW + 1]
         for t in near:
-            if not lo <= t < hi or t % 8:
+            if t % 8 or not in_stack(t):
                 continue
             if trampoline_fp:
                 if word_at(t + 8) != x:
                     continue
                 wasm_fp = word_at(t)
-                if wasm_fp is None or not lo <= wasm_fp < hi:
+                if wasm_fp is None or not in_stack(wasm_fp):
                     continue
             else:
                 wasm_fp = t
@@ -248,17 +255,23 @@ def _activations(
     hi: int,
     max_depth: int,
     trampoline: bool,
+    data: "DataRegions | None" = None,
 ) -> list[tuple[SavedExit, Activation]]:
     """Accepted (record, activation) pairs, innermost first, one per activation."""
     found: dict[int, tuple[SavedExit, Activation]] = {}
     walks: dict[tuple[int, int], Activation | None] = {}
-    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline):
+    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline, pulley=False):
         got = _walk_saved(mem, target, registry, cand, lo, hi, max_depth, walks)
         if got is None:
             continue
         key = got[0].entry_fp  # one activation per entry trampoline: keep the longest walk
         if key not in found or len(got[1].frames) > len(found[key][1].frames):
             found[key] = got
+    if data is not None and any(img.pulley for img in registry):
+        from .pulley import suspended_pulley  # pulley.py uses this module
+
+        for got in suspended_pulley(mem, target, registry, words, base, lo, hi, max_depth, data):
+            found.setdefault(got[0].entry_fp, got)
     return sorted(found.values(), key=lambda p: p[1].frames[0].fp)
 
 
@@ -275,6 +288,7 @@ def find_suspended(
         return []
     little = target.little_endian
     trampoline = exit_is_trampoline(registry)
+    data_regions = DataRegions(regions)
     out = []
     for r in candidate_regions(regions, threads):
         n = min(TOP_READ, r.end - r.start)
@@ -297,7 +311,16 @@ def find_suspended(
                 words = top_words[(start - (r.end - n)) // 8 :]
                 base = start
             acts = _activations(
-                mem, target, registry, words, base, start, r.end, max_depth, trampoline
+                mem,
+                target,
+                registry,
+                words,
+                base,
+                start,
+                r.end,
+                max_depth,
+                trampoline,
+                data_regions,
             )
             if acts:
                 out.append(FiberFind(r, saved_sp, acts, None))
@@ -305,7 +328,7 @@ def find_suspended(
         # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
         base = r.end - n
         acts = _activations(
-            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline
+            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline, data_regions
         )
         if acts:
             note = (

@@ -42,7 +42,7 @@ from typing import Literal, NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .fibers import DataRegions, find_saved_exits
+from .fibers import MAX_LIVE, DataRegions, SavedExit, find_saved_exits
 from .image import WasmtimeImage
 from .runtime import read_store_context, store_layout_for, vmctx_store
 from .storeheap import decode_in_store
@@ -320,3 +320,35 @@ def apply_heaps(
                 obj = got.objects.get((id(f), s.offset))
                 if obj is not None:
                     rep.objects[(num, f.level, s.offset)] = obj
+
+
+def suspended_pulley(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    words: tuple[int, ...],
+    base: int,
+    lo: int,
+    hi: int,
+    max_depth: int,
+    data: DataRegions,
+) -> list[tuple[SavedExit, Activation]]:
+    """Suspended Pulley activations: the saved exit record is on the fiber stack, but the
+    exit and entry FPs are on the interpreter's own stack (read-write memory elsewhere)."""
+
+    def elsewhere(v: int) -> bool:
+        return data(v) and not lo <= v < hi
+
+    out = []
+    cands = find_saved_exits(
+        words, base, lo, hi, registry, True, mem.try_u64, fp_ok=elsewhere, pulley=True
+    )
+    for c in cands:
+        for e in sorted({w for w in c.near if c.wasm_fp < w < c.wasm_fp + MAX_LIVE}):
+            act = walk_pulley(mem, target, registry, c.exit_pc, c.wasm_fp, e, max_depth)
+            if act is not None:
+                others = tuple(w for w in c.near if w not in (c.exit_pc, c.exit_fp, e))
+                saved = SavedExit(c.at, c.exit_pc, c.exit_fp, c.wasm_fp, e, others)
+                out.append((saved, Activation(act.frames, "fiber", act.end)))
+                break
+    return out
