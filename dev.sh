@@ -16,6 +16,7 @@ system_packages() {
     command -v lldb-19 >/dev/null || need+=(lldb-19)
     dpkg -s python3-lldb-19 >/dev/null 2>&1 || need+=(python3-lldb-19)
     command -v npm >/dev/null || need+=(npm)
+    command -v dot >/dev/null || need+=(graphviz)  # the tests render `--dot` output with it
     [ ${#need[@]} -eq 0 ] && return 0
     if [ "$(id -u)" = 0 ]; then
         say "installing ${need[*]}"

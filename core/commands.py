@@ -57,6 +57,7 @@ SUBCOMMANDS = {
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
     "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
+    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
 }
 
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
+    gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
     return p
 
 
@@ -354,6 +356,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
     "gc-watch": gcwatch_commands.cmd_gc_watch,
+    "watch": gcwatch_commands.cmd_watch,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys()
 

@@ -55,7 +55,7 @@ class Root(NamedTuple):
 class Snapshot(NamedTuple):
     roots: list[Root]
     store_context: int | None  # the store the collecting thread runs in, when known
-    untied: int  # activations with heap refs whose heap was not located (not checked)
+    untied: list[str]  # why each activation with heap refs had no located heap (unchecked)
     # The collecting thread inside a GC builtin: (builtin frame's FP, return address into
     # wasm, builtin name) of its innermost activation, else None.
     in_builtin: tuple[int, int, str] | None = None
@@ -94,7 +94,7 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
     got = session.collect(target)
     roots: list[Root] = []
     store = None
-    untied = 0
+    untied: list[str] = []
     in_builtin = None
     for t, acts in got.threads:
         frames = acts[0].frames if acts else []
@@ -108,14 +108,19 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
             heap = got.heap.heaps.get((t.num, n))
             rec = got.heap.activations.get((t.num, n)) or {}
             collector = rec.get("collector")
-            if heap is None and rec:
-                untied += 1
+            if heap is None and rec.get("located") is False:  # refs, no heap
+                untied.append(f"thread {t.num} activation {n}: {rec.get('note')}")
             if heap is not None and t.num == thread and store is None:
                 store = heap.store_context
             for f in act.frames:
                 for s in f.slots:
                     obj = None
-                    if heap is not None and s.ref is not None and s.ref.kind == "heap":
+                    if (
+                        heap is not None
+                        and s.ref is not None
+                        and s.ref.kind == "heap"
+                        and s.ref.value is not None
+                    ):
                         obj = read_object(got.mem, heap, collector, s.ref.value)
                     roots.append(
                         Root(
@@ -148,6 +153,8 @@ def copying_spaces(mem: MemoryCache, heap: gcheap.Heap) -> Spaces | None:
     start is 0 (first half) or end/2 (second half: both halves have one size).
     The first object sits ALIGN bytes into the space: the hypothesis whose first
     header is a known kind wins when the bump pointer allows both."""
+    if heap.vmctx is None:
+        return None  # the store was tied without a VMContext: its collector data unknown
     try:
         data_ptr = mem.u64(heap.vmctx + VMCTX_GC_HEAP_DATA)
         bump, end = struct.unpack("<II", mem.read(data_ptr, 8))
@@ -243,7 +250,7 @@ def heap_now(mem: MemoryCache, heap: gcheap.Heap) -> gcheap.Heap:
     """The heap re-read through its VMContext (it may have grown or moved)."""
     try:
         data = mem.read(heap.store_context + heap.layout.heap_offset, 16)
-        if heap.layout.heap_in == "vmctx":
+        if heap.layout.heap_in == "vmctx" and heap.vmctx is not None:
             data = mem.read(heap.vmctx + heap.layout.heap_offset, 16)
     except ReadError as e:
         raise StackMapsError(f"GC heap of store context {heap.store_context:#x}: {e}") from e
@@ -261,9 +268,10 @@ def problems_now(mem: MemoryCache, roots: list[Root], store: int | None) -> dict
             continue
         if store is not None and r.heap.store_context != store:
             continue
-        if r.collector == "copying" and r.heap.vmctx not in spaces:
-            spaces[r.heap.vmctx] = copying_spaces(mem, r.heap)
-        why = ref_problem(mem, r.heap, r.collector, r.raw, spaces.get(r.heap.vmctx))
+        key = r.heap.store_context
+        if r.collector == "copying" and key not in spaces:
+            spaces[key] = copying_spaces(mem, r.heap)
+        why = ref_problem(mem, r.heap, r.collector, r.raw, spaces.get(key))
         if why:
             out[r.address] = why
     return out

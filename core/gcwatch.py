@@ -14,13 +14,14 @@ it never ran did not collect and is only counted (without host symbols every
 call is checked, and reported when a root moved or a check failed).
 """
 
+import functools
 import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import gccheck, gcheap
+from . import gccheck, gcrecord, gcverify
 from .discover import ImageRegistry
-from .errors import ReadError, StackMapsError
+from .errors import StackMapsError
 from .session import Session
 from .target import MemoryCache, Target
 
@@ -86,6 +87,7 @@ class Pending(NamedTuple):
     handle: object
     collections: list[int]  # host collector entries seen during the call (a mutable cell)
     early: dict[int, str]  # slot address -> what was wrong with the root before the call
+    reach: gcverify.Reach | None = None  # --verify: what the roots reached before the call
 
 
 def return_of(target: Target, pc: int, sp: int, lr: int | None) -> tuple[int, int]:
@@ -118,13 +120,16 @@ class GcWatch:
         }
         self.host_known = False  # the host's collector entry has a breakpoint
         self.errors = 0
-        self.on_record: Callable[[dict], None] | None = None  # tests, watch re-arming
+        # Called with (target, record) after each checked collection (`watch` re-arms there).
+        self.listeners: list[Callable[[Target, dict], None]] = []
+        self.quiet = False  # turned on by `watch` only: no line per collection
 
     # -- arming ------------------------------------------------------------------------
     def enable(
         self, target: Target, verify: bool, stop_on_violation: bool, stop_at: int | None = None
     ) -> dict:
         self.verify, self.stop_on_violation, self.stop_at = verify, stop_on_violation, stop_at
+        self.quiet = False
         if not self.enabled:
             self.log.clear()
             for k in self.counts:
@@ -148,7 +153,7 @@ class GcWatch:
     def _arm(self, target: Target, p: Point) -> None:
         if p.address in self.armed:
             return
-        h = target.set_breakpoint(p.address, lambda t, p=p: self._entry(t, p))
+        h = target.set_breakpoint(p.address, functools.partial(self._entry, p=p))
         self.armed[p.address] = (p, h)
 
     def disable(self, target: Target) -> dict:
@@ -206,10 +211,12 @@ class GcWatch:
         self.arm_images(target)
         ra, sp_after = return_of(target, ts.pc, ts.sp, ts.lr)
         before = gccheck.take_snapshot(self.session, target, tnum)
-        early = gccheck.problems_now(MemoryCache(target), before.roots, before.store_context)
+        mem = MemoryCache(target)
+        early = gccheck.problems_now(mem, before.roots, before.store_context)
+        reach = gcverify.before_collection(mem, before) if self.verify else None
         caller = _caller(self.session.registry, ra)
-        h = target.set_breakpoint(ra, lambda t, tn=tnum, sp=sp_after: self._return(t, tn, sp))
-        calls.append(Pending(p, tnum, caller, before, sp_after, h, [], early))
+        h = target.set_breakpoint(ra, functools.partial(self._return, tnum=tnum, sp=sp_after))
+        calls.append(Pending(p, tnum, caller, before, sp_after, h, [], early, reach))
         return False
 
     def _bracket_from_host(self, target: Target, tnum: int, p: Point) -> None:
@@ -222,12 +229,14 @@ class GcWatch:
             return
         fp, ra, name = before.in_builtin
         sp_after = fp + 16  # the builtin's frame record popped, its return address taken
-        early = gccheck.problems_now(MemoryCache(target), before.roots, before.store_context)
+        mem = MemoryCache(target)
+        early = gccheck.problems_now(mem, before.roots, before.store_context)
+        reach = gcverify.before_collection(mem, before) if self.verify else None
         caller = _caller(self.session.registry, ra)
-        h = target.set_breakpoint(ra, lambda t, tn=tnum, sp=sp_after: self._return(t, tn, sp))
+        h = target.set_breakpoint(ra, functools.partial(self._return, tnum=tnum, sp=sp_after))
         point = Point(p.address, name, "builtin")
         self.pending[tnum].append(
-            Pending(point, tnum, caller, before, sp_after, h, [p.address], early)
+            Pending(point, tnum, caller, before, sp_after, h, [p.address], early, reach)
         )
 
     def _return(self, target: Target, tnum: int, sp: int) -> bool:
@@ -244,7 +253,11 @@ class GcWatch:
             self.counts["no_collection"] += 1
             return False
         try:
-            rec = check_after(target, call, len(self.log) + 1, self.host_known)
+            rec = gcrecord.check_after(target, call, len(self.log) + 1, self.host_known)
+            if self.verify:
+                rec["verify"] = gcverify.after_collection(
+                    MemoryCache(target), call.before, call.reach
+                )
         except StackMapsError as e:
             self.errors += 1
             target.write(f"gc-watch: after {call.point.name}: {e}")
@@ -256,13 +269,16 @@ class GcWatch:
         self.counts["violations"] += len(rec["violations"])
         if len(self.log) < MAX_LOG:
             self.log.append(rec)
-        from .render import gcwatch_lines  # text stays in render.py
+        from .gcrender import gcwatch_lines  # (imported late: render imports pygments)
 
-        for line in gcwatch_lines(rec):
-            target.write(line)
-        if self.on_record is not None:
-            self.on_record(rec)
-        if rec["violations"] and self.stop_on_violation:
+        if not self.quiet:
+            for line in gcwatch_lines(rec):
+                target.write(line)
+        for listener in self.listeners:
+            listener(target, rec)
+        heap_problems = (rec.get("verify") or {}).get("problem_count", 0)
+        self.counts["violations"] += heap_problems
+        if (rec["violations"] or heap_problems) and self.stop_on_violation:
             v = rec["violations"][0]
             target.select_frame(v["thread"], v["pc"], v["fp"])
             return True
@@ -279,106 +295,4 @@ def _caller(registry: ImageRegistry, ra: int) -> dict:
         "pc": ra,
         "function": f.name if f else None,
         "function_offset": off - f.start if f and off is not None else None,
-    }
-
-
-def _heap_rec(heap: "gcheap.Heap | None", collector: str | None) -> dict | None:
-    if heap is None:
-        return None
-    return {"base": heap.base, "length": heap.length, "collector": collector}
-
-
-def check_after(target: Target, call: Pending, number: int, host_known: bool) -> dict:
-    """The record of one watched call: every root of the store before and after, and the
-    violations (a root the collector left pointing at a forwarded, freed or out-of-heap
-    object, or at an object that is not the one it pointed at before)."""
-    mem = MemoryCache(target)
-    store = call.before.store_context
-    mine = [
-        r
-        for r in call.before.roots
-        if r.heap is not None and (store is None or r.heap.store_context == store)
-    ]
-    now: dict[int, tuple[gcheap.Heap, gccheck.Spaces | None]] = {}
-    for r in mine:
-        assert r.heap is not None
-        if r.heap.vmctx not in now:
-            h = gccheck.heap_now(mem, r.heap)
-            sp = gccheck.copying_spaces(mem, h) if r.collector == "copying" else None
-            now[r.heap.vmctx] = (h, sp)
-    values = {}
-    moved: dict[int, int] = {}
-    for r in mine:
-        try:
-            values[r.address] = mem.u32(r.address)
-        except ReadError:
-            values[r.address] = None
-        new = values[r.address]
-        if r.raw and not r.raw & 1 and new is not None and new != r.raw:
-            moved[r.raw] = new
-    counts = {"roots": len(mine), "moved": 0, "unchanged": 0, "other": 0}
-    roots = []
-    for r in mine:
-        assert r.heap is not None
-        heap, spaces = now[r.heap.vmctx]
-        new = values[r.address]
-        rec: dict = {
-            "thread": r.thread,
-            "level": r.level,
-            "function": r.function,
-            "pc": r.pc,
-            "fp": r.fp,
-            "offset": r.offset,
-            "address": r.address,
-            "old": r.raw,
-            "new": new,
-            "state": None,
-            "problem": None,
-            "identical": None,
-            "problem_before": call.early.get(r.address),
-            "path": f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}",
-        }
-        if new is None:
-            rec["state"], rec["problem"] = "unreadable", "the slot is unreadable after the call"
-        elif new == 0 or new & 1 or not r.raw or r.raw & 1:
-            rec["state"] = "other" if new == r.raw else "changed"
-            if new != r.raw:
-                rec["problem"] = f"a null/i31 root changed: {r.raw:#x} -> {new:#x}"
-        else:
-            rec["state"] = "moved" if new != r.raw else "unchanged"
-            rec["problem"] = gccheck.ref_problem(mem, heap, r.collector, new, spaces)
-            after = gccheck.read_object(mem, heap, r.collector, new)
-            if rec["problem"] is None and r.obj is not None and after is not None:
-                diff = gccheck.object_difference(r.obj, after, r.collector, moved)
-                rec["identical"] = diff is None
-                if diff and rec["state"] == "moved":
-                    rec["problem"] = f"not the object it pointed at before the move: {diff}"
-            rec["before"] = r.obj.hex() if r.obj is not None else None
-            rec["after"] = after.hex() if after is not None else None
-        counts[rec["state"] if rec["state"] in counts else "other"] += 1
-        roots.append(rec)
-    # The roots the collector got wrong first (a stale root), then objects that changed.
-    violations = sorted(
-        (x for x in roots if x["problem"] or x["problem_before"]),
-        key=lambda x: (x["problem_before"] is None, x["identical"] is False),
-    )
-    hb = mine[0].heap if mine else None
-    return {
-        "collection": number,
-        "point": call.point.name,
-        "kind": call.point.kind,
-        "thread": call.thread,
-        "caller": call.caller,
-        "collections": len(call.collections)
-        if host_known
-        else (1 if call.point.kind == "entry" else None),
-        "store_context": store,
-        "heap_before": _heap_rec(hb, mine[0].collector if mine else None),
-        "heap_after": _heap_rec(
-            now[hb.vmctx][0] if hb else None, mine[0].collector if mine else None
-        ),
-        "counts": {**counts, "violations": len(violations)},
-        "untied_activations": call.before.untied,
-        "roots": roots,
-        "violations": violations,
     }

@@ -4,11 +4,13 @@ import argparse
 import json
 
 from .errors import StackMapsError
+from .gcrender import gcwatch_lines, gcwatch_status_line, watch_list_lines
 from .gcwatch import GcWatch
-from .render import Style, gcwatch_lines, gcwatch_status_line
+from .render import Style
 from .report import to_json
 from .session import Session
 from .target import Target
+from .watch import Watches
 
 
 def gc_watch_of(session: Session) -> GcWatch:
@@ -18,6 +20,45 @@ def gc_watch_of(session: Session) -> GcWatch:
         w = GcWatch(session)
         session.gcwatch = w  # type: ignore[attr-defined]
     return w
+
+
+def watches_of(session: Session) -> Watches:
+    w = getattr(session, "watches", None)
+    if w is None:
+        w = Watches(session, gc_watch_of(session))
+        session.watches = w  # type: ignore[attr-defined]
+    return w
+
+
+def add_watch_parser(sub: argparse._SubParsersAction, summary: str) -> None:
+    s = sub.add_parser(
+        "watch",
+        help=summary,
+        description="A hardware write watchpoint on a live root slot of a wasm frame "
+        "('#3 SP+8', the selected frame without #N) or on a word of a GC object "
+        "('heap 0x70+16', '#1 SP+0->+16': the object that slot points at; REF.FIELD with "
+        "the module's types). The next write stops with the writer on top. An object's "
+        "watch follows the object when a collection moves it (gc-watch is turned on for it).",
+    )
+    s.add_argument("spec", nargs="*", help="what to watch (see above)")
+    s.add_argument("--list", action="store_true", help="the watches and how often they moved")
+    s.add_argument("--delete", type=int, metavar="N", help="delete watch N")
+    s.add_argument("--delete-all", action="store_true", help="delete every watch")
+    s.add_argument("--json", action="store_true", help="--list: one JSON document")
+
+
+def cmd_watch(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    ws = watches_of(session)
+    if args.delete is not None or args.delete_all:
+        gone = ws.delete(target, None if args.delete_all else args.delete)
+        return f"watch: deleted {', '.join(f'#{n}' for n in gone) or 'nothing'}"
+    if args.list or not args.spec:
+        recs = [w.record() for w in ws.watches.values()]
+        if args.json:
+            return to_json({"schema": 1, "watches": recs})
+        return "\n".join(watch_list_lines(recs)) or "no watches"
+    ws.add(target, " ".join(args.spec))
+    return ""
 
 
 def add_parser(sub: argparse._SubParsersAction, summary: str, parser_class: type) -> None:

@@ -107,6 +107,36 @@ class GdbTarget(Target):
             "core_file": self._core,
         }
 
+    # -- breakpoints (gc-watch, watch): thin; the logic is in the core -----------------
+    def set_breakpoint(self, address, on_hit):
+        return _CoreBreakpoint(f"*{address:#x}", on_hit)
+
+    def set_watchpoint(self, address, size, on_hit):
+        return _CoreBreakpoint(f"*(unsigned char (*)[{size}]) {address:#x}", on_hit, True)
+
+    def delete_breakpoint(self, handle):
+        _delete_later(handle)
+
+    def find_functions(self, text):
+        try:
+            out = gdb.execute(f"info functions {text}", to_string=True)
+        except gdb.error:
+            return []
+        found = []
+        for line in out.splitlines():
+            m = re.match(r"(0x[0-9a-f]+)\s+(.*)$", line.strip())
+            if m:
+                found.append((m.group(2), int(m.group(1), 16)))
+        return found
+
+    def select_frame(self, thread, pc, fp):
+        global _SELECT_AT_STOP
+        _SELECT_AT_STOP = (thread, pc, fp)  # GDB forbids selecting inside Breakpoint.stop
+        return True
+
+    def write(self, text):
+        gdb.write(text + "\n")
+
     def selected_frame(self):
         f = gdb.selected_frame()
         return DebuggerFrame(
@@ -171,6 +201,90 @@ class GdbTarget(Target):
                 _restore(orig_thread, orig_frame)
 
         return frames
+
+
+class _CoreBreakpoint(gdb.Breakpoint):
+    """An internal breakpoint (or write watchpoint) whose stop() asks the core."""
+
+    def __init__(self, spec, on_hit, watch=False):
+        if watch:
+            super().__init__(spec, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+        else:
+            super().__init__(spec, internal=True)
+        self.silent = True
+        self.on_hit = on_hit
+        self.dead = False
+
+    def stop(self):
+        if self.dead:
+            return False
+        _IN_STOP[0] += 1
+        try:
+            stop = bool(self.on_hit(GdbTarget.selected()))
+        except (StackMapsError, gdb.error) as e:
+            gdb.write(f"stackmap: {e}\n")
+            stop = False
+        finally:
+            _IN_STOP[0] -= 1
+        if not _IN_STOP[0]:
+            _settle_deletions(stop)
+        return stop
+
+
+# GDB 13 must not delete a breakpoint inside Breakpoint.stop, and a deletion posted with
+# gdb.post_event that is still pending when the process stops runs when GDB exits, and
+# crashes it. So: deletions asked for in stop() are posted when the process goes on, kept
+# (dead) until the next command or stop otherwise; outside stop() they happen at once.
+_IN_STOP = [0]
+_DEFERRED: list = []
+_ZOMBIES: list = []
+_SELECT_AT_STOP = None
+
+
+def _settle_deletions(stopping: bool) -> None:
+    if stopping:
+        _ZOMBIES.extend(_DEFERRED)
+    else:
+        for bp in _DEFERRED + _ZOMBIES:
+            gdb.post_event(lambda bp=bp: bp.delete() if bp.is_valid() else None)
+        _ZOMBIES.clear()
+    _DEFERRED.clear()
+
+
+def _delete_later(bp) -> None:
+    bp.dead = True
+    if _IN_STOP[0]:
+        _DEFERRED.append(bp)
+        return
+    for z in [*_ZOMBIES, bp]:
+        if z.is_valid():
+            z.delete()
+    _ZOMBIES.clear()
+
+
+def _select_requested(_event=None) -> None:
+    """Select the frame a breakpoint's check asked for (thread num, pc, fp)."""
+    global _SELECT_AT_STOP
+    want, _SELECT_AT_STOP = _SELECT_AT_STOP, None
+    if want is not None:
+        try:
+            _select(*want)
+        except gdb.error:
+            pass  # GDB cannot unwind that far: the stop stays where it is
+
+
+def _select(thread, pc, fp) -> None:
+    th = next((t for t in gdb.selected_inferior().threads() if t.num == thread), None)
+    if th is None:
+        return
+    th.switch()
+    f = gdb.newest_frame()
+    fpr = ARCHES[_arch_of(f)].gdb.fp
+    while f is not None:
+        if int(f.pc()) == pc and (fp is None or _reg(f, fpr) == fp):
+            f.select()
+            return
+        f = f.older()
 
 
 def _restore(thread, frame) -> None:
@@ -390,6 +504,7 @@ def install() -> None:
                 pass
     events = [
         (gdb.events.stop, _on_stop),
+        (gdb.events.stop, _select_requested),  # after _on_stop's invalidate_cached_frames
         (gdb.events.exited, _on_exit),
         (gdb.events.new_objfile, _on_stop),
         (gdb.events.memory_changed, _on_memory_changed),

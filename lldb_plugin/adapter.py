@@ -7,6 +7,7 @@ walking and output all come from the core, exactly as in the GDB plugin.
 
 import os
 import shlex
+import sys
 from collections.abc import Iterator
 
 import lldb
@@ -68,6 +69,7 @@ class LldbTarget(Target):
         exe = target.GetExecutable()
         self._exe = exe.fullpath if exe.IsValid() else None
         self.description = f"process {process.GetProcessID()}"  # as GDB says it
+        self.stopping_thread: int | None = None
 
     def read_memory(self, address, size):
         if size == 0:
@@ -123,7 +125,67 @@ class LldbTarget(Target):
         )
 
     def selected_thread(self):
+        if self.stopping_thread is not None:  # in a breakpoint callback
+            return self.stopping_thread
         return self.process.GetSelectedThread().GetIndexID()
+
+    # -- breakpoints (gc-watch, watch): thin; the logic is in the core -----------------
+    def set_breakpoint(self, address, on_hit):
+        bp = self.target.BreakpointCreateByAddress(address)
+        if not bp.IsValid() or bp.GetNumLocations() == 0:
+            raise StackMapsError(f"cannot set a breakpoint at {address:#x}")
+        _CALLBACKS[("b", bp.GetID())] = on_hit
+        self._command(f"breakpoint command add -F {_MODULE[0]}._breakpoint_hit {bp.GetID()}")
+        return ("b", bp.GetID())
+
+    def set_watchpoint(self, address, size, on_hit):
+        err = lldb.SBError()
+        wp = self.target.WatchAddress(address, size, False, True, err)
+        if err.Fail() or not wp.IsValid():
+            raise StackMapsError(f"cannot watch {size} bytes at {address:#x}: {err}")
+        _CALLBACKS[("w", wp.GetID())] = on_hit
+        self._command(f"watchpoint command add -F {_MODULE[0]}._watchpoint_hit {wp.GetID()}")
+        return ("w", wp.GetID())
+
+    def _command(self, cmd):
+        res = lldb.SBCommandReturnObject()
+        self.target.GetDebugger().GetCommandInterpreter().HandleCommand(cmd, res)
+        if not res.Succeeded():
+            raise StackMapsError(f"{cmd}: {res.GetError()}")
+
+    def delete_breakpoint(self, handle):
+        if _CALLBACKS.pop(handle, None) is None:
+            return
+        if handle[0] == "b":
+            bp = self.target.FindBreakpointByID(handle[1])
+            if bp.IsValid():
+                bp.SetEnabled(False)  # deleted at the next command: not in its callback
+            _DEAD.append((self.target, handle))
+        else:
+            self.target.DeleteWatchpoint(handle[1])
+
+    def find_functions(self, text):
+        found = self.target.FindGlobalFunctions(text, 0, lldb.eMatchTypeRegex)
+        out = []
+        for i in range(found.GetSize()):
+            sym = found.GetContextAtIndex(i).GetSymbol()
+            addr = sym.GetStartAddress().GetLoadAddress(self.target)
+            if sym.IsValid() and addr != lldb.LLDB_INVALID_ADDRESS:
+                out.append((sym.GetName(), addr))
+        return out
+
+    def select_frame(self, thread, pc, fp):
+        th = self.process.GetThreadByIndexID(thread)
+        for i in range(th.GetNumFrames() if th.IsValid() else 0):
+            f = th.GetFrameAtIndex(i)
+            if f.GetPC() & WORD_MASK == pc and (fp is None or _reg(f, self.regs.fp) == fp):
+                self.process.SetSelectedThread(th)
+                th.SetSelectedFrame(i)
+                return True
+        return False
+
+    def write(self, text):
+        print(text, flush=True)
 
     def stop_info(self):
         th = self.process.GetSelectedThread()
@@ -208,6 +270,57 @@ class LldbTarget(Target):
 
 # One Session for the life of the core package: a second import of this
 # file (reload) keeps the images already found.
+# -- breakpoint callbacks -------------------------------------------------------------------
+_CALLBACKS: dict = {}  # ("b"|"w", id) -> the core's on_hit
+_DEAD: list = []  # (target, handle) of breakpoints to delete outside their callback
+_MODULE = ["stackmaps"]  # the plugin module LLDB reaches the callbacks through (install)
+
+
+def _reap() -> None:
+    while _DEAD:
+        target, (_, bid) = _DEAD.pop()
+        if target.IsValid():
+            target.BreakpointDelete(bid)
+
+
+def _hit(key, frame) -> bool:
+    on_hit = _CALLBACKS.get(key)
+    if on_hit is None:
+        return False
+    thread = frame.GetThread()
+    process = thread.GetProcess()
+    try:
+        target = LldbTarget(lldb.SBExecutionContext(frame), process.GetTarget().GetDebugger())
+        target.stopping_thread = thread.GetIndexID()
+        return bool(on_hit(target))
+    except StackMapsError as e:
+        print(f"stackmap: {e}", flush=True)
+        return False
+
+
+def _breakpoint_hit(frame, bp_loc, extra_args, internal_dict):
+    """LLDB's callback for the core's breakpoints: False lets the process go on."""
+    stop = _hit(("b", bp_loc.GetBreakpoint().GetID()), frame)
+    _share_new_keys(internal_dict)
+    return stop
+
+
+def _watchpoint_hit(frame, wp, internal_dict):
+    stop = _hit(("w", wp.GetID()), frame)
+    _share_new_keys(internal_dict)
+    return stop
+
+
+def _share_new_keys(internal_dict) -> None:
+    """LLDB 19's wrapper around a `-F` callback copies back every key of the session dict
+    from its own globals when the callback returns: a breakpoint command added inside the
+    callback (a new key) would raise KeyError there and lose our return value."""
+    wrapper_globals = sys._getframe(2).f_globals
+    for key in list(internal_dict):
+        if key not in wrapper_globals:
+            wrapper_globals[key] = internal_dict[key]
+
+
 def _session() -> "Session":
     s = getattr(wsm, "_lldb_session", None)
     if s is None:
@@ -256,6 +369,7 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
     except ValueError as e:  # unbalanced quotes
         result.SetError(f"stackmap: {e}")
         return
+    _reap()
     try:
         with _Selection(exe_ctx):
             text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
@@ -293,7 +407,10 @@ class _Sub:
 
 
 # One class per subcommand: LLDB registers a command by its class's dotted name.
-COMMAND_CLASSES = {name: type(f"Stackmap_{name}", (_Sub,), {"name": name}) for name in SUBCOMMANDS}
+COMMAND_CLASSES = {
+    name: type(f"Stackmap_{name.replace('-', '_')}", (_Sub,), {"name": name})
+    for name in SUBCOMMANDS
+}
 
 
 def _quote(text: str) -> str:
@@ -304,6 +421,12 @@ def install(debugger, module_name: str) -> None:
     """Register the `stackmap` container and its subcommands, whose classes are
     reachable as `module_name.Stackmap_<sub>` in LLDB's Python session."""
     ci = debugger.GetCommandInterpreter()
+    # The breakpoint callbacks, reachable by LLDB as `module_name._breakpoint_hit`.
+    _MODULE[0] = module_name
+    plugin = sys.modules.get(module_name)
+    if plugin is not None:
+        plugin._breakpoint_hit = _breakpoint_hit
+        plugin._watchpoint_hit = _watchpoint_hit
 
     def do(cmd):
         res = lldb.SBCommandReturnObject()

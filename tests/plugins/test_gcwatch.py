@@ -85,14 +85,15 @@ def log_of(output: str) -> dict:
     return last_doc(output, "collections")
 
 
-def test_every_collection_checked(dbg):
+@pytest.mark.parametrize("verify", ["", "--verify"])
+def test_every_collection_checked(dbg, verify):
     """Every collection of the run is checked, each root moves to an identical object,
-    and none of ~140 collections reports a violation."""
+    and none of ~140 collections reports a violation (nor, with --verify, a heap problem:
+    the five nodes reachable before each collection are the live objects after it)."""
     expected = runtime_collections()
     assert expected >= 100
-    out = run_from_entry(
-        dbg, ["stackmap gc-watch on", "continue"], ["stackmap gc-watch log --json"]
-    )
+    steps = [f"stackmap gc-watch on {verify}", "continue"]
+    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"])
     doc = log_of(out)
     st = doc["status"]
     assert st["collections"] == expected, (st, out[-2000:])
@@ -120,6 +121,14 @@ def test_every_collection_checked(dbg):
             # $next moved with the object it points at (null for the first node).
             assert next1 == (moved[next0] if next0 else 0), (hex(next0), hex(next1))
         assert values == {100 + n for n in range(DEPTH)}, values
+        ver = rec.get("verify")
+        if verify:
+            assert ver["problem_count"] == 0 and not ver["lost"], ver
+            assert ver["reachable_before"] == DEPTH and ver["untraced_before"] == 0, ver
+            # The five nodes, and at most the array whose allocation ran the collection.
+            assert DEPTH <= ver["objects"] <= DEPTH + 1 and ver["untraced"] == 0, ver
+        else:
+            assert ver is None
     # The roots are the frames' slots: distinct addresses, the same in every collection.
     slots = {tuple(sorted(r["address"] for r in rec["roots"])) for rec in recs}
     assert len(slots) == 1 and len(next(iter(slots))) == DEPTH
@@ -151,7 +160,7 @@ def test_stale_root_reported(dbg):
         "stackmap gc-watch on --stop-at 3",
         "continue",
         PLANT[dbg],
-        "stackmap gc-watch on --stop-on-violation",
+        "stackmap gc-watch on --stop-on-violation --verify",
         "continue",
     ]
     final = ["stackmap gc-watch log --json", "stackmap frame --json"]
@@ -172,6 +181,10 @@ def test_stale_root_reported(dbg):
         rf"\({addr:#x}\): {stale:#x} -> ",
         out,
     ), out[-3000:]
+    # --verify: the object the stale root reached was not copied: gone while referenced.
+    (gone,) = rec["verify"]["lost"]
+    assert gone["ref"] == stale and gone["path"] == f"{first['path']} = heap {stale:#x}", gone
+    assert re.search(rf"HEAP object {stale:#x}: reachable before the collection, not copied", out)
     # Stopped with the offending root's frame selected.
     frame = last_doc(out, "threads")
     (sel,) = frame["threads"][0]["frames"]
@@ -190,3 +203,57 @@ def test_gc_watch_off_and_status(dbg, action):
         assert st["enabled"] is False and st["collections"] == 2, st
     else:
         assert st["enabled"] is True and st["collections"] > 2, st
+
+
+def test_watch_field_follows_moves(dbg):
+    """A watch on $node.v of build(0)'s struct survives every move of the object (about
+    140 collections) and stops at $poke, the wasm function that writes 4242 into it."""
+    expected = runtime_collections()
+    steps = [
+        "stackmap gc-watch on --stop-at 2",
+        "continue",
+        "stackmap gc-watch off",
+        "stackmap watch #1 SP+0->+16",  # frame #1 is build(0): its $node, field $v
+        "continue",
+    ]
+    out = run_from_entry(dbg, steps, ["stackmap watch --list --json", "stackmap bt --json"])
+    m = re.search(
+        r"watch #1 \(#1 SP\+0->\+16\): (0x[0-9a-f]+) written by (\S+) \(thread \d+\): "
+        r"(0x[0-9a-f]+) -> (0x[0-9a-f]+)",
+        out,
+    )
+    assert m, out[-3000:]
+    assert m.group(2).split("+")[0].endswith("::poke"), m.group(0)
+    assert (int(m.group(3), 16), int(m.group(4), 16)) == (100, 4242)
+    (w,) = last_doc(out, "watches")["watches"]
+    # Armed after collection 2: every later collection moved the object, and the watch.
+    assert w["moves"] == expected - 2 and w["hits"] == 1, w
+    assert w["address"] == int(m.group(1), 16)
+    top = last_doc(out, "threads")["threads"][0]["frames"][0]
+    assert top["function"].endswith("::poke"), top
+
+
+def test_watch_slot_ignores_the_collector(dbg):
+    """A watch on a root slot: the collector rewrites the slot at every collection (its
+    object moves) and the watch lets those writes through: the program runs to its end."""
+    expected = runtime_collections()
+    steps = [
+        "stackmap gc-watch on --stop-at 1",
+        "continue",
+        "stackmap watch #2 SP+0",  # build(1)'s $node slot
+        "continue",
+    ]
+    final = ["stackmap watch --list --json", "stackmap gc-watch log --json"]
+    out = run_from_entry(dbg, steps, final)
+    m = re.search(r"watch #1: frame #2 \S+::build at (0x[0-9a-f]+) \(4 bytes\)", out)
+    assert m, out[-3000:]
+    addr = int(m.group(1), 16)
+    assert "written by" not in out
+    (w,) = last_doc(out, "watches")["watches"]
+    assert w["hits"] == 0 and w["address"] == addr, w
+    recs = log_of(out)["collections"]
+    assert len(recs) == expected
+    # Every collection after the watch was set rewrote the watched slot.
+    for rec in recs[1:]:
+        (slot,) = [r for r in rec["roots"] if r["address"] == addr]
+        assert slot["state"] == "moved" and slot["new"] != slot["old"], slot
