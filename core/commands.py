@@ -12,7 +12,7 @@ import argparse
 import shlex
 from collections.abc import Callable
 
-from . import gcwatch_commands
+from . import gcwatch_commands, heapcmds
 from .errors import StackMapsError
 from .image import WasmtimeImage
 from .render import (
@@ -56,6 +56,7 @@ SUBCOMMANDS = {
     "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    **heapcmds.SUBCOMMANDS,
     "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
     "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
 }
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
             s.add_argument("--json", action="store_true", help="one JSON document")
+    heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
     return p
@@ -355,6 +357,7 @@ HANDLERS: dict[str, Handler] = {
     "report": cmd_report,
     "snapshot": cmd_snapshot,
     "diff": cmd_diff,
+    **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
     "watch": gcwatch_commands.cmd_watch,
 }

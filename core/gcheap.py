@@ -224,16 +224,18 @@ def _sizes(
     """(object size or None, header size, why the size is not sane)."""
     kind = f.u32(head, 0)
     low = kind & ~layout.kind_mask & 0xFFFFFFFF
+    # Object sizes: the copying collector rounds them to 16; DRC and null record the
+    # layout's size as is (an array of 3 i8 under DRC: 24 + 4 + 3 = 31 bytes).
     if collector == "copying":
         hs, size, align = COPYING_HEADER, f.u32(head, 8), 16
-        minimum = COPYING_MIN_SIZE
+        minimum, size_align = COPYING_MIN_SIZE, 16
     elif collector == "drc":
         hs, align = layout.drc_header, 8
         size = f.u32(head, hs - 4) if hs == 24 else low
-        minimum = hs
+        minimum, size_align = hs, 1
     else:
-        hs, size, align, minimum = NULL_HEADER, low, 8, NULL_HEADER
-    if size < minimum or size % align or r % align or r + size > length:
+        hs, size, align, minimum, size_align = NULL_HEADER, low, 8, NULL_HEADER, 1
+    if size < minimum or size % size_align or r % align or r + size > length:
         return None, hs, f"size {size:#x} at ref {r:#x} does not fit the {collector} layout"
     return size, hs, None
 

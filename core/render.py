@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 from pygments.console import colorize
 
+from .heaprender import brief
+
 
 class Style:
     """ANSI colour through pygments' console palette, or plain text."""
@@ -40,6 +42,8 @@ def describe_slot(s: dict) -> str:
             if obj.get("size") is not None:
                 text += f", {obj['size']} bytes"
             text += ")"
+            if obj.get("type"):
+                text += " " + brief(obj)
         return text
     return "unreadable"
 

@@ -9,7 +9,7 @@ and locates the GC objects their live refs point at.
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from . import gcheap, heapfind
+from . import gcheap, heapctx, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
 from .errors import StackMapsError
 from .pulley import add_pulley_activations, without
@@ -122,6 +122,7 @@ class Session:
         pulley = add_pulley_activations(target, self.registry, mem, out, regions, depth)
         heap = heapfind.annotate(target, mem, without(out, pulley), regions)  # GC objects
         apply_pulley_heaps(heap, mem, pulley)  # Pulley frames: in their proven store's heap
+        heapctx.enrich(self, target, out, heap)  # their types and fields, when the module is known
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for
             suspended_stacks(
                 target, self.registry, mem, regions, threads, max_depth or self.max_depth

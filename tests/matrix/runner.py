@@ -177,7 +177,9 @@ def _host(v: Version, dbg: str, mode: str, root: Path) -> driver.Result:
         d.mkdir(parents=True, exist_ok=True)
         args.append(d / "nested.cwasm")
     program = [str(v.python), str(PROGRAMS / "host.py"), *map(str, args), "3", "2"]
-    return driver.run(dbg, ["stackmap images --json", "stackmap bt --json"], program)
+    # The module for typed objects (its text is compiled in-process: not on the command line).
+    module = f"stackmap module {PROGRAMS / 'host_nested.wat'}"
+    return driver.run(dbg, ["stackmap images --json", module, "stackmap bt --json"], program)
 
 
 def _core(v: Version, dbg: str, root: Path) -> driver.Result:
@@ -212,9 +214,9 @@ def job_key(item) -> tuple | None:
     name = item.originalname
     if name == "test_decoder":
         return ("decoder", v)
-    if name in ("test_live_host", "test_objects_host"):
+    if name in ("test_live_host", "test_objects_host", "test_typed_objects_host"):
         return ("host", v, cs.params["dbg"], cs.params["mode"])
-    if name in ("test_live_cli_trap", "test_objects_cli"):
+    if name in ("test_live_cli_trap", "test_objects_cli", "test_typed_objects_cli"):
         return ("cli", v, cs.params["dbg"])
     if name in ("test_core_file", "test_objects_core"):
         return ("core", v, cs.params["dbg"])

@@ -256,3 +256,36 @@ def test_objects_core(ver: Version, dbg, request, headers):
     """The core file of the Python host: the heap is in the core, the same objects decode."""
     headers(ver)
     check_objects(request, ver, dbg, ("core", ver.py, dbg), HOST_VALUES, "core")
+
+
+# -- typed objects: the type-ids offset, type interning and struct layout per release --------
+
+
+def check_typed(request, ver: Version, dbg, key, expected, label):
+    """Each heap slot's object is the module's $node (type from the instance's type-ids
+    array), its fields `v` the value the program stored and `next` the caller's ref."""
+    r = job(request, key).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    at_calls = [f for f in build_frames(frames_of(r.docs[-1])) if f["safepoint"]]
+    assert len(at_calls) == len(expected)
+    for i, f in enumerate(at_calls):
+        (s,) = [s for s in f["slots"] if s["kind"] == "heap"]
+        obj = s["object"]
+        assert obj.get("type") == {"module_index": 0, "name": "node"}, (obj, r.output[-3000:])
+        fields = {x["name"]: x for x in obj["fields"]}
+        assert fields["v"]["value"] == expected[i]
+        if i + 1 < len(at_calls) and at_calls[i + 1]["activation"] == f["activation"]:
+            nxt = [x for x in at_calls[i + 1]["slots"] if x["kind"] == "heap"][0]
+            assert fields["next"]["raw"] == nxt["value"]
+    record(request, ver, f"{dbg} types", f"{label}: $node ✓")
+
+
+@pytest.mark.parametrize("ver,dbg,mode", OBJ_HOST, ids=[f"{v.py}-{d}-{m}" for v, d, m in OBJ_HOST])
+def test_typed_objects_host(ver: Version, dbg, mode, request):
+    check_typed(request, ver, dbg, ("host", ver.py, dbg, mode), HOST_VALUES, mode)
+
+
+@pytest.mark.parametrize("ver,dbg", OBJ_CLI, ids=[f"{v.py}-{d}" for v, d in OBJ_CLI])
+def test_typed_objects_cli(ver: Version, dbg, request):
+    """The module found on the CLI's command line."""
+    check_typed(request, ver, dbg, ("cli", ver.py, dbg), list(range(1, CLI_DEPTH + 1)), "cli")

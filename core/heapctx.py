@@ -1,0 +1,260 @@
+"""The store of the selected frame for the heap commands: its roots, a typed heap view.
+
+The store is the one of the selected frame (else the selected thread's first
+located heap, else any). Its roots are the heap refs in the stack maps of
+every wasm activation tied to the same store context, on every thread, and
+of suspended fiber stacks tied to it (core/suspended.py). Globals and tables
+are not read yet: every result says so. The module typing the objects comes
+from the user or the command line (core/modfind.py); its type-ids are read
+from an instance of the store (core/instances.py, core/typemap.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import heapgraph
+from .errors import StackMapsError
+from .gctypes import header_layout
+from .heapview import HeapView
+from .instances import stack_ranges, store_instances
+from .modfind import (
+    LoadedModule,
+    ModuleError,
+    check_against_images,
+    load_module,
+    modules_from_command_line,
+)
+from .target import MemoryCache
+from .typemap import read_type_map
+
+NOT_READ = ["globals", "tables"]  # root sets a debugger could read but this tool does not yet
+
+
+class _State:
+    """Per-session: modules the user gave, and the command-line module (cached)."""
+
+    def __init__(self):
+        self.user: list[LoadedModule] = []
+        self.cmdline_key: tuple | None = None
+        self.cmdline: tuple[list[LoadedModule], str] = ([], "")
+
+
+def state(session) -> _State:
+    st = getattr(session, "_heap_state", None)
+    if st is None:
+        st = _State()
+        session._heap_state = st
+    return st
+
+
+# -- the store of the selected frame ----------------------------------------------------
+
+
+class Context(NamedTuple):
+    view: HeapView
+    roots: list[heapgraph.Root]
+    heap: object  # gcheap.Heap
+    notes: list[str]  # what was not read, which module was used or why none
+
+
+def modules(session, target) -> tuple[list[LoadedModule], list[str]]:
+    st = state(session)
+    notes: list[str] = []
+    info = target.process_info() or {}
+    key = (info.get("pid"), info.get("core_file"))
+    if key != st.cmdline_key:
+        paths, where = modules_from_command_line(info, target.read_memory)
+        loaded = []
+        for p in paths:
+            try:
+                loaded.append(load_module(p, "command line"))
+            except ModuleError as e:
+                where += f"; {e}"
+        st.cmdline_key, st.cmdline = key, (loaded, where)
+    loaded, where = st.cmdline
+    if not st.user and not loaded:
+        notes.append(f"no module: {where}; give one with 'stackmap module FILE'")
+    return st.user + loaded, notes
+
+
+def type_map_for(session, target, heap, images, root_refs, view: HeapView, vmctxs):
+    """(TypeMap or None, notes): the first candidate module that matches the images and
+    whose type-ids, read from one of the store's instances, agree with the root objects."""
+    mods, notes = modules(session, target)
+    if mods and not vmctxs:
+        notes.append("no instance (VMContext) of the store found: types unknown")
+        return None, notes
+    for lm in mods:
+        ok, why = check_against_images(lm.module, images)
+        if not ok:
+            notes.append(f"module {lm.path} does not match the code image: {why}")
+            continue
+        for vmctx in vmctxs:
+            tm, why = read_type_map(
+                target.read_memory, vmctx, heap.major, lm.module, lm.path, view.little
+            )
+            if tm is None:
+                notes.append(f"module {lm.path}: {why}")
+                continue
+            view.types = tm
+            view._layouts.clear()
+            view._plans.clear()
+            bad = _disagreeing(view, root_refs)
+            if not bad:
+                return tm, [f"types from {lm.path} ({lm.source}), {tm.source}"]
+            notes.append(f"module {lm.path}: its types do not fit the objects ({bad})")
+            view.types = None
+            view._layouts.clear()
+            view._plans.clear()
+    return None, notes
+
+
+def _disagreeing(view: HeapView, refs) -> str | None:
+    for r in list(refs)[:256]:
+        try:
+            h = view.header(r)
+        except StackMapsError:
+            continue
+        t = view.type_of(h.shared_type)
+        if t is None or h.kind is None:
+            continue
+        want = {"struct": "structref", "array": "arrayref"}.get(t[1].kind)
+        if want != h.kind:
+            return f"object {r:#x} is a {h.kind}, its mapped type {t[0]} a {t[1].kind}"
+        if t[1].kind == "struct" and h.size is not None and h.size < t[2].size:
+            return f"object {r:#x} has {h.size} bytes, type {t[0]} needs {t[2].size}"
+    return None
+
+
+def _view_for(
+    session, target, rep, key, images, root_refs, collected
+) -> tuple[HeapView, list[str]]:
+    heap = rep.heaps[key]
+    collector = rep.activations[key].get("collector")
+    hl = header_layout(collector, heap.major)
+    view = HeapView(target, heap.base, heap.length, collector, hl, heap.layout.kind_mask)
+    notes = []
+    if collector is None:
+        notes.append("collector unknown: object sizes and fields cannot be decoded")
+    vmctxs = [heap.vmctx] if heap.vmctx else []
+    if session is not None:
+        found = store_instances(
+            MemoryCache(target),
+            heap.store_context,
+            stack_ranges(collected, heap.store_context, rep.heaps),
+            view.little,
+        )
+        vmctxs += [v for v in found if v not in vmctxs]
+    tm, tnotes = type_map_for(session, target, heap, images, root_refs, view, vmctxs)
+    if tm is None:
+        view.type_note = tnotes[-1] if tnotes else "no module"
+    return view, notes + tnotes
+
+
+def context(session, target) -> Context:
+    got = session.collect(target, None, True)
+    collected, rep = got.threads, got.heap
+    if not rep.heaps:
+        notes = sorted({a.get("note", "") for a in rep.activations.values()} - {""})
+        raise StackMapsError(
+            "no GC heap located"
+            + (f": {notes[0]}" if notes else " (no wasm frame holds a heap ref)")
+        )
+    key = _selected_key(target, collected, rep)
+    heap = rep.heaps[key]
+    roots, images, skipped = [], {}, 0
+    for t, acts in collected:
+        for n, act in enumerate(acts):
+            h2 = rep.heaps.get((t.num, n))
+            refs = [(f, s) for f in act.frames for s in f.slots if s.ref and s.ref.kind == "heap"]
+            if h2 is None or h2.store_context != heap.store_context:
+                skipped += bool(refs)
+                continue
+            for f, s in refs:
+                images[id(f.image)] = f.image
+                label = f"thread {t.num} frame #{f.level} SP+{s.offset}"
+                roots.append(heapgraph.Root(label, s.ref.value))
+    roots += _suspended_roots(got.suspended or [], heap.store_context, images)
+    view, notes = _view_for(
+        session, target, rep, key, list(images.values()), [r.ref for r in roots], collected
+    )
+    notes.insert(0, f"root sets not read: {', '.join(NOT_READ)}")
+    if skipped:
+        notes.append(f"{skipped} activation(s) with heap refs not tied to this store")
+    return Context(view, roots, heap, notes)
+
+
+def _suspended_roots(stacks, store_context: int, images: dict) -> list[heapgraph.Root]:
+    """Heap refs of suspended fiber stacks tied to the same store (core/suspended.py)."""
+    out = []
+    for st in stacks:
+        for act, info in st.activations:
+            if info.get("store_context") != store_context:
+                continue
+            for f in act.frames:
+                for s in f.slots:
+                    if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+                        images[id(f.image)] = f.image
+                        label = (
+                            f"suspended stack {st.region.start:#x} frame #{f.level} SP+{s.offset}"
+                        )
+                        out.append(heapgraph.Root(label, s.ref.value))
+    return out
+
+
+def _selected_key(target, collected, rep):
+    sel_t = target.selected_thread()
+    sel = target.selected_frame()
+    for t, acts in collected:
+        if t.num != sel_t:
+            continue
+        for n, act in enumerate(acts):
+            if sel is not None and any(f.pc == sel.pc for f in act.frames):
+                if (t.num, n) in rep.heaps:
+                    return (t.num, n)
+        for n in range(len(acts)):
+            if (t.num, n) in rep.heaps:
+                return (t.num, n)
+    return next(iter(rep.heaps))
+
+
+# -- the bt/frame/report hook ------------------------------------------------------------
+
+
+def enrich(session, target, collected, rep) -> None:
+    """Give every decoded heap-slot object its `type` and `fields` (depth 1)."""
+    if rep is None or not rep.objects:
+        return
+    views: dict = {}
+    images = {id(f.image): f.image for _, acts in collected for a in acts for f in a.frames}
+    for (tnum, level, _off), obj in rep.objects.items():
+        key = _act_key(collected, tnum, level)
+        if key is None or key not in rep.heaps or "error" in obj:
+            continue
+        if key not in views:
+            heap = rep.heaps[key]
+            refs = [o["address"] - heap.base for o in rep.objects.values()]
+            refs = [r for r in refs if 0 < r < heap.length]
+            views[key] = _view_for(
+                session, target, rep, key, list(images.values()), refs, collected
+            )
+        view, _notes = views[key]
+        full = view.describe(obj["address"] - view.base, depth=0, elements=0)
+        obj["type"] = full.get("type")
+        if "fields" in full:
+            obj["fields"] = full["fields"]
+        if "element_type" in full:
+            obj["element_type"] = full["element_type"]
+        if full.get("type") is None:
+            obj["type_note"] = full.get("type_note") or full.get("error") or view.type_note
+
+
+def _act_key(collected, tnum, level):
+    for t, acts in collected:
+        if t.num != tnum:
+            continue
+        for n, act in enumerate(acts):
+            if any(f.level == level for f in act.frames):
+                return (tnum, n)
+    return None

@@ -1,0 +1,343 @@
+"""The object graph behind a store's roots: reachable set, histogram, root paths, checks.
+
+One breadth-first walk from the roots (`walk`) records, for every object
+reached, the first edge that reached it (so the path back to a root is a
+shortest one), its header, and the problems met (`verify` adds type checks).
+Everything is bounded: at most `max_objects` objects, arrays by their object
+size, a header that is not an object stops that branch only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+from .errors import ReadError
+from .gctypes import is_concrete_subtype, kind_matches_abstract
+from .heapview import Header, HeapView
+from .wasmparse import RefType
+
+DEFAULT_MAX_OBJECTS = 5_000_000
+MAX_VIOLATIONS = 10_000
+
+
+class Root(NamedTuple):
+    label: str  # e.g. "thread 1 frame #3 SP+8"
+    ref: int  # heap index
+    field_type: RefType | None = None  # declared type, when known (globals)
+
+
+# An edge: (parent, slot): the parent object's heap index (-1 - i for root i) and the heap
+# index of the slot holding the ref.
+
+
+class Walk(NamedTuple):
+    reached: dict[int, tuple[int, int]]  # object ref -> the first edge (parent, slot) to it
+    headers: dict[int, Header]
+    problems: list[dict]  # {"ref", "slot", "parent", "problem"}
+    truncated: bool
+    roots: list[Root]
+
+
+def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJECTS) -> Walk:
+    reached: dict[int, tuple[int, int]] = {}
+    headers: dict[int, Header] = {}
+    problems: list[dict] = []
+    queue: deque[int] = deque()
+    for i, root in enumerate(roots):
+        if root.ref not in reached:
+            reached[root.ref] = (-1 - i, -1)
+            queue.append(root.ref)
+    truncated = False
+    u32, header, plan_of, size_ok = view.u32, view.header, view.ref_plan, view.size_ok
+    chunks, chunk_size, unpack = view._chunks, view.CHUNK, view._u32
+    plans = view._plans
+    popleft, push = queue.popleft, queue.append
+    while queue:
+        if len(headers) >= max_objects:
+            truncated = True
+            break
+        r = popleft()
+        try:
+            h = header(r)
+        except ReadError as e:
+            problems.append({"ref": r, "problem": str(e)})
+            continue
+        headers[r] = h
+        if h.kind is None:
+            problems.append({"ref": r, "problem": f"{h.kind_word:#010x} is not a GC object header"})
+            continue
+        if not size_ok(h):
+            problems.append({"ref": r, "problem": f"size {h.size} does not fit the layout"})
+            continue
+        plan = plans.get(h.shared_type)
+        if plan is None:
+            plan = plan_of(h.shared_type)
+        if not plan:
+            continue
+        if plan[0] == "struct":
+            slots: list[int] | range = [r + o for o in plan[1]]
+        else:
+            n = u32(r + plan[1])
+            end = r + plan[2] + 4 * n
+            if end > r + (h.size or 0):
+                problems.append(
+                    {"ref": r, "problem": f"array length {n} runs past the object's {h.size} bytes"}
+                )
+                continue
+            slots = range(r + plan[2], end, 4)
+        for slot in slots:
+            ci, o = divmod(slot, chunk_size)
+            chunk = chunks.get(ci)
+            try:
+                raw = (
+                    unpack(chunk, o)[0] if chunk is not None and o + 4 <= len(chunk) else u32(slot)
+                )
+            except ReadError:
+                continue
+            if raw == 0 or raw & 1 or raw in reached:
+                continue
+            reached[raw] = (r, slot)
+            push(raw)
+    return Walk(reached, headers, problems, truncated, roots)
+
+
+def slot_label(view: HeapView, parent: int, slot: int) -> str:
+    """`node.next` / `arr[3]` for the slot at heap index `slot` of object `parent`."""
+    try:
+        h = view.header(parent)
+    except ReadError:
+        return f"+{slot - parent}"
+    t = view.type_of(h.shared_type)
+    if t is None:
+        return f"+{slot - parent}"
+    idx, comp, lay = t
+    tname = view.types.name(idx) if view.types else None
+    tname = tname or f"type{idx}"
+    if comp.kind == "struct":
+        names = view.types.module.field_names.get(idx, {}) if view.types else {}
+        for i, off in enumerate(lay.offsets):
+            if parent + off == slot:
+                return f"{tname}.{names.get(i) or i}"
+        return f"{tname}+{slot - parent}"
+    return f"{tname}[{(slot - parent - lay.elems_offset) // 4}]"
+
+
+def path_to(view: HeapView, w: Walk, ref: int, limit: int = 64) -> list[str]:
+    """Root label, then each edge's slot label, then the ref: the first path found."""
+    steps: list[str] = []
+    cur = ref
+    for _ in range(limit):
+        e = w.reached.get(cur)
+        if e is None:
+            break
+        parent, slot = e
+        if parent < 0:
+            steps.append(w.roots[-1 - parent].label)
+            return list(reversed(steps))
+        steps.append(slot_label(view, parent, slot))
+        cur = parent
+    steps.append("...")
+    return list(reversed(steps))
+
+
+def histogram(w: Walk, view: HeapView) -> list[dict]:
+    """Per type: count and bytes, largest total first (like SOS `!dumpheap -stat`)."""
+    by: dict[tuple, list[int]] = {}
+    for h in w.headers.values():
+        key = (h.kind, h.shared_type)
+        acc = by.setdefault(key, [0, 0])
+        acc[0] += 1
+        acc[1] += h.size or 0
+    out = []
+    for (kind, shared), (count, size) in by.items():
+        t = view.type_of(shared)
+        out.append(
+            {
+                "kind": kind,
+                "type_index": shared,
+                "type": {"module_index": t[0], "name": view.types.name(t[0])}  # type: ignore
+                if t
+                else None,
+                "count": count,
+                "bytes": size,
+            }
+        )
+    out.sort(key=lambda d: (-d["bytes"], -d["count"], str(d["type_index"])))
+    return out
+
+
+# -- gcroot: every path, shortest first ---------------------------------------------------
+
+
+def root_paths(
+    view: HeapView,
+    roots: list[Root],
+    target: int,
+    max_paths: int = 10,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+) -> tuple[list[list[str]], bool]:
+    """Up to `max_paths` distinct paths (root ... target), shortest first: one per root
+    that reaches `target` (BFS from that root alone). Returns (paths, truncated)."""
+    found: list[tuple[int, list[str]]] = []
+    truncated = False
+    seen_roots: set[int] = set()
+    budget = max_objects
+    for root in roots:
+        if root.ref in seen_roots and root.ref != target:
+            continue
+        seen_roots.add(root.ref)
+        if len(found) >= max_paths:
+            truncated = True
+            break
+        w1 = _walk_until(view, root, target, budget)
+        budget -= len(w1.headers)
+        if target in w1.reached:
+            p = path_to(view, w1, target)
+            found.append((len(p), p))
+        if budget <= 0:
+            truncated = True
+            break
+    found.sort(key=lambda t: t[0])
+    return [p for _, p in found], truncated
+
+
+def _walk_until(view: HeapView, root: Root, target: int, budget: int) -> Walk:
+    reached = {root.ref: (-1, -1)}
+    headers: dict[int, Header] = {}
+    queue = deque([root.ref])
+    while queue and target not in headers and len(headers) < budget:
+        r = queue.popleft()
+        if r == target:
+            break
+        try:
+            h = view.header(r)
+        except ReadError:
+            continue
+        headers[r] = h
+        if h.kind is None or not view.size_ok(h):
+            continue
+        for slot in view.ref_field_offsets(h)[0]:
+            try:
+                raw = view.u32(slot)
+            except ReadError:
+                continue
+            if raw and not raw & 1 and raw not in reached:
+                reached[raw] = (r, slot)
+                queue.append(raw)
+    return Walk(reached, headers, [], False, [root])
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJECTS) -> dict:
+    """Walk the graph, check every ref; each violation with its path from a root."""
+    w = walk(view, roots, max_objects)
+    violations: list[dict] = []
+    dropped = [0]
+    module = view.types.module if view.types else None
+    canon = None
+    if module is not None:
+        from .gctypes import canonical_ids
+
+        canon = canonical_ids(module)
+
+    def add(ref: int, problem: str, parent: int | None = None, slot: int | None = None):
+        if len(violations) >= MAX_VIOLATIONS:
+            dropped[0] += 1
+            return
+        path = path_to(view, w, parent) if parent is not None else path_to(view, w, ref)
+        if parent is not None and slot is not None:
+            path = path + [slot_label(view, parent, slot)]
+        violations.append({"ref": ref, "problem": problem, "path": path})
+
+    for p in w.problems:
+        add(p["ref"], p["problem"])
+    checked = 0
+    for r, h in w.headers.items():
+        if h.forwarded is not None:
+            add(r, f"forwarding header (copied to {h.forwarded:#x}) outside a collection")
+        if h.kind is None or not view.size_ok(h):
+            continue
+        t = view.type_of(h.shared_type)
+        if t is None or module is None or canon is None:
+            continue
+        idx, comp, lay = t
+        want = {"struct": "structref", "array": "arrayref"}.get(comp.kind)
+        if want != h.kind:
+            add(r, f"header kind {h.kind} but its type {idx} is a {comp.kind} type")
+            continue
+        if comp.kind == "struct":
+            if h.size < lay.size:
+                add(r, f"object size {h.size} is below its type's {lay.size} bytes")
+                continue
+            fields = [(f.storage, r + off) for f, off in zip(comp.fields, lay.offsets, strict=True)]
+        else:
+            st = comp.fields[0].storage
+            if not isinstance(st, RefType):
+                try:
+                    n = view.u32(r + lay.length_offset)
+                except ReadError:
+                    continue
+                if lay.elems_offset + n * lay.elem_size > (h.size or 0):
+                    add(r, f"array length {n} runs past the object's {h.size} bytes")
+                continue
+            slots, why = view.ref_field_offsets(h)
+            if why:
+                continue  # reported by the walk
+            fields = [(st, s) for s in slots]
+        for st, slot in fields:
+            if not isinstance(st, RefType):
+                continue
+            checked += 1
+            try:
+                raw = view.u32(slot)
+            except ReadError:
+                continue
+            problem = _check_ref(view, module, canon, st, raw)
+            if problem:
+                add(raw, problem, r, slot)
+    return {
+        "objects": len(w.headers),
+        "refs_checked": checked,
+        "truncated": w.truncated,
+        "violations": violations,
+        "violations_not_listed": dropped[0],
+    }
+
+
+def _check_ref(view: HeapView, module, canon, st: RefType, raw: int) -> str | None:
+    from .gctypes import heap_top
+
+    top = heap_top(module.types, st.heap)
+    if top in ("func", "cont"):
+        return None
+    if raw == 0:
+        return None if st.nullable else f"null in a non-nullable {st} field"
+    if raw & 1:
+        if st.heap in ("any", "eq", "i31", "extern"):
+            return None
+        return f"i31 {raw >> 1} in a {st} field"
+    if raw % 8 or raw + 8 > view.length:
+        return f"ref {raw:#x} is outside the heap (length {view.length:#x}) or misaligned"
+    try:
+        h = view.header(raw)
+    except ReadError as e:
+        return f"ref {raw:#x}: header unreadable ({e})"
+    if h.kind is None:
+        return f"ref {raw:#x}: {h.kind_word:#010x} is not a GC object header"
+    if isinstance(st.heap, int):
+        t = view.type_of(h.shared_type)
+        if t is None:
+            return f"ref {raw:#x}: shared type {h.shared_type} is not one of the module's types"
+        if not is_concrete_subtype(module, canon, t[0], st.heap):
+            want = module.type_names.get(st.heap) or st.heap
+            got = module.type_names.get(t[0]) or t[0]
+            return f"ref {raw:#x} is a ${got}, not a subtype of the field's ${want}"
+        return None
+    t = view.type_of(h.shared_type)
+    comp_kind = t[1].kind if t else None
+    if not kind_matches_abstract(st.heap, h.kind, comp_kind):
+        return f"ref {raw:#x}: a {h.kind} in a {st} field"
+    return None
