@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from . import gcheap
 from .errors import ReadError, StackMapsError
+from .gcref import SlotKind
 from .session import Session
 from .target import MemoryCache, Target
 
@@ -118,7 +119,7 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
                     if (
                         heap is not None
                         and s.ref is not None
-                        and s.ref.kind == "heap"
+                        and s.ref.kind is SlotKind.HEAP
                         and s.ref.value is not None
                     ):
                         obj = read_object(got.mem, heap, collector, s.ref.value)

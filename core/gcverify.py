@@ -25,7 +25,8 @@ from typing import NamedTuple
 
 from . import gccheck, gcheap
 from .errors import ReadError
-from .target import MemoryCache
+from .session import Session
+from .target import MemoryCache, Target
 
 MAX_OBJECTS = 1_000_000
 MAX_PROBLEMS = 100
@@ -240,7 +241,7 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
 TYPED_LISTED = 20
 
 
-def typed(session, target) -> dict:
+def typed(session: Session, target: Target) -> dict:
     """The heap inspector's `verify` (types, array lengths, forwarding headers) over the
     store's roots, from the stop after a collection; a note when it cannot run."""
     from .errors import StackMapsError
