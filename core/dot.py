@@ -113,7 +113,8 @@ def to_dot(
                 style += ', style=filled, fillcolor="#ffe0e0"'
         elif o.note:
             style = ", color=orange"
-        lines.append(f'  o{ref:x} [shape=record, label="{{{"|".join(rows)}}}"{style}];')
+        # rankdir=LR: a record without outer braces stacks its rows vertically.
+        lines.append(f'  o{ref:x} [shape=record, label="{"|".join(rows)}"{style}];')
     for i, r in enumerate(g.roots):
         if r.target is not None and r.target in kept:
             hl = (f"r{i}", r.target) in edges_on_path and path is not None and path.root == i

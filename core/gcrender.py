@@ -40,8 +40,17 @@ def gcwatch_lines(rec: dict) -> list[str]:
             f"; verify: {ver['objects']} objects ({ver['bytes']} bytes) in the active space, "
             f"{ver['problem_count']} problem{'s' * (ver['problem_count'] != 1)}"
         )
-    elif ver:
+    elif ver and ver.get("note"):
         line += f"; verify: {ver.get('note')}"
+    ty = (ver or {}).get("typed") or {}
+    if "objects" in ty:
+        line += (
+            f"; typed verify: {ty['objects']} objects, {ty['refs_checked']} refs checked, "
+            f"{ty['count']} violation{'s' * (ty['count'] != 1)}"
+            + ("" if ty.get("typed") else " (no module types)")
+        )
+    elif ty.get("note"):
+        line += f"; typed verify: {ty['note']}"
     if rec.get("untied_activations"):
         line += f"; {rec['untied_activations']} activation(s) with no located heap not checked"
     out = [line]
@@ -61,6 +70,9 @@ def gcwatch_lines(rec: dict) -> list[str]:
     ):
         where = f" (reached as {_clean(p['path'])})" if p.get("path") else ""
         out.append(f"  HEAP object {p['ref']:#x}: {_clean(p['problem'])}{where}")
+    for v in ((rec.get("verify") or {}).get("typed") or {}).get("violations") or []:
+        path = " -> ".join(_clean(x) for x in v.get("path") or [])
+        out.append(f"  TYPED heap {v['ref']:#x}: {_clean(v['problem'])} ({path})")
     return out
 
 

@@ -235,3 +235,31 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
     out["lost"] = gone
     out["problem_count"] += len(gone)
     return out
+
+
+TYPED_LISTED = 20
+
+
+def typed(session, target) -> dict:
+    """The heap inspector's `verify` (types, array lengths, forwarding headers) over the
+    store's roots, from the stop after a collection; a note when it cannot run."""
+    from .errors import StackMapsError
+
+    try:
+        from .heapctx import context
+        from .heapgraph import verify
+    except ImportError:
+        return {"note": "typed verify not available"}
+    try:
+        ctx = context(session, target)
+        res = verify(ctx.view, ctx.roots)
+    except StackMapsError as e:
+        return {"note": str(e)}
+    listed = res["violations"][:TYPED_LISTED]
+    return {
+        "objects": res["objects"],
+        "refs_checked": res["refs_checked"],
+        "count": len(res["violations"]) + res["violations_not_listed"],
+        "violations": listed,
+        "typed": ctx.view.types is not None,
+    }

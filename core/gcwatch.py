@@ -255,9 +255,11 @@ class GcWatch:
         try:
             rec = gcrecord.check_after(target, call, len(self.log) + 1, self.host_known)
             if self.verify:
-                rec["verify"] = gcverify.after_collection(
-                    MemoryCache(target), call.before, call.reach
-                )
+                ver = gcverify.after_collection(MemoryCache(target), call.before, call.reach)
+                ver = ver or {"problem_count": 0}
+                ver["typed"] = gcverify.typed(self.session, target)
+                ver["problem_count"] += ver["typed"].get("count", 0)
+                rec["verify"] = ver
         except StackMapsError as e:
             self.errors += 1
             target.write(f"gc-watch: after {call.point.name}: {e}")

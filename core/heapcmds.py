@@ -47,13 +47,20 @@ def add_parsers(sub, int_type) -> None:
     s.add_argument("--stat", action="store_true", help="the histogram only")
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument("--max-objects", type=int_type, default=heapgraph.DEFAULT_MAX_OBJECTS)
+    _picture_options(s)
     s = sub.add_parser("gcroot", help=SUBCOMMANDS["gcroot"], description=SUBCOMMANDS["gcroot"])
     s.add_argument("ref", nargs="+", help="heap index as 'bt' prints it: 0x70 or heap 0x70")
     s.add_argument("--max-paths", type=int_type, default=10)
+    _picture_options(s)
     s.add_argument("--json", action="store_true", help="one JSON document")
     s = sub.add_parser("verify", help=SUBCOMMANDS["verify"], description=SUBCOMMANDS["verify"])
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument("--max-objects", type=int_type, default=heapgraph.DEFAULT_MAX_OBJECTS)
+
+
+def _picture_options(s) -> None:
+    s.add_argument("--dot", metavar="FILE", help="write the graph from the roots as Graphviz")
+    s.add_argument("--svg", metavar="FILE", help="render it to SVG (needs Graphviz's dot)")
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -75,6 +82,18 @@ def run(session, args, target, style) -> str:
         if args.json:
             return to_json({**base, "object": obj})
         return "\n".join(obj_lines(obj, ctx.notes))
+    if args.sub in ("heap", "gcroot") and (args.dot or args.svg):
+        from . import dot, dotheap
+
+        w = heapgraph.walk(v, ctx.roots, max(1, getattr(args, "max_objects", dot.MAX_OBJECTS)))
+        ref = args.ref if args.sub == "gcroot" else None
+        p = dotheap.path(w, ref) if ref is not None else None
+        if ref is not None and p is None:
+            raise StackMapsError(f"heap {ref:#x}: not reachable from the {len(ctx.roots)} roots")
+        title = f"gcroot heap {ref:#x}" if ref is not None else "heap from the roots"
+        names = dotheap.frame_names(session.collect(target).threads)
+        text = dot.to_dot(dotheap.graph(v, w, names), p, title)
+        return dotheap.write(text, args.dot, args.svg)
     if args.sub == "heap":
         w = heapgraph.walk(v, ctx.roots, max(1, args.max_objects))
         doc = {**base, **_heap_doc(v, ctx, w, not args.stat)}

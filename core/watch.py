@@ -75,11 +75,12 @@ def parse_spec(text: str) -> Spec:
 
 
 class Watch:
-    def __init__(self, number: int, text: str, what: str, address: int):
+    def __init__(self, number: int, text: str, what: str, address: int, width: int = WIDTH):
         self.number = number
         self.text = text
         self.what = what  # "slot" | "field"
         self.address = address
+        self.width = width
         self.heap: gcheap.Heap | None = None
         self.collector: str | None = None
         self.ref: int | None = None
@@ -141,33 +142,32 @@ class Watches:
             rec = next((r for (t, _), r in got.heap.activations.items() if t == tnum), {})
         if heap is None:
             raise StackMapsError("watch: the GC heap of the selected thread's store is not located")
-        if spec.field is not None:
-            raise StackMapsError(
-                "watch: field names need the module's types (not available here): "
-                "use REF+OFF (e.g. +16 for the first field after the copying header)"
-            )
-        off = spec.field_offset or 0
         assert ref is not None
+        width, label = WIDTH, f"heap {ref:#x}+{spec.field_offset or 0}"
+        if spec.field is not None:
+            off, width, label = _field(self.session, target, ref, spec.field)
+        else:
+            off = spec.field_offset or 0
         obj = gccheck.read_object(MemoryCache(target), heap, rec.get("collector"), ref)
         if obj is None:
             raise StackMapsError(f"watch: no object at heap {ref:#x}")
         if gccheck.ref_problem(MemoryCache(target), heap, rec.get("collector"), ref, None):
             raise StackMapsError(f"watch: heap {ref:#x} is not a live object")
-        if off + WIDTH > len(obj):
+        if off + width > len(obj):
             raise StackMapsError(f"watch: +{off} is past the object's {len(obj)} bytes")
-        w = Watch(self.next, text, "field", heap.base + ref + off)
+        w = Watch(self.next, text, "field", heap.base + ref + off, width)
         w.heap, w.collector, w.ref, w.offset = heap, rec.get("collector"), ref, off
         if not self.gcwatch.enabled:  # following the object needs the collections watched
             self.gcwatch.enable(target, False, False)
             self.gcwatch.quiet = True
-        return self._arm(target, w, f"heap {ref:#x}+{off}")
+        return self._arm(target, w, label)
 
     def _arm(self, target: Target, w: Watch, where: str) -> Watch:
-        w.value = _word(target, w.address)
-        w.handle = target.set_watchpoint(w.address, WIDTH, functools.partial(self._hit, w=w))
+        w.value = _word(target, w.address, w.width)
+        w.handle = target.set_watchpoint(w.address, w.width, functools.partial(self._hit, w=w))
         self.watches[w.number] = w
         self.next += 1
-        target.write(f"watch #{w.number}: {where} at {w.address:#x} ({WIDTH} bytes)")
+        target.write(f"watch #{w.number}: {where} at {w.address:#x} ({w.width} bytes)")
         return w
 
     def delete(self, target: Target, number: int | None) -> list[int]:
@@ -193,7 +193,7 @@ class Watches:
                 writer = f"{f.name}+{off - f.start:#x}"
             elif ts is not None:
                 writer = f"host pc {ts.pc:#x}"
-        old, w.value = w.value, _word(target, w.address)
+        old, w.value = w.value, _word(target, w.address, w.width)
         target.write(
             f"watch #{w.number} ({w.text}): {w.address:#x} written by {writer} "
             f"(thread {tnum}): {_hex(old)} -> {_hex(w.value)}"
@@ -217,18 +217,50 @@ class Watches:
             target.delete_breakpoint(w.handle)
             w.heap, w.ref, w.address = heap, new, heap.base + new + w.offset
             w.moves += 1
-            w.handle = target.set_watchpoint(w.address, WIDTH, functools.partial(self._hit, w=w))
+            w.handle = target.set_watchpoint(w.address, w.width, functools.partial(self._hit, w=w))
 
 
-def _word(target: Target, address: int) -> int | None:
+def _word(target: Target, address: int, width: int = WIDTH) -> int | None:
     try:
-        return MemoryCache(target).u32(address)
+        return int.from_bytes(target.read_memory(address, width), "little")
     except StackMapsError:
         return None
 
 
 def _hex(v: int | None) -> str:
-    return "unreadable" if v is None else f"{v:#010x}"
+    return "unreadable" if v is None else f"{v:#x}"
+
+
+# Bytes a watchpoint covers for a field of each storage type (a v128: its first 8 bytes).
+_WIDTHS = {"i8": 1, "i16": 2, "i64": 8, "f64": 8, "v128": 8}
+
+
+def _field(session: Session, target: Target, ref: int, name: str) -> tuple[int, int, str]:
+    """(offset from the object's start, watch width, label) of field NAME (or index) of the
+    object at `ref`, from the module's types (the heap inspector's typed view)."""
+    try:
+        from .heapctx import context  # the heap inspector (issue 13)
+    except ImportError:
+        raise StackMapsError(
+            "watch: field names need the module's types, not available in this version: "
+            "use REF+OFF (+16 is the first field after the copying collector's header)"
+        ) from None
+    obj = context(session, target).view.describe(ref, depth=0, elements=0)
+    fields = obj.get("fields")
+    if not fields:
+        why = obj.get("error") or obj.get("type_note") or "not a struct of a known type"
+        raise StackMapsError(f"watch: heap {ref:#x}: {why}")
+    for f in fields:
+        if f.get("name") == name or str(f.get("index")) == name:
+            off = f["offset"] - ref
+            storage = (f.get("type") or "").split()[-1]
+            width = _WIDTHS.get(storage, WIDTH)
+            while width > 1 and (off % width):  # debug registers want an aligned range
+                width //= 2
+            tname = (obj.get("type") or {}).get("name") or "struct"
+            return off, width, f"heap {ref:#x} {tname}.{f.get('name') or f['index']} (+{off})"
+    names = ", ".join(str(f.get("name") or f["index"]) for f in fields)
+    raise StackMapsError(f"watch: heap {ref:#x} has no field {name!r} (fields: {names})")
 
 
 def _pick_frame(target: Target, frames: list, level: int | None):

@@ -127,6 +127,9 @@ def test_every_collection_checked(dbg, verify):
             assert ver["reachable_before"] == DEPTH and ver["untraced_before"] == 0, ver
             # The five nodes, and at most the array whose allocation ran the collection.
             assert DEPTH <= ver["objects"] <= DEPTH + 1 and ver["untraced"] == 0, ver
+            # The heap inspector's typed verify (module types from the command line).
+            ty = ver["typed"]
+            assert ty["typed"] and ty["count"] == 0 and ty["objects"] == DEPTH, ty
         else:
             assert ver is None
     # The roots are the frames' slots: distinct addresses, the same in every collection.
@@ -185,6 +188,12 @@ def test_stale_root_reported(dbg):
     (gone,) = rec["verify"]["lost"]
     assert gone["ref"] == stale and gone["path"] == f"{first['path']} = heap {stale:#x}", gone
     assert re.search(rf"HEAP object {stale:#x}: reachable before the collection, not copied", out)
+    # The typed verify after it: that root now points at a forwarding header.
+    typed = rec["verify"]["typed"]["violations"]
+    assert any(v["ref"] == first["new"] and "forwarding header" in v["problem"] for v in typed), (
+        first,
+        typed,
+    )
     # Stopped with the offending root's frame selected.
     frame = last_doc(out, "threads")
     (sel,) = frame["threads"][0]["frames"]
@@ -205,7 +214,8 @@ def test_gc_watch_off_and_status(dbg, action):
         assert st["enabled"] is True and st["collections"] > 2, st
 
 
-def test_watch_field_follows_moves(dbg):
+@pytest.mark.parametrize("field", ["+16", ".v"])
+def test_watch_field_follows_moves(dbg, field):
     """A watch on $node.v of build(0)'s struct survives every move of the object (about
     140 collections) and stops at $poke, the wasm function that writes 4242 into it."""
     expected = runtime_collections()
@@ -213,13 +223,13 @@ def test_watch_field_follows_moves(dbg):
         "stackmap gc-watch on --stop-at 2",
         "continue",
         "stackmap gc-watch off",
-        "stackmap watch #1 SP+0->+16",  # frame #1 is build(0): its $node, field $v
+        f"stackmap watch #1 SP+0->{field}",  # frame #1 is build(0): its $node, field $v
         "continue",
     ]
     out = run_from_entry(dbg, steps, ["stackmap watch --list --json", "stackmap bt --json"])
     m = re.search(
-        r"watch #1 \(#1 SP\+0->\+16\): (0x[0-9a-f]+) written by (\S+) \(thread \d+\): "
-        r"(0x[0-9a-f]+) -> (0x[0-9a-f]+)",
+        rf"watch #1 \(#1 SP\+0->{re.escape(field)}\): (0x[0-9a-f]+) written by (\S+) "
+        r"\(thread \d+\): (0x[0-9a-f]+) -> (0x[0-9a-f]+)",
         out,
     )
     assert m, out[-3000:]
