@@ -53,7 +53,7 @@ def debugger_path(name: str) -> str | None:
 def json_docs(text: str) -> list[dict]:
     """Every JSON document the `stackmap ... --json` commands printed (they carry "schema")."""
     dec = json.JSONDecoder()
-    docs = []
+    docs: list[dict] = []
     pos = 0
     while True:
         i = text.find('{\n "schema"', pos)

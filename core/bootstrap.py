@@ -11,11 +11,12 @@ import importlib
 import importlib.util
 import os
 import sys
+from types import ModuleType
 
 SETUP_HINT = "bash {repo}/dev.sh setup"
 
 
-def _venv_site_packages(repo):
+def _venv_site_packages(repo: str) -> list[str]:
     found = sorted(glob.glob(os.path.join(repo, ".venv", "lib", "python3*", "site-packages")))
     want = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     # Prefer the venv built for this very Python; any 3.x works for pure-Python deps.
@@ -23,7 +24,7 @@ def _venv_site_packages(repo):
     return found
 
 
-def load(repo):
+def load(repo: str) -> ModuleType | None:
     """Return the `wasmtime_stackmaps` package, or None after printing one line why not."""
     for sp in _venv_site_packages(repo):
         if sp not in sys.path:
@@ -35,6 +36,8 @@ def load(repo):
             os.path.join(core, "__init__.py"),
             submodule_search_locations=[core],
         )
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load the core package from {core}")
         missing = [m for m in ("elftools", "pygments") if importlib.util.find_spec(m) is None]
         if missing:
             names = {"elftools": "pyelftools", "pygments": "pygments"}

@@ -7,6 +7,7 @@ import sys
 from . import triage
 from .errors import CorruptSection, StackMapsError
 from .image import WasmtimeImage
+from .stackmap import StackMapEntry
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -15,7 +16,9 @@ def _int(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (use decimal or 0x-hex)")
+        raise argparse.ArgumentTypeError(
+            f"not a number: {text!r} (use decimal or 0x-hex)"
+        ) from None
 
 
 def image_info(img: WasmtimeImage) -> dict:
@@ -37,7 +40,7 @@ def image_info(img: WasmtimeImage) -> dict:
     }
 
 
-def entry_record(img: WasmtimeImage, e) -> dict:
+def entry_record(img: WasmtimeImage, e: StackMapEntry) -> dict:
     f = img.function_at(e.pc)
     return {
         "pc": e.pc,
@@ -48,7 +51,7 @@ def entry_record(img: WasmtimeImage, e) -> dict:
     }
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     img = WasmtimeImage.from_file(args.file)
     info = image_info(img)
     if args.json:
@@ -68,7 +71,7 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-def _selected_entries(img: WasmtimeImage, function: str | None):
+def _selected_entries(img: WasmtimeImage, function: str | None) -> list[StackMapEntry]:
     sm = img.stackmaps
     if sm is None:
         return []
@@ -77,13 +80,13 @@ def _selected_entries(img: WasmtimeImage, function: str | None):
     funcs = img.find_function(function)
     if not funcs:
         raise StackMapsError(f"{img.name}: no function matches {function!r}")
-    out = []
+    out: list[StackMapEntry] = []
     for f in funcs:
         out.extend(sm.entries_between(f.start, f.end))
     return out
 
 
-def cmd_dump(args) -> int:
+def cmd_dump(args: argparse.Namespace) -> int:
     img = WasmtimeImage.from_file(args.file)
     entries = _selected_entries(img, args.function)
     if args.json:
@@ -111,7 +114,7 @@ def cmd_dump(args) -> int:
     return EXIT_OK
 
 
-def cmd_lookup(args) -> int:
+def cmd_lookup(args: argparse.Namespace) -> int:
     img = WasmtimeImage.from_file(args.file)
     pc = args.pc
     e = img.lookup(pc)
@@ -141,11 +144,10 @@ def cmd_lookup(args) -> int:
     return EXIT_OK
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     img = WasmtimeImage.from_file(args.file)
     try:
-        img.engine
-        img.functions
+        _ = img.engine, img.functions  # parse them now: a bad image fails the check
         sm = img.stackmaps
         if sm is not None:
             sm.validate()

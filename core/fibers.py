@@ -45,9 +45,10 @@ from typing import NamedTuple
 
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
+from .frames import Activation, ActivationEnd, ActivationSource
 from .runtime import store_layout_for
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation, walk_chain
+from .walk import walk_chain
 
 TOP_READ = 16 * 1024
 MAX_LIVE = 8 * 1024 * 1024
@@ -185,13 +186,15 @@ def _walk_saved(
         w = walk_chain(mem, target, registry, cand.exit_pc, cand.wasm_fp, False, None, max_depth)
         last = w.frames[-1].function if w.frames else None
         ok = (
-            w.end == "left wasm code"
+            w.end is ActivationEnd.LEFT_WASM
             and last is not None
             and not last.is_wasm  # an activation is entered through a trampoline
             and all(lo <= f.fp < hi for f in w.frames)
         )
         walks[key] = (
-            Activation(w.frames, "fiber", "entry trampoline (saved entry FP)") if ok else None
+            Activation(w.frames, ActivationSource.FIBER, ActivationEnd.ENTRY_TRAMPOLINE)
+            if ok
+            else None
         )
     act = walks[key]
     if act is None:

@@ -25,7 +25,8 @@ from typing import NamedTuple
 
 from . import gccheck, gcheap
 from .errors import ReadError
-from .target import MemoryCache
+from .session import Session
+from .target import MemoryCache, Target
 
 MAX_OBJECTS = 1_000_000
 MAX_PROBLEMS = 100
@@ -212,10 +213,7 @@ def before_collection(mem: MemoryCache, snap: gccheck.Snapshot) -> Reach | None:
     if not roots:
         return None
     assert roots[0].heap is not None
-    labels = [
-        (f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}", r.raw or 0)
-        for r in roots
-    ]
+    labels = [(gccheck.root_label(r), r.raw or 0) for r in roots]
     return reachable(mem, roots[0].heap, labels)
 
 
@@ -240,7 +238,7 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
 TYPED_LISTED = 20
 
 
-def typed(session, target) -> dict:
+def typed(session: Session, target: Target) -> dict:
     """The heap inspector's `verify` (types, array lengths, forwarding headers) over the
     store's roots, from the stop after a collection; a note when it cannot run."""
     from .errors import StackMapsError

@@ -11,6 +11,7 @@ activation and its frames, never an exception and never another store's heap.
 from collections.abc import Iterable
 
 from .errors import ReadError, StackMapsError
+from .frames import Activation, Slot, WasmFrame
 from .gcheap import (
     Heap,
     HeapReport,
@@ -22,8 +23,9 @@ from .gcheap import (
     decode_object,
     layout_for,
 )
+from .gcref import SlotKind
 from .stores import Candidate, StoreTies, Tie
-from .target import MemoryCache, Region, Target
+from .target import MemoryCache, Region, Target, ThreadState
 
 
 def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _Check:
@@ -37,13 +39,23 @@ def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _
 # -- the entry point ----------------------------------------------------------------------
 
 
-def _heap_refs(act) -> list[tuple[object, object]]:
+def _heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot]]:
     return [
-        (fr, s) for fr in act.frames for s in fr.slots if s.ref is not None and s.ref.kind == "heap"
+        (fr, s)
+        for fr in act.frames
+        for s in fr.slots
+        if s.ref is not None and s.ref.kind is SlotKind.HEAP
     ]
 
 
-def _major(act) -> int | None:
+def _heap_index(s: Slot) -> int:
+    """The heap index a slot of `_heap_refs` holds."""
+    if s.ref is None or s.ref.value is None:
+        raise ValueError(f"slot SP+{s.offset} holds no heap ref")
+    return s.ref.value
+
+
+def _major(act: Activation) -> int | None:
     for fr in act.frames:
         try:
             m = fr.image.engine.major
@@ -55,7 +67,10 @@ def _major(act) -> int | None:
 
 
 def annotate(
-    target: Target, mem: MemoryCache, collected: Iterable, regions: list[Region] | None = None
+    target: Target,
+    mem: MemoryCache,
+    collected: Iterable[tuple[ThreadState, list[Activation]]],
+    regions: list[Region] | None = None,
 ) -> HeapReport:
     """Tie every activation to its store and decode the objects its live heap refs point at.
 
@@ -81,7 +96,14 @@ def annotate(
     return rep
 
 
-def _not_located(rep: HeapReport, thread, n: int, pairs, note: str, rec: dict) -> None:
+def _not_located(
+    rep: HeapReport,
+    thread: ThreadState,
+    n: int,
+    pairs: list[tuple[WasmFrame, Slot]],
+    note: str,
+    rec: dict,
+) -> None:
     rep.activations[(thread.num, n)] = {"located": False, "note": note, **rec}
     for fr in {id(fr): fr for fr, _ in pairs}.values():
         rep.frame_notes[(thread.num, fr.level)] = note
@@ -95,10 +117,18 @@ def _tie_record(tie: Tie) -> dict:
     }
 
 
-def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, acts, n) -> None:
+def _annotate_one(
+    rep: HeapReport,
+    f: _Finder,
+    ties: StoreTies,
+    pool: list[Candidate],
+    thread: ThreadState,
+    acts: list[Activation],
+    n: int,
+) -> None:
     act = acts[n]
     pairs = _heap_refs(act)
-    refs = sorted({s.ref.value for _, s in pairs})
+    refs = sorted({_heap_index(s) for _, s in pairs})
     major = _major(act)
     layout, key = layout_for(major)
     if layout is None:
@@ -150,7 +180,15 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
     _decode_all(rep, f, thread, n, pairs, refs, heap, key, tie)
 
 
-def _why_not(f: _Finder, ties: StoreTies, thread, act, refs, layout, tie: Tie) -> str:
+def _why_not(
+    f: _Finder,
+    ties: StoreTies,
+    thread: ThreadState,
+    act: Activation,
+    refs: list[int],
+    layout: Layout,
+    tie: Tie,
+) -> str:
     """The note of an activation with refs and no store: the best candidate's failure."""
     cands = ties.own_candidates(thread, act, act.frames[0].level == 0) or ties.stack_candidates(
         thread
@@ -176,7 +214,17 @@ def _why_not(f: _Finder, ties: StoreTies, thread, act, refs, layout, tie: Tie) -
     )
 
 
-def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap, key, tie) -> None:
+def _decode_all(
+    rep: HeapReport,
+    f: _Finder,
+    thread: ThreadState,
+    n: int,
+    pairs: list[tuple[WasmFrame, Slot]],
+    refs: list[int],
+    heap: Heap,
+    key: int | None,
+    tie: Tie,
+) -> None:
     heads = {}
     for r in refs:
         try:
@@ -212,6 +260,6 @@ def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap,
         note += "; object sizes fit no known collector layout: sizes not shown"
     for fr, s in pairs:
         rep.objects[(thread.num, fr.level, s.offset)] = decode_object(
-            f, heap, s.ref.value, collector
+            f, heap, _heap_index(s), collector
         )
         rep.frame_notes[(thread.num, fr.level)] = note

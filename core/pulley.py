@@ -33,11 +33,13 @@ from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .fibers import DataRegions
+from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
+from .gcref import SlotKind
 from .image import WasmtimeImage
 from .runtime import read_store_context, store_layout_for, vmctx_store
 from .storeheap import decode_in_store
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import MAX_FRAME_BYTES, Activation, WasmFrame, _read_slots
+from .walk import MAX_FRAME_BYTES, _read_slots
 
 NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
 MAX_PROBES = 1024
@@ -142,7 +144,7 @@ def walk_pulley(
     if last is None or last.is_wasm or not any(f.is_wasm_function for f in frames):
         return None  # an activation is entered through a trampoline
     _read_slots(mem, frames)
-    return Activation(frames, "pulley", "entry trampoline (store context's entry FP)")
+    return Activation(frames, ActivationSource.PULLEY, ActivationEnd.STORE_ENTRY)
 
 
 def pulley_activations(
@@ -239,7 +241,7 @@ def apply_heaps(
         if got.heap is not None:
             rep.heaps[(num, n)] = got.heap
         for f in pa.activation.frames:
-            if any(s.ref is not None and s.ref.kind == "heap" for s in f.slots):
+            if any(s.ref is not None and s.ref.kind is SlotKind.HEAP for s in f.slots):
                 rep.frame_notes[(num, f.level)] = got.note or ""
             for s in f.slots:
                 obj = got.objects.get((id(f), s.offset))

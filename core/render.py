@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from pygments.console import colorize
 
+from .gcref import SlotKind
 from .heaprender import brief
 
 
@@ -25,12 +26,13 @@ def color_wanted(debugger_styling: bool) -> bool:
 
 
 def describe_slot(s: dict) -> str:
+    """A slot record's value: `null`, `i31 N`, `heap 0x.. (its object)`, or `unreadable`."""
     kind = s["kind"]
-    if kind == "null":
+    if kind == SlotKind.NULL:
         return "null"
-    if kind == "i31":
+    if kind == SlotKind.I31:
         return f"i31 {s['value']}"
-    if kind == "heap":
+    if kind == SlotKind.HEAP:
         text = f"heap {s['value']:#x}"
         obj = s.get("object")
         if obj:
@@ -48,8 +50,15 @@ def describe_slot(s: dict) -> str:
     return "unreadable"
 
 
+_SLOT_COLORS: dict[str, str] = {
+    SlotKind.NULL: "gray",
+    SlotKind.I31: "cyan",
+    SlotKind.HEAP: "yellow",
+}
+
+
 def _slot_color(kind: str) -> str:
-    return {"null": "gray", "i31": "cyan", "heap": "yellow"}.get(kind, "red")
+    return _SLOT_COLORS.get(kind, "red")
 
 
 def frame_header(fr: dict, style: Style) -> str:
@@ -203,7 +212,12 @@ def frame_lines(fr: dict, style: Style) -> list[str]:
 
 
 def hexdump_lines(
-    base: int, data: bytes, live_offsets: Iterable[int], style: Style, sp: int
+    base: int,
+    data: bytes,
+    live_offsets: Iterable[int],
+    style: Style,
+    sp: int,
+    byteorder: str = "little",
 ) -> list[str]:
     """Words of SP..FP, 16 bytes a line; live slots coloured (or starred without colour)."""
     live = set(live_offsets)
@@ -212,7 +226,8 @@ def hexdump_lines(
         words = []
         for w in range(line, min(line + 16, len(data)), 4):
             off = base + w - sp
-            text = data[w : w + 4][::-1].hex()  # little-endian u32, most significant first
+            word = data[w : w + 4]  # a u32 of the target's byte order, most significant first
+            text = (word[::-1] if byteorder == "little" else word).hex()
             if off in live:
                 text = style("yellow", text) if style.enabled else text + "*"
             elif not style.enabled:
@@ -225,12 +240,17 @@ def hexdump_lines(
 
 
 def frame_dump_lines(
-    sp: int, frame_size: int, data: bytes, live_offsets: Iterable[int], style: Style
+    sp: int,
+    frame_size: int,
+    data: bytes,
+    live_offsets: Iterable[int],
+    style: Style,
+    byteorder: str = "little",
 ) -> list[str]:
     """`stackmap frame -x`: the hexdump of SP..FP+16 under its title."""
     return [
         f"  SP..FP+16 ({frame_size} bytes + saved FP, return address):",
-        *hexdump_lines(sp, data, live_offsets, style, sp),
+        *hexdump_lines(sp, data, live_offsets, style, sp, byteorder),
     ]
 
 

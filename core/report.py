@@ -11,12 +11,13 @@ import signal
 from collections.abc import Iterable
 
 from .errors import StackMapsError
+from .frames import Activation, Slot, WasmFrame, wasm_offset
 from .gcheap import HeapReport
+from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
 from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
-from .walk import Activation, Slot, WasmFrame, wasm_offset
 
 SCHEMA_VERSION = 1
 
@@ -27,7 +28,7 @@ def slot_record(s: Slot) -> dict:
         "offset": s.offset,
         "address": s.address,
         "raw": s.raw,
-        "kind": ref.kind if ref else "unreadable",
+        "kind": ref.kind if ref else SlotKind.UNREADABLE,
         "value": ref.value if ref else None,
     }
 
@@ -45,7 +46,11 @@ def frame_record(f: WasmFrame) -> dict:
         "slots": [slot_record(s) for s in f.slots],
         # extras
         "text_offset": f.text_offset,
-        "function_offset": (f.text_offset - f.function.start) if f.function else None,
+        "function_offset": (
+            f.text_offset - f.function.start
+            if f.function is not None and f.text_offset is not None
+            else None
+        ),
         "wasm_function_index": f.function.index if f.function else None,
         "wasm_offset": wasm_offset(f),  # what Wasmtime's own backtrace prints for the frame
         "image_base": f.image.base,
@@ -62,7 +67,7 @@ def thread_record(num: int, activations: list[Activation], extra: dict | None = 
         "thread": num,
         "frames": [frame_record(f) for a in activations for f in a.frames],
         "activations": [
-            {"source": a.source, "end": a.end, "frames": len(a.frames)} for a in activations
+            {"source": a.source, "end": a.end_text, "frames": len(a.frames)} for a in activations
         ],
     }
     if extra:
@@ -137,11 +142,13 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
                     obj = objects.get((id(f), s["offset"]))
                     if obj is not None:
                         s["object"] = obj
-                if note and any(s["kind"] == "heap" for s in fr["slots"]):
+                if note and any(s["kind"] == SlotKind.HEAP for s in fr["slots"]):
                     fr["heap_note"] = note
                 frames.append(fr)
             rec = {k: v for k, v in tie.items() if k not in ("objects", "heap_note")}
-            acts.append({"source": act.source, "end": act.end, "frames": len(act.frames), **rec})
+            acts.append(
+                {"source": act.source, "end": act.end_text, "frames": len(act.frames), **rec}
+            )
         stores = {a["store_context"] for a in acts if a["store_context"] is not None}
         out.append(
             {
@@ -171,8 +178,8 @@ def apply_heap(doc: dict, heap: HeapReport) -> dict:
 
 def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> dict:
     """Add the `object` of each slot and the frame's `heap_note` to one frame record."""
-    num = fr.get("thread") if thread is None else thread
-    level = fr.get("level")
+    num: int = fr["thread"] if thread is None else thread
+    level: int = fr["level"]
     for s in fr.get("slots", []):
         obj = heap.objects.get((num, level, s.get("offset")))
         if obj is not None:
@@ -222,6 +229,8 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     if image is None or pc is None:
         return None
     off = image.text_offset(pc)
+    if off is None:  # not in this image's .text
+        return None
     func = image.function_at(off)
     info: dict = {
         "pc": pc,
@@ -245,6 +254,11 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     except StackMapsError as e:
         info["note"] = str(e)
     return info
+
+
+def error_document(error: StackMapsError) -> dict:
+    """Why a `--json` command failed, for scripts (`wasmtime-stackmaps triage` reads it)."""
+    return {"schema": SCHEMA_VERSION, "error": {"kind": error.kind, "message": str(error)}}
 
 
 def to_json(doc: dict) -> str:

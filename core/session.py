@@ -11,12 +11,13 @@ from typing import NamedTuple
 
 from . import gcheap, heapctx, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
-from .errors import StackMapsError
+from .errors import NoImages, StackMapsError
+from .frames import Activation
 from .pulley import add_pulley_activations, without
 from .pulley import apply_heaps as apply_pulley_heaps
 from .suspended import SuspendedStack, suspended_stacks
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import DEFAULT_MAX_DEPTH, Activation, thread_activations
+from .walk import DEFAULT_MAX_DEPTH, thread_activations
 
 # How many bytes of an image's start are compared to notice another image mapped there.
 HEADER_CHECK = 64
@@ -95,7 +96,7 @@ class Session:
         regions = self.discover(target, threads)
         if not len(self.registry):
             problems = "; ".join(self.registry.problems.values())
-            raise StackMapsError(
+            raise NoImages(
                 "no Wasmtime images found in this process"
                 + (
                     f": {problems}"

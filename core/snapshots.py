@@ -10,8 +10,8 @@ import json
 from collections.abc import Iterable
 
 from .errors import StackMapsError
+from .frames import Activation
 from .target import ThreadState
-from .walk import Activation
 
 SNAPSHOT_KIND = "stackmap-snapshot"
 

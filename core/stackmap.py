@@ -16,7 +16,7 @@ import bisect
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from .errors import CorruptSection
@@ -36,7 +36,7 @@ class StackMapEntry(NamedTuple):
     map_index: int  # where the map starts in data[] (u32 units)
 
 
-def _u32_view(buf: memoryview):
+def _u32_view(buf: memoryview) -> Sequence[int]:
     """A read-only sequence of little-endian u32 over `buf` (zero copy on LE hosts)."""
     if sys.byteorder == "little":
         return buf.cast("I") if len(buf) else ()
@@ -76,13 +76,13 @@ class StackMapSection:
         # map index -> (frame_size, offsets) of maps already decoded and checked. Wasmtime
         # shares identical maps, so a few decoded maps serve most lookups; bounded so
         # that memory stays O(1) per section.
-        self._decoded = {}
+        self._decoded: dict[int, tuple[int, tuple[int, ...]]] = {}
 
     def __len__(self) -> int:
         return self._n
 
     @property
-    def pcs(self):
+    def pcs(self) -> Sequence[int]:
         """The sorted return-address text offsets (a sequence of ints)."""
         return self._pcs
 
@@ -107,7 +107,7 @@ class StackMapSection:
         self._decoded[k] = (frame_size, offsets)
         return StackMapEntry(pc, frame_size, offsets, k)
 
-    def _map_at(self, k: int, what: str):
+    def _map_at(self, k: int, what: str) -> tuple[int, Sequence[int]]:
         nwords = self._nwords
         if k + 2 > nwords:
             raise CorruptSection(
@@ -183,7 +183,7 @@ class StackMapSection:
         return len(seen)
 
 
-def _bit_offsets(words) -> tuple[int, ...]:
+def _bit_offsets(words: Iterable[int]) -> tuple[int, ...]:
     out: list[int] = []
     for w, word in enumerate(words):
         base = 128 * w  # 32 bits a word, 4 bytes a bit
@@ -194,7 +194,7 @@ def _bit_offsets(words) -> tuple[int, ...]:
     return tuple(out)
 
 
-def encode(entries) -> bytes:
+def encode(entries: Iterable[tuple[int, int, Sequence[int]]]) -> bytes:
     """Write a section from (pc, frame_size, offsets) triples, sharing identical maps.
 
     The inverse of the reader, used by tests and benchmarks to build sections
@@ -204,7 +204,7 @@ def encode(entries) -> bytes:
     pcs: list[int] = []
     index: list[int] = []
     data: list[int] = []
-    shared = {}
+    shared: dict[tuple[int, tuple[int, ...]], int] = {}
     for pc, frame_size, offsets in entries:
         nbits = max(offsets) // 4 + 1 if offsets else 1
         words = [0] * ((nbits + 31) // 32)

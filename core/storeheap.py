@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 from . import gcheap
 from .errors import ReadError, StackMapsError
-from .walk import Activation, Slot, WasmFrame
+from .frames import Activation, Slot, WasmFrame
+from .gcref import SlotKind
 
 
 class StoreHeap(NamedTuple):
@@ -27,7 +28,7 @@ def heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot, int]]:
     out = []
     for f in act.frames:
         for s in f.slots:
-            if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+            if s.ref is not None and s.ref.kind is SlotKind.HEAP and s.ref.value is not None:
                 out.append((f, s, s.ref.value))
     return out
 

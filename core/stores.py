@@ -34,14 +34,16 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from .abi import PAGE_SIZE
 from .errors import ReadError
+from .frames import Activation, WasmFrame
 from .runtime import (
     VMCTX_STORE_OFFSET,
     StoreContextState,
     read_store_context,
     store_layout_for,
 )
-from .target import MemoryCache, Region
+from .target import MemoryCache, Region, ThreadState
 
 FRAME_SLACK_BELOW = 4096  # host frames under the innermost wasm frame (libcalls take vmctx)
 FRAME_SLACK_ABOVE = 1024  # the entry trampoline's caller
@@ -73,7 +75,7 @@ class Tie(NamedTuple):
 Explains = Callable[[Candidate], tuple[bool, int, str | None]]
 
 
-def _is_trampoline(fr) -> bool:
+def _is_trampoline(fr: WasmFrame) -> bool:
     return fr.function is not None and not fr.function.is_wasm
 
 
@@ -110,7 +112,7 @@ class StoreTies:
         """(address, value) of the readable 8-aligned words in [lo, hi), page by page."""
         lo -= lo % 8
         pos = lo
-        page = MemoryCache.PAGE
+        page = PAGE_SIZE
         while pos < hi:
             n = min(page - pos % page, hi - pos)
             n -= n % 8
@@ -182,7 +184,7 @@ class StoreTies:
                 out[store] = Candidate(store, v, addr, where)
         return list(out.values())
 
-    def own_candidates(self, thread, act, first: bool) -> list[Candidate]:
+    def own_candidates(self, thread: ThreadState, act: Activation, first: bool) -> list[Candidate]:
         fps = [fr.fp for fr in act.frames]
         lo = min(fps) - FRAME_SLACK_BELOW
         sp = thread.sp
@@ -190,13 +192,13 @@ class StoreTies:
             lo = min(lo, sp)
         return self.scan(lo, max(fps) + FRAME_SLACK_ABOVE, "wasm frames")
 
-    def stack_candidates(self, thread) -> list[Candidate]:
+    def stack_candidates(self, thread: ThreadState) -> list[Candidate]:
         if thread.sp is None:
             return []
         return self.scan(thread.sp, thread.sp + THREAD_SCAN, "thread stack")
 
     # -- proofs ------------------------------------------------------------------------------
-    def record_match(self, act, st: StoreContextState) -> str | None:
+    def record_match(self, act: Activation, st: StoreContextState) -> str | None:
         """How the store context's current records match this activation, else None."""
         frames = act.frames
         wasm_fp = self.exit_wasm_fp(st)
@@ -217,7 +219,7 @@ class StoreTies:
             return "the store's last entry record matches its entry trampoline"
         return None
 
-    def saved_match(self, act, newer, stores: set[int]) -> int | None:
+    def saved_match(self, act: Activation, newer: Activation, stores: set[int]) -> int | None:
         """A store context whose saved records (an EntryStoreContext in the host frames
         between `newer` and `act`) hold this activation's exit pc, exit FP and entry FP."""
         frames = act.frames
@@ -246,8 +248,8 @@ class StoreTies:
 
     def tie(
         self,
-        thread,
-        acts: list,
+        thread: ThreadState,
+        acts: list[Activation],
         n: int,
         major: int,
         pool: list[Candidate],
@@ -289,7 +291,7 @@ class StoreTies:
             )  # fmt: skip
         return self._by_heap(thread, own, explains)
 
-    def _by_heap(self, thread, own: list[Candidate], explains: Explains | None) -> Tie:
+    def _by_heap(self, thread: ThreadState, own: list[Candidate], explains: Explains | None) -> Tie:
         """No record matches: the store of the activation's own vmctx, when one explains."""
         why_no_records = "no store context's exit/entry records match its frames"
         bad = [

@@ -17,6 +17,7 @@ from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
 from .fibers import DataRegions, FiberFind, SavedExit, find_suspended
+from .frames import Activation
 from .runtime import vmctx_store
 from .storeheap import (
     StoreHeap,
@@ -27,7 +28,6 @@ from .storeheap import (
     not_located,
 )
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation
 
 VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampoline below it
 MAX_VMCTX_PROBES = 256

@@ -14,7 +14,7 @@ import sys
 EXIT_OK, EXIT_NO_FRAMES, EXIT_USAGE, EXIT_DEBUGGER = 0, 1, 2, 3
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     s = sub.add_parser(
         "triage",
         help="crash report of GC roots from a core file or a process (batch debugger)",
@@ -45,7 +45,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def cmd_triage(args) -> int:
+def cmd_triage(args: argparse.Namespace) -> int:
     from .batch import debugger_path, run_batch
     from .render import Style, report_lines
     from .report import to_json
@@ -74,11 +74,18 @@ def cmd_triage(args) -> int:
         return _fail(EXIT_DEBUGGER, f"{args.debugger} did not finish: {e}")
     reports = [d for d in r.docs if "threads" in d and "stop" in d]
     if not reports:
-        errors = [line.strip() for line in r.output.splitlines() if "stackmap:" in line]
-        if any("no Wasmtime images" in e for e in errors):
-            return _fail(EXIT_NO_FRAMES, errors[-1])
-        if any("no process" in e for e in errors):
-            return _fail(EXIT_USAGE, errors[-1] + " (is the core file/pid right?)")
+        # The report command's JSON error document says why (core/report.py error_document).
+        errors = {
+            d["error"]["kind"]: d["error"]["message"]
+            for d in r.docs
+            if isinstance(d.get("error"), dict)
+        }
+        if "no-images" in errors:
+            return _fail(EXIT_NO_FRAMES, "stackmap: " + errors["no-images"])
+        if "no-process" in errors:
+            return _fail(
+                EXIT_USAGE, "stackmap: " + errors["no-process"] + " (is the core file/pid right?)"
+            )
         tail = "\n".join(r.output.strip().splitlines()[-8:])
         return _fail(EXIT_DEBUGGER, f"{args.debugger} gave no report:\n{tail}")
     doc = reports[-1]

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from . import gccheck, gcheap
 from .errors import StackMapsError
+from .frames import WasmFrame
 from .gcwatch import GcWatch
 from .session import Session
 from .target import MemoryCache, Target
@@ -263,7 +264,9 @@ def _field(session: Session, target: Target, ref: int, name: str) -> tuple[int, 
     raise StackMapsError(f"watch: heap {ref:#x} has no field {name!r} (fields: {names})")
 
 
-def _pick_frame(target: Target, frames: list, level: int | None):
+def _pick_frame(
+    target: Target, frames: list[tuple[int, WasmFrame]], level: int | None
+) -> tuple[int, WasmFrame]:
     if level is not None:
         for n, f in frames:
             if f.level == level:

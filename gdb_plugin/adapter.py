@@ -14,8 +14,8 @@ import wasmtime_stackmaps as wsm
 from gdb.FrameDecorator import FrameDecorator
 from wasmtime_stackmaps.abi import WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_gdb, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.commands import SUBCOMMANDS, CommandFailed, run, subcommand_help
+from wasmtime_stackmaps.errors import NoProcess, ReadError, StackMapsError
 from wasmtime_stackmaps.regions import core_regions, proc_maps
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
@@ -58,7 +58,7 @@ class GdbTarget(Target):
         """The selected inferior, stopped (StackMapsError when there is none)."""
         inf = gdb.selected_inferior()
         if inf is None or inf.pid == 0 or not inf.threads():
-            raise StackMapsError("no process: run the program, attach, or load a core file")
+            raise NoProcess("no process: run the program, attach, or load a core file")
         try:
             frame = gdb.selected_frame()
         except gdb.error:
@@ -320,6 +320,8 @@ def _run(argv: str, from_tty: bool = False) -> None:
     try:
         text = run(_SESSION, gdb.string_to_argv(argv), GdbTarget.selected, style)
     except StackMapsError as e:
+        if isinstance(e, CommandFailed):
+            gdb.write(e.document + "\n")
         raise gdb.GdbError(f"stackmap: {e}") from None
     if text:
         gdb.write(text + "\n")

@@ -14,8 +14,8 @@ import lldb
 import wasmtime_stackmaps as wsm
 from wasmtime_stackmaps.abi import ADDRESS_LIMIT, WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_triple, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.commands import SUBCOMMANDS, CommandFailed, run, subcommand_help
+from wasmtime_stackmaps.errors import NoProcess, ReadError, StackMapsError
 from wasmtime_stackmaps.regions import core_regions
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
@@ -53,7 +53,7 @@ class LldbTarget(Target):
             lldb.eStateExited,
             lldb.eStateDetached,
         ):
-            raise StackMapsError("no process: run the program, attach, or load a core file")
+            raise NoProcess("no process: run the program, attach, or load a core file")
         if process.GetState() not in _STOPPED:
             raise StackMapsError("the process is running: stop it first")
         if process.GetNumThreads() == 0:
@@ -63,6 +63,7 @@ class LldbTarget(Target):
         self.arch = arch_from_triple(target.GetTriple() or "")
         self.regs = ARCHES[self.arch].lldb
         self.little_endian = target.GetByteOrder() != lldb.eByteOrderBig
+        self.pointer_size = target.GetAddressByteSize() or 8
         core = process.GetCoreFile()
         self._core = core.fullpath if core.IsValid() and core.fullpath else None
         self._core_files = None
@@ -374,6 +375,8 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
         with _Selection(exe_ctx):
             text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
     except StackMapsError as e:
+        if isinstance(e, CommandFailed):
+            result.AppendMessage(e.document)
         result.SetError(f"stackmap: {e}")
         return
     if text:

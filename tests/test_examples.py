@@ -41,8 +41,8 @@ def test_example_output(example, debugger):
     got = normalize(p.stdout)
     if debugger == "lldb":
         # LLDB reports the stop in its own words; everything from the plugin is identical.
-        expected = "\n".join(l for l in expected.splitlines() if "received signal" not in l)
-        got = "\n".join(l for l in got.splitlines() if "received signal" not in l)
+        expected = "\n".join(x for x in expected.splitlines() if "received signal" not in x)
+        got = "\n".join(x for x in got.splitlines() if "received signal" not in x)
     assert got == expected
 
 

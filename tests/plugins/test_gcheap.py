@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
+from wasmtime_stackmaps.frames import Activation, Slot
 from wasmtime_stackmaps.gcref import decode_gcref
 from wasmtime_stackmaps.report import apply_heap
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
-from wasmtime_stackmaps.walk import Activation, Slot
 
 from tests.plugins import driver
 from tests.plugins.common import (
@@ -156,7 +156,7 @@ def _world(
     struct.pack_into("<QQ", store, gcheap.layout_for(major)[0].heap_offset, *heap)
     mem = bytearray(0x10000)
     refs = [0x20, 0x40]
-    for r, v in zip(refs, (11, 22)):
+    for r, v in zip(refs, (11, 22), strict=True):
         if collector == "copying":
             struct.pack_into("<IIII", mem, r, kind | 0x12, 7, 32, 0)
             struct.pack_into("<i", mem, r + 16, v)

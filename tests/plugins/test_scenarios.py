@@ -138,8 +138,12 @@ def test_no_process(dbg):
 
 def test_not_a_wasmtime_process(dbg):
     prog = [PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"]
-    r = driver.run(dbg, ["stackmap bt", "stackmap images"], prog)
+    r = driver.run(dbg, ["stackmap report --json", "stackmap bt", "stackmap images"], prog)
     assert_one_error(r.output, r"stackmap: no Wasmtime images found")
+    # With --json, why it failed is also a JSON document (what `triage` reads).
+    (doc,) = r.docs
+    assert doc["error"]["kind"] == "no-images", doc
+    assert doc["error"]["message"].startswith("no Wasmtime images found"), doc
 
 
 def test_exited_process(dbg):
