@@ -213,10 +213,7 @@ def before_collection(mem: MemoryCache, snap: gccheck.Snapshot) -> Reach | None:
     if not roots:
         return None
     assert roots[0].heap is not None
-    labels = [
-        (f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}", r.raw or 0)
-        for r in roots
-    ]
+    labels = [(gccheck.root_label(r), r.raw or 0) for r in roots]
     return reachable(mem, roots[0].heap, labels)
 
 
@@ -233,9 +230,16 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
     gone = lost(mem, heap, reach) if reach is not None else []
     out["reachable_before"] = len(reach.parent) if reach is not None else None
     out["untraced_before"] = reach.untraced if reach is not None else None
-    out["lost"] = gone
-    out["problem_count"] += len(gone)
+    out["lost"] = gone  # (counted with the record's own "lost", not in problem_count)
     return out
+
+
+def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> list[dict]:
+    """After a collection: the objects `reach` (taken before it) holds that it did not copy."""
+    roots = _store_roots(snap)
+    if reach is None or not roots or roots[0].heap is None:
+        return []
+    return lost(mem, gccheck.heap_now(mem, roots[0].heap), reach)
 
 
 TYPED_LISTED = 20
