@@ -107,10 +107,10 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
                 in_builtin = (frames[0].fp, frames[1].pc, name[len(BUILTIN_PREFIX) :])
         for n, act in enumerate(acts):
             heap = got.heap.heaps.get((t.num, n))
-            rec = got.heap.activations.get((t.num, n)) or {}
-            collector = rec.get("collector")
-            if heap is None and rec.get("located") is False:  # refs, no heap
-                untied.append(f"thread {t.num} activation {n}: {rec.get('note')}")
+            finding = got.heap.activations.get((t.num, n))
+            collector = finding.collector if finding is not None else None
+            if heap is None and finding is not None and finding.located is False:  # refs, no heap
+                untied.append(f"thread {t.num} activation {n}: {finding.note}")
             if heap is not None and t.num == thread and store is None:
                 store = heap.store_context
             for f in act.frames:
