@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from . import triage
+from . import __version__, install, triage
 from .errors import CorruptSection, StackMapsError
 from .image import WasmtimeImage
 from .stackmap import StackMapEntry
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasmtime-stackmaps",
         description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.",
     )
+    p.add_argument("--version", action="version", version=f"wasmtime-stackmaps {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check)
 
     triage.add_parser(sub)
+    install.add_parsers(sub)
     return p
 
 

@@ -15,26 +15,40 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
-from . import gcwatch_commands, handlers, heapcmds
+from . import gcwatch_commands, handlers, heapcmds, helptext
 from .errors import StackMapsError
+from .handlers import context_text  # noqa: F401  (the plugins' `stackmap context on`)
+from .helptext import (  # noqa: F401  (the plugins take the help texts from here)
+    BASE_ORDER,
+    EXAMPLES,
+    SUMMARIES,
+    TOP_SUMMARY,
+    TOP_SYNTAX,
+    HelpFormatter,
+    examples,
+)
 from .render import Style
 from .report import error_document, to_json
 from .session import Session
 from .target import Target
 from .walk import DEFAULT_MAX_DEPTH
 
+# Every subcommand with its one line (`help stackmap` lists them in this order).
 SUBCOMMANDS = {
-    "frame": "live GC-reference slots of one wasm frame",
-    "bt": "wasm frames of the thread(s) with their live GC references",
-    "images": "Wasmtime code images found in the inferior",
-    "load": "tell the plugin that an image file is mapped at an address",
-    "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
-    "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
-    "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    **{k: v for k, v in SUMMARIES.items() if k in BASE_ORDER},
     **heapcmds.SUBCOMMANDS,
-    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
-    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
+    **{k: v for k, v in SUMMARIES.items() if k not in BASE_ORDER},
 }
+
+
+def subcommand_list() -> str:
+    """Every subcommand with its one line: the body of `help stackmap` in both debuggers."""
+    return helptext.subcommand_list(SUBCOMMANDS)
+
+
+def top_help() -> str:
+    """`help stackmap` (GDB prints it as is; LLDB puts TOP_SYNTAX after its `Syntax: `)."""
+    return helptext.top_help(SUBCOMMANDS)
 
 
 class CommandFailed(StackMapsError):
@@ -61,6 +75,10 @@ class HelpShown(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the debugger."""
 
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise UsageError(f"{sub + ': ' if sub else ''}{message}")
@@ -83,12 +101,12 @@ _HELP: dict[str, str] = {}
 
 
 def subcommand_help(name: str) -> str:
-    """The long help of `stackmap NAME` (its summary, then argparse's description and options)."""
+    """The help of `stackmap NAME`: its summary, usage, description, options, examples."""
     if not _HELP:
         parser = build_parser()
         subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         for sub, sp in subs.choices.items():
-            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().split("\n\n", 1)[-1]
+            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().rstrip("\n")
     return _HELP[name]
 
 
@@ -102,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "frame",
+        epilog=examples("frame"),
         help=SUBCOMMANDS["frame"],
         description="Stack map and live GC-reference slots of the selected "
         "wasm frame, or of frame N as numbered by 'stackmap bt'.",
@@ -120,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "bt",
+        epilog=examples("bt"),
         help=SUBCOMMANDS["bt"],
         description="One line per wasm frame with its live GC references; "
         "host code between activations is shown as one line.",
@@ -127,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
     s.add_argument("-n", type=_int, default=None, metavar="N", help="only the N innermost frames")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument(
         "--no-scan",
@@ -148,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "images",
+        epilog=examples("images"),
         help=SUBCOMMANDS["images"],
         description="Wasmtime images mapped in the inferior (from its memory "
         "map, a scan back from each thread's pc, and 'stackmap load').",
@@ -156,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "load",
+        epilog=examples("load"),
         help=SUBCOMMANDS["load"],
         description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
         "files whose image memory was not dumped and remote targets.",
@@ -165,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "report",
+        epilog=examples("report"),
         help=SUBCOMMANDS["report"],
         description="Everything for a crash triage in one document: the stop "
         "signal and faulting pc, the trap code (.wasmtime.traps) and "
@@ -172,10 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         "trap site, the images, and every thread's wasm frames.",
     )
     s.add_argument("--json", action="store_true", help="one JSON document")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
 
     for name in ("snapshot", "diff"):
         s = sub.add_parser(
             name,
+            epilog=examples(name),
             help=SUBCOMMANDS[name],
             description=SUBCOMMANDS[name]
             + (
@@ -192,6 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
+    for name in (*heapcmds.SUBCOMMANDS, "gc-watch", "watch"):
+        sub.choices[name].epilog = examples(name)
+    s = sub.add_parser(
+        "context",
+        epilog=examples("context"),
+        help=SUBCOMMANDS["context"],
+        description="With 'on', after every stop where the selected thread has wasm frames, "
+        "the debugger shows a few lines: each frame with live GC references and what they "
+        "are (off by default). With no argument, show that summary now.",
+    )
+    s.add_argument("state", nargs="?", choices=("on", "off"), help="on or off")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     return p
 
 
@@ -207,6 +251,7 @@ HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
     "watch": gcwatch_commands.cmd_watch,
+    "context": handlers.cmd_context,
 }
 assert HANDLERS.keys() == SUBCOMMANDS.keys(), "a subcommand without a handler"
 
@@ -226,7 +271,10 @@ def run(
     except HelpShown as h:
         return h.text.rstrip("\n")
     if not args.sub:
-        return parser.format_help().rstrip("\n")
+        return top_help()
+    if args.sub == "context" and args.state:  # a switch: no process needed
+        session.context = args.state == "on"
+        return f"stackmap context is {args.state}"
     try:
         return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
     except StackMapsError as e:

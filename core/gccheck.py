@@ -51,6 +51,13 @@ class Root(NamedTuple):
     heap: gcheap.Heap | None  # the heap the activation's refs live in (None: not located)
     collector: str | None
     obj: bytes | None  # the object's first OBJECT_BYTES bytes (heap refs only)
+    stack: str | None = None  # a suspended fiber stack's name (`thread` is then 0)
+
+
+def root_label(r: Root) -> str:
+    """`thread 1 frame #3 wasm[0]::function[1]::build SP+8`: where a root is."""
+    where = r.stack or f"thread {r.thread}"
+    return f"{where} frame #{r.level} {r.function or '??'} SP+{r.offset}"
 
 
 class Snapshot(NamedTuple):
@@ -138,7 +145,34 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
                             obj,
                         )
                     )
+    roots += _suspended_roots(got)
     return Snapshot(roots, store, untied, in_builtin)
+
+
+def _suspended_roots(got) -> list[Root]:
+    """The live slots of suspended fiber stacks tied to a store whose heap is located."""
+    heaps: dict[int, tuple[gcheap.Heap, str | None]] = {}
+    for key, h in got.heap.heaps.items():
+        rec = got.heap.activations.get(key) or {}
+        heaps.setdefault(h.store_context, (h, rec.get("collector")))
+    out = []
+    for st in got.suspended or []:
+        for act, info in st.activations:
+            found = heaps.get(info.get("store_context"))
+            if found is None:
+                continue
+            heap, collector = found
+            for f in act.frames:
+                for s in f.slots:
+                    obj = None
+                    if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+                        obj = read_object(got.mem, heap, collector, s.ref.value)
+                    where = f"suspended stack {st.region.start:#x}"
+                    out.append(
+                        Root(0, f.level, f.function_name, f.pc, f.fp, s.offset, s.address,
+                             s.raw, heap, collector, obj, where)
+                    )  # fmt: skip
+    return out
 
 
 class Spaces(NamedTuple):

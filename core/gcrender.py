@@ -57,10 +57,7 @@ def gcwatch_lines(rec: dict) -> list[str]:
     for v in rec["violations"]:
         old = "-" if v["old"] is None else f"{v['old']:#x}"
         new = "-" if v["new"] is None else f"{v['new']:#x}"
-        head = (
-            f"  VIOLATION thread {v['thread']} frame #{v['level']} {_clean(v['function'] or '??')} "
-            f"SP+{v['offset']} ({v['address']:#x}): {old} -> {new}: "
-        )
+        head = f"  VIOLATION {_clean(v['path'])} ({v['address']:#x}): {old} -> {new}: "
         if v.get("problem_before"):
             out.append(head + "before the collection: " + _clean(v["problem_before"]))
         if v.get("problem"):

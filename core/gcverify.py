@@ -213,10 +213,7 @@ def before_collection(mem: MemoryCache, snap: gccheck.Snapshot) -> Reach | None:
     if not roots:
         return None
     assert roots[0].heap is not None
-    labels = [
-        (f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}", r.raw or 0)
-        for r in roots
-    ]
+    labels = [(gccheck.root_label(r), r.raw or 0) for r in roots]
     return reachable(mem, roots[0].heap, labels)
 
 

@@ -14,6 +14,7 @@ from .render import (
     NO_DUMP_LINE,
     Style,
     bt_lines,
+    context_lines,
     diff_lines,
     dump_error_line,
     frame_dump_lines,
@@ -79,7 +80,7 @@ def cmd_bt(session: Session, args: argparse.Namespace, target: Target, style: St
     if args.json:
         doc["stats"] = session.last_stats
         return to_json(doc)
-    return "\n".join(bt_lines(doc, style, full=args.full))
+    return "\n".join(bt_lines(doc, style.wide() if args.wide else style, full=args.full))
 
 
 def _selected_wasm_frame(
@@ -155,7 +156,7 @@ def cmd_report(session: Session, args: argparse.Namespace, target: Target, style
     doc["images"] = [image_record(img) for img in session.registry]
     if args.json:
         return to_json(doc)
-    return "\n".join(report_lines(doc, style))
+    return "\n".join(report_lines(doc, style.wide() if args.wide else style))
 
 
 def cmd_snapshot(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
@@ -179,3 +180,19 @@ def cmd_diff(session: Session, args: argparse.Namespace, target: Target, style: 
     if args.json:
         return to_json({"schema": 1, **result})
     return "\n".join(diff_lines(result))
+
+
+def context_text(session: Session, target: Target, style: Style) -> str | None:
+    """The summary `stackmap context on` shows after a stop; None when the selected
+    thread has no wasm frames (the plugins then show nothing)."""
+    got = session.collect(target, {target.selected_thread()})
+    doc = threads_document(got.threads, got.heap)
+    if not doc["threads"] or not doc["threads"][0]["frames"]:
+        return None
+    return "\n".join(context_lines(doc["threads"][0], style))
+
+
+def cmd_context(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
+    text = context_text(session, target, style.wide() if args.wide else style)
+    state = "on" if session.context else "off"
+    return (text or "no wasm frames in the selected thread") + f"\n(stackmap context is {state})"

@@ -122,6 +122,7 @@ def threads_document(
     for t, acts in collected:
         rec = thread_record(t.num, acts, {"name": t.name, "tid": t.tid})
         if limit is not None:
+            rec["frames_total"] = len(rec["frames"])  # the header says "showing N of M"
             rec["frames"] = rec["frames"][:limit]
         threads.append(rec)
     return apply_heap(document(threads), heap)

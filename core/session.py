@@ -42,6 +42,7 @@ class Session:
         self.max_depth = DEFAULT_MAX_DEPTH
         self.last_stats: dict[str, int] = {}
         self.snapshots: dict[str, dict] = {}
+        self.context = False  # `stackmap context on`: a summary of the roots after each stop
 
     def invalidate(self) -> None:
         """Forget everything about the inferior (new objfile, exit, rerun)."""

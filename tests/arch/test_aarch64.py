@@ -100,7 +100,7 @@ def _commands(debugger):
         "stackmap bt --json",
         "stackmap images --json",
         "stackmap frame 2 --json",
-        "stackmap bt",
+        "stackmap bt --wide",
         "stackmap frame 2 -x",
     ]
     hostmaps = (

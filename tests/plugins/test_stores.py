@@ -170,7 +170,7 @@ def test_wasm_offsets_match_wasmtime_backtrace(dbg, tmp_path, program):
     else:
         prog = cli_program()
     expected = _oracle(prog)
-    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt"], prog)
+    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt --wide"], prog)
     frames = frames_of(only_doc(r))
     wasm = [f for f in frames if "trampoline" not in (f["function"] or "")]
     assert [f["wasm_offset"] for f in wasm] == expected, r.output[-3000:]
