@@ -97,7 +97,7 @@ def bench_stackmap_bt(label, repeat=3, args="--json"):
     """`stackmap bt --json`: first (cold) and later runs, with the stats it reports."""
     runs = []
     doc = None
-    for i in range(repeat):
+    for _ in range(repeat):
         flush_frames()
         dt, out = time_cmd(f"stackmap bt {args}")
         runs.append(dt)
@@ -122,7 +122,7 @@ def bench_gdb_bt(label, repeat=3, args=""):
     runs = []
     frames = None
     calls = []
-    for i in range(repeat):
+    for _ in range(repeat):
         flush_frames()
         COUNTERS.reset()
         dt, out = time_cmd(f"bt {args}".strip())
@@ -430,7 +430,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     or text rendering). Best of `repeat`."""
     import types
 
-    import wasmtime_stackmaps.commands as C
+    import wasmtime_stackmaps.handlers as C
     import wasmtime_stackmaps.report as R
     import wasmtime_stackmaps.session as S
 

@@ -65,13 +65,13 @@ def synthetic_image(n: int, nfuncs: int = 10_000):
 
 def open_index(path):
     img = WasmtimeImage.from_file(str(path))
-    img.text_range
+    _ = img.text_range  # fail now on a broken image
     sm = img.stackmaps
     return img, sm
 
 
-def bench_synthetic(n: int):
-    path = synthetic_image(n)
+def _open_rows(path, n: int):
+    """Open + index time (median of 9 fresh opens), building Functions, validate()."""
     rows = []
     # Warm imports (pyelftools) and the page cache once; then time fresh opens.
     open_index(path)
@@ -92,38 +92,42 @@ def bench_synthetic(n: int):
         ]
     )
     t0 = time.perf_counter()
-    img.functions
+    _ = img.functions
     t_funcs = time.perf_counter() - t0
     rows.append(["build all 10,000 Function records (img.functions)", fmt_s(t_funcs), "", ""])
     t0 = time.perf_counter()
     sm.validate()
     t_val = time.perf_counter() - t0
     rows.append(["validate() every entry (offline `check`)", fmt_s(t_val), "", ""])
+    return rows, img, sm, t_open
 
-    # Lookups: batches of random hits, and random misses.
+
+def _per_call(fn, args, repeat=21):
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for a in args:
+            fn(a)
+        ts.append((time.perf_counter() - t0) / len(args))
+    return statistics.median(ts)
+
+
+def _lookup_rows(img, sm, n: int):
+    """Lookups: batches of random hits, and random misses."""
     rnd = random.Random(2)
     pcs = sm.pcs
     hits = [pcs[rnd.randrange(n)] for _ in range(2000)]
     misses = [p + 4 for p in hits]
-
-    def per_call(fn, args, repeat=21):
-        ts = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            for a in args:
-                fn(a)
-            ts.append((time.perf_counter() - t0) / len(args))
-        return statistics.median(ts)
-
-    t_hit = per_call(img.lookup, hits)
-    t_miss = per_call(img.lookup, misses)
-    t_find = per_call(sm.find, hits)
+    t_hit = _per_call(img.lookup, hits)
+    t_miss = _per_call(img.lookup, misses)
+    t_find = _per_call(sm.find, hits)
 
     def answer(pc):  # what a frame needs: the map and the function name
         img.lookup(pc)
         img.function_at(pc)
 
-    t_answer = per_call(answer, hits)
+    t_answer = _per_call(answer, hits)
+    rows = []
     rows.append(
         [
             "lookup, hit (map decoded), median",
@@ -142,9 +146,12 @@ def bench_synthetic(n: int):
     )
     rows.append(["find (binary search only), median", fmt_s(t_find), "", ""])
     rows.append(["lookup + function_at, median", fmt_s(t_answer), "", ""])
+    return rows, hits, t_hit
 
-    # Memory: what open + index allocates beyond the section's own bytes.
-    del img, sm
+
+def _memory_rows(path, n: int, hits):
+    """Memory: what open + index allocates beyond the section's own bytes."""
+    rows = []
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -182,8 +189,17 @@ def bench_synthetic(n: int):
             "",
         ]
     )
+    return rows, per_entry
+
+
+def bench_synthetic(n: int):
+    path = synthetic_image(n)
+    rows, img, sm, t_open = _open_rows(path, n)
+    lookup_rows, hits, t_hit = _lookup_rows(img, sm, n)
+    del img, sm
+    memory_rows, per_entry = _memory_rows(path, n, hits)
     print(f"\n(a) synthetic image {path.name}: {n:,} entries, {os.path.getsize(path):,} bytes")
-    table(rows, ["measure", "value", "goal", ""])
+    table(rows + lookup_rows + memory_rows, ["measure", "value", "goal", ""])
     return {"open": t_open, "lookup": t_hit, "bytes_per_entry": per_entry}
 
 
@@ -242,17 +258,9 @@ def objdump_first_answer(path, func_name, func_start, pc, extra=()):
     return elapsed, answer
 
 
-def bench_objdump(nfuncs: int):
-    path = real_image(nfuncs)
-    img = WasmtimeImage.from_file(str(path))
-    sm = img.stackmaps
-    n = len(sm)
-    pc = sm.pcs[n // 2]
-    e = img.lookup(pc)
-    f = img.function_at(pc)
-    ours_answer = f"frame_size={e.frame_size}, frame_offsets=[{', '.join(map(str, e.offsets))}]"
-    rows = []
-    # objdump, full listing until the answer appears (what you do without knowing the function).
+def _objdump_times(path, f, pc, ours_answer):
+    """`wasmtime objdump` until the map at pc is printed: the full listing (what you do
+    without knowing the function), and restricted to the function (best case)."""
     runs = [objdump_first_answer(path, f.name, f.start, pc) for _ in range(3)]
     t_obj = statistics.median(r[0] for r in runs)
     ans = runs[0][1]
@@ -263,6 +271,11 @@ def bench_objdump(nfuncs: int):
     ]
     t_obj_f = statistics.median(r[0] for r in runs_f)
     assert runs_f[0][1] and ours_answer in runs_f[0][1], runs_f[0][1]
+    return t_obj, t_obj_f
+
+
+def _our_times(path, pc, e):
+    """`wasmtime-stackmaps lookup` in a new process (with and without .pyc), and in-process."""
     # Ours: the console tool in a fresh process (Python start-up, imports, open, lookup),
     # with byte code cached (an installed checkout) and without (this sandbox sets
     # PYTHONDONTWRITEBYTECODE=1: every module compiled at each start).
@@ -290,6 +303,21 @@ def bench_objdump(nfuncs: int):
         im.function_at(pc)
 
     t_in = median_time(inproc, repeat=9)
+    return t_cli, t_cli_nopyc, t_in
+
+
+def bench_objdump(nfuncs: int):
+    path = real_image(nfuncs)
+    img = WasmtimeImage.from_file(str(path))
+    sm = img.stackmaps
+    n = len(sm)
+    pc = sm.pcs[n // 2]
+    e = img.lookup(pc)
+    f = img.function_at(pc)
+    ours_answer = f"frame_size={e.frame_size}, frame_offsets=[{', '.join(map(str, e.offsets))}]"
+    t_obj, t_obj_f = _objdump_times(path, f, pc, ours_answer)
+    t_cli, t_cli_nopyc, t_in = _our_times(path, pc, e)
+    rows = []
     r_cli = t_obj / t_cli
     r_cli_f = t_obj_f / t_cli
     r_in = t_obj / t_in

@@ -117,44 +117,37 @@ def run_lldb(depth):
     return res
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--depth", type=int, default=10_000)
-    args = ap.parse_args()
-    depth = args.depth
-    print(f"bench_deep: wasm recursion {depth} frames deep, CLI {program(depth)[2:4]}")
-    res, wall = run_gdb(depth)
-    by = {r["label"]: r for r in res}
+def gdb_rows(by):
+    """`stackmap bt --json` in GDB: first run, median, memory reads per frame."""
     sm = by["stackmap bt --json"]
-    bt = by["bt"]
-    btn = by["frame walk"]
-    sm_first = sm["runs"][0]
-    sm_med = statistics.median(sm["runs"])
-    rows = []
     st = sm["stats"] or {}
     reads = st.get("memory_reads")
     nfr = st.get("frames") or sm["frames"]
-    rows.append(
+    return [
         [
             "GDB",
             "stackmap bt --json, first run",
-            fmt_s(sm_first),
+            fmt_s(sm["runs"][0]),
             f"{sm['frames']} wasm frames, {sm['activations']} activation(s)",
-            f"< 2 s {verdict(sm_first < GOAL_BT)}",
-        ]
-    )
-    rows.append(["GDB", "stackmap bt --json, median of 3", fmt_s(sm_med), "", ""])
-    rows.append(
+            f"< 2 s {verdict(sm['runs'][0] < GOAL_BT)}",
+        ],
+        ["GDB", "stackmap bt --json, median of 3", fmt_s(statistics.median(sm["runs"])), "", ""],
         [
             "GDB",
             "  debugger memory reads (stats)",
             f"{reads} = {reads / nfr:.4f}/frame" if reads is not None else "n/a",
             f"stats.frames={nfr}",
             "",
-        ]
-    )
+        ],
+    ]
+
+
+def unwinder_rows(by):
+    """GDB's own `bt` and the unwind alone with the plugin's unwinder, and the ratios."""
+    rows = []
+    sm_first = by["stackmap bt --json"]["runs"][0]
+    bt, btn = by["bt"], by["frame walk"]
     for lab, r in (("bt", bt), ("unwind only (Frame.older() loop)", btn)):
-        u = r["unwinder"] or {}
         rows.append(
             [
                 "GDB",
@@ -164,6 +157,7 @@ def main():
                 "",
             ]
         )
+        u = r["unwinder"] or {}
         if u:
             rows.append(
                 [
@@ -183,21 +177,33 @@ def main():
                     "",
                 ]
             )
-    ratio = sm_first / bt["runs"][0]
-    ratio_nf = sm_first / btn["runs"][0]
     rows.append(
-        ["GDB", "ratio stackmap bt / bt", f"{ratio:.2f}", "(< 1: stackmap bt is faster)", ""]
+        [
+            "GDB",
+            "ratio stackmap bt / bt",
+            f"{sm_first / bt['runs'][0]:.2f}",
+            "(< 1: stackmap bt is faster)",
+            "",
+        ]
     )
-    rows.append(["GDB", "ratio stackmap bt / unwind only", f"{ratio_nf:.2f}", "", ""])
+    rows.append(
+        ["GDB", "ratio stackmap bt / unwind only", f"{sm_first / btn['runs'][0]:.2f}", "", ""]
+    )
     after = by.get("stackmap bt --json (after bt)")
     if after:
         rows.append(["GDB", "stackmap bt --json after GDB's bt", fmt_s(after["runs"][0]), "", ""])
+    return rows
+
+
+def output_rows(by):
+    """The JSON encoding and the text rendering of `stackmap bt` in GDB."""
+    rows = []
     js = by.get("json")
     if js:
         rows.append(
             [
                 "GDB",
-                "  of which json.dumps(doc, indent=1) (commands.py)",
+                "  of which json.dumps(doc, indent=1)",
                 fmt_s(js["indent1"]),
                 f"{js['bytes_indent']:,} bytes",
                 "",
@@ -223,63 +229,57 @@ def main():
         )
     txt = by.get("stackmap bt (text)")
     if txt:
+        ratio = txt["runs"][0] / by["bt"]["runs"][0]
         rows.append(["GDB", "stackmap bt (text output)", fmt_s(txt["runs"][0]), "", ""])
+        rows.append(["GDB", "ratio stackmap bt (text) / bt", f"{ratio:.2f}", "", ""])
+    return rows
+
+
+def lldb_rows(depth):
+    """`stackmap bt --json` and LLDB's own `bt` in LLDB."""
+    if not (lldb_plugin_ready() and lldb_path()):
+        return [["LLDB", "(lldb_plugin/stackmaps.py not there yet: skipped)", "", "", ""]]
+    rows = []
+    lres = {r["label"]: r for r in run_lldb(depth)}
+    sm = lres.get("stackmap bt --json")
+    if sm:
+        lst = sm.get("stats") or {}
         rows.append(
             [
-                "GDB",
-                "ratio stackmap bt (text) / bt",
-                f"{txt['runs'][0] / bt['runs'][0]:.2f}",
-                "",
-                "",
+                "LLDB",
+                "stackmap bt --json, first run",
+                fmt_s(sm["runs"][0]),
+                f"{sm['frames']} wasm frames",
+                f"< 2 s {verdict(sm['runs'][0] < GOAL_BT)}",
             ]
         )
-    if lldb_plugin_ready() and lldb_path():
-        lres = {r["label"]: r for r in run_lldb(depth)}
-        if "stackmap bt --json" in lres:
-            l = lres["stackmap bt --json"]
-            lst = l.get("stats") or {}
+        rows.append(
+            ["LLDB", "stackmap bt --json, median", fmt_s(statistics.median(sm["runs"])), "", ""]
+        )
+        if lst.get("memory_reads") is not None:
+            per = lst["memory_reads"] / max(1, lst.get("frames") or 1)
             rows.append(
                 [
                     "LLDB",
-                    "stackmap bt --json, first run",
-                    fmt_s(l["runs"][0]),
-                    f"{l['frames']} wasm frames",
-                    f"< 2 s {verdict(l['runs'][0] < GOAL_BT)}",
+                    "  debugger memory reads (stats)",
+                    f"{lst['memory_reads']} = {per:.4f}/frame",
+                    "",
+                    "",
                 ]
             )
-            rows.append(
-                ["LLDB", "stackmap bt --json, median", fmt_s(statistics.median(l["runs"])), "", ""]
-            )
-            if lst.get("memory_reads") is not None:
-                rows.append(
-                    [
-                        "LLDB",
-                        "  debugger memory reads (stats)",
-                        f"{lst['memory_reads']} = "
-                        f"{lst['memory_reads'] / max(1, lst.get('frames') or 1):.4f}/frame",
-                        "",
-                        "",
-                    ]
-                )
-        if "bt" in lres:
-            b = lres["bt"]
-            rows.append(
-                ["LLDB", "bt (LLDB's own), first", fmt_s(b["runs"][0]), f"{b['frames']} frames", ""]
-            )
-            if "stackmap bt --json" in lres:
-                rows.append(
-                    [
-                        "LLDB",
-                        "ratio stackmap bt / bt",
-                        f"{lres['stackmap bt --json']['runs'][0] / b['runs'][0]:.2f}",
-                        "",
-                        "",
-                    ]
-                )
-    else:
-        rows.append(["LLDB", "(lldb_plugin/stackmaps.py not there yet: skipped)", "", "", ""])
-    table(rows, ["debugger", "measure", "value", "detail", "goal"])
-    print(f"(gdb session wall time {wall:.1f} s)")
+    b = lres.get("bt")
+    if b:
+        rows.append(
+            ["LLDB", "bt (LLDB's own), first", fmt_s(b["runs"][0]), f"{b['frames']} frames", ""]
+        )
+        if sm:
+            ratio = sm["runs"][0] / b["runs"][0]
+            rows.append(["LLDB", "ratio stackmap bt / bt", f"{ratio:.2f}", "", ""])
+    return rows
+
+
+def print_phases(by):
+    """Where one `stackmap bt` spends its time in GDB (json and text)."""
     for key in ("phases json", "phases text"):
         ph = by.get(key)
         if not ph:
@@ -300,6 +300,20 @@ def main():
             ]
         )
         table(prow, ["phase", "time", "share"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--depth", type=int, default=10_000)
+    args = ap.parse_args()
+    depth = args.depth
+    print(f"bench_deep: wasm recursion {depth} frames deep, CLI {program(depth)[2:4]}")
+    res, wall = run_gdb(depth)
+    by = {r["label"]: r for r in res}
+    rows = gdb_rows(by) + unwinder_rows(by) + output_rows(by) + lldb_rows(depth)
+    table(rows, ["debugger", "measure", "value", "detail", "goal"])
+    print(f"(gdb session wall time {wall:.1f} s)")
+    print_phases(by)
 
 
 if __name__ == "__main__":

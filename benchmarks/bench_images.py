@@ -55,16 +55,8 @@ def lldb_results(cmds, program):
     return {r["label"]: r for r in results_from(out)}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--modules", type=int, default=200)
-    ap.add_argument("--levels", type=int, default=20, help="host recursion levels in (b)")
-    ap.add_argument("--repeat", type=int, default=15)
-    args = ap.parse_args()
-    n = args.modules
-    print(f"bench_images: {n} modules compiled in-process by a Python host")
-
-    # (a) wasm mode
+def wasm_rows(n):
+    """(a) stopped wasm -> host -> wasm -> host: the stop hook, `images`, the first `bt` in GDB."""
     r = gdb_results(
         [
             "python bench_cmd('first bt', 'stackmap bt --json', 1)",
@@ -110,28 +102,40 @@ def main():
             "",
         ]
     )
-    if lldb_plugin_ready() and lldb_path():
-        lr = lldb_results(
-            [
-                "script _in_lldb.bench_cmd(lldb.debugger, 'first images', 'stackmap images --json', 1)",
-                "script _in_lldb.bench_stackmap_bt(lldb.debugger, 'first bt', 1)",
-                "script _in_lldb.forget_images()",
-                "script _in_lldb.bench_cmd(lldb.debugger, 'images cold', 'stackmap images --json', 1)",
-            ],
-            prog("wasm", n, 3),
-        )
-        for lab, what in (
-            ("first images", "stackmap images, first"),
-            ("images cold", "stackmap images, registry emptied first"),
-            ("first bt", "stackmap bt --json, first"),
-        ):
-            if lab in lr:
-                t = lr[lab]["runs"][0]
-                extra = ""
-                if lab == "first bt":
-                    extra = f"{lr[lab]['frames']} wasm frames, {lr[lab]['activations']} activations"
-                rows.append(["LLDB", what, fmt_s(t), extra, f"< 1 s {verdict(t < GOAL_CMD)}"])
-    # (a') the same, each module loaded from its own .cwasm file (file-backed mappings)
+    return rows
+
+
+def lldb_wasm_rows(n):
+    """(a) the same in LLDB."""
+    rows = []
+    if not (lldb_plugin_ready() and lldb_path()):
+        return rows
+    lr = lldb_results(
+        [
+            "script _in_lldb.bench_cmd(lldb.debugger, 'first images', 'stackmap images --json', 1)",
+            "script _in_lldb.bench_stackmap_bt(lldb.debugger, 'first bt', 1)",
+            "script _in_lldb.forget_images()",
+            "script _in_lldb.bench_cmd(lldb.debugger, 'images cold', 'stackmap images --json', 1)",
+        ],
+        prog("wasm", n, 3),
+    )
+    for lab, what in (
+        ("first images", "stackmap images, first"),
+        ("images cold", "stackmap images, registry emptied first"),
+        ("first bt", "stackmap bt --json, first"),
+    ):
+        if lab in lr:
+            t = lr[lab]["runs"][0]
+            extra = ""
+            if lab == "first bt":
+                extra = f"{lr[lab]['frames']} wasm frames, {lr[lab]['activations']} activations"
+            rows.append(["LLDB", what, fmt_s(t), extra, f"< 1 s {verdict(t < GOAL_CMD)}"])
+    return rows
+
+
+def cwasm_rows(n):
+    """(a') the same, each module loaded from its own .cwasm file (file-backed mappings)."""
+    rows = []
     d = cache_dir() / f"cwasm_{n}"
     d.mkdir(exist_ok=True)
     rf = gdb_results(
@@ -157,17 +161,17 @@ def main():
             else ""
         )
         rows.append(["GDB", what, fmt_s(t), extra, f"< 1 s {verdict(t < GOAL_CMD)}"])
-    print(f"\n(a) {n} modules, wasm -> host -> wasm -> host (SIGTRAP)")
-    table(rows, ["debugger", "measure", "value", "detail", "goal"])
+    return rows
 
-    # (b) host-only stack: bare GDB, GDB with a no-op Python unwinder, GDB with the plugin
-    rep = args.repeat
+
+def host_stack(n, levels, rep):
+    """(b) host-only stack: bare GDB, GDB with a no-op Python unwinder, GDB with the plugin."""
     walk = [
         f"python bench_gdb_bt('bt', {rep})",
         f"python bench_gdb_bt('bt -no-filters', {rep}, '-no-filters')",
         f"python bench_frame_walk('walk', {rep})",
     ]
-    p = prog("host", n, args.levels)
+    p = prog("host", n, levels)
     bare = gdb_results(walk, p, load=False)
     noop = gdb_results(["python install_noop_unwinder()", *walk], p, load=False)
     plug = gdb_results(
@@ -216,6 +220,11 @@ def main():
             "vs no-op",
         ],
     )
+    return plug
+
+
+def print_unwinder(plug):
+    """(b) the unwinder: calls in one bt, interleaved on/off, the reject micro-benchmark."""
     u = plug["bt"]["unwinder"]
     per = u["unwinder_time"] / max(1, u["calls"])
     m = plug.get("micro", {})
@@ -252,6 +261,20 @@ def main():
             f"read_register('pc') + int() {fmt_s(m['read_register'])}"
         )
         print(f"  reading the arch's own pc register instead: {fmt_s(m['read_arch_pc'])}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--modules", type=int, default=200)
+    ap.add_argument("--levels", type=int, default=20, help="host recursion levels in (b)")
+    ap.add_argument("--repeat", type=int, default=15)
+    args = ap.parse_args()
+    n = args.modules
+    print(f"bench_images: {n} modules compiled in-process by a Python host")
+    rows = wasm_rows(n) + lldb_wasm_rows(n) + cwasm_rows(n)
+    print(f"\n(a) {n} modules, wasm -> host -> wasm -> host (SIGTRAP)")
+    table(rows, ["debugger", "measure", "value", "detail", "goal"])
+    print_unwinder(host_stack(n, args.levels, args.repeat))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 This package never imports gdb or lldb; the debugger plugins adapt to it.
 """
 
+from .elf import parse_elf_header
 from .errors import CorruptSection, NotAnImage, ReadError, StackMapsError
 from .gcref import GcRef, decode_gcref
-from .image import EngineInfo, Function, WasmtimeImage, open_image, parse_elf_header
+from .image import EngineInfo, Function, WasmtimeImage
 from .source import ByteSource, BytesSource, FileSource, MemorySource
 from .stackmap import StackMapEntry, StackMapSection, encode
 
@@ -28,6 +29,5 @@ __all__ = [
     "WasmtimeImage",
     "decode_gcref",
     "encode",
-    "open_image",
     "parse_elf_header",
 ]

@@ -7,6 +7,7 @@ in core/arch.py; the GC heap's versioned offsets in core/gcheap.py's `LAYOUTS`.
 # -- images -------------------------------------------------------------------------------
 
 ELF_MAGIC = b"\x7fELF"
+EI_OSABI = 7  # index of the OS/ABI byte in e_ident
 # e_ident[EI_OSABI] of a Wasmtime code image (`.cwasm`, or one compiled in memory).
 ELFOSABI_WASMTIME = 200
 PAGE_SIZE = 4096

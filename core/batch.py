@@ -10,12 +10,13 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
-REPO = Path(__file__).resolve().parent.parent
-GDB_PLUGIN = REPO / "gdb_plugin" / "stackmaps.py"
-LLDB_PLUGIN = REPO / "lldb_plugin" / "stackmaps.py"
+from .install import plugin_path
+
+# The plugins this installation ships (inside the package, or in the checkout).
+GDB_PLUGIN = plugin_path("gdb")
+LLDB_PLUGIN = plugin_path("lldb")
 DEBUGGERS = ("gdb", "lldb")
 # Signals a stopped Wasmtime program typically shows: traps (SIGILL on x86_64
 # and aarch64 `unreachable`, SIGSEGV/SIGBUS for bad accesses), SIGTRAP, SIGABRT.

@@ -9,8 +9,9 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
-from . import triage
+from . import __version__, install, triage
 from .errors import CorruptSection, StackMapsError
 from .failsafe import bug_line
 from .image import WasmtimeImage
@@ -27,7 +28,7 @@ DUMP_BUDGET = 1_000_000
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line (no usage block)."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {safe(message)} (see --help)\n")
 
 
@@ -79,7 +80,7 @@ def entry_record(img: WasmtimeImage, e: StackMapEntry) -> dict:
     }
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
     img = _open(args.file)
     info = image_info(img)
     if args.json:
@@ -133,7 +134,7 @@ def _stopped_note(img: WasmtimeImage, held: int) -> str:
     )
 
 
-def cmd_dump(args) -> int:
+def cmd_dump(args: argparse.Namespace) -> int:
     img = _open(args.file)
     selected, total = _selected_entries(img, args.function)
     shown = [0]
@@ -174,7 +175,7 @@ def cmd_dump(args) -> int:
     return EXIT_OK
 
 
-def cmd_lookup(args) -> int:
+def cmd_lookup(args: argparse.Namespace) -> int:
     img = _open(args.file)
     pc = args.pc
     e = img.lookup(pc) if pc < 1 << 32 else None
@@ -203,7 +204,7 @@ def cmd_lookup(args) -> int:
     return EXIT_OK
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     img = WasmtimeImage.from_file(args.file)
     try:
         sm = validate_image(img)
@@ -224,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasmtime-stackmaps",
         description="Read the GC stack maps (.wasmtime.stackmap) of Wasmtime code images.",
     )
+    p.add_argument("--version", action="version", version=f"wasmtime-stackmaps {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -253,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_check)
 
     triage.add_parser(sub)
+    install.add_parsers(sub)
     return p
 
 

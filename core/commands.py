@@ -4,68 +4,63 @@ A plugin keeps one Session (core/session.py) and calls
 `run(session, argv, target_factory, style)`; it gets text back (or raises
 StackMapsError, whose message is the one line to print). The argparse parsers
 here make the `help` text identical in both debuggers; `HANDLERS` maps each
-subcommand to the function that runs it. Handlers gather data, core/report.py
-turns it into records, core/render.py into text.
+subcommand to the function that runs it (core/handlers.py).
 """
 
 import argparse
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
-from . import gcwatch_commands, heapcmds
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+from . import gcwatch_commands, handlers, heapcmds, helptext
 from .errors import StackMapsError
 from .failsafe import bug_line
-from .image import WasmtimeImage
-from .render import (
-    NO_DUMP_LINE,
-    Style,
-    bt_lines,
-    diff_lines,
-    dump_error_line,
-    frame_dump_lines,
-    frame_lines,
-    images_lines,
-    loaded_line,
-    report_lines,
-    snapshot_line,
+from .handlers import context_text  # noqa: F401  (the plugins' `stackmap context on`)
+from .helptext import (  # noqa: F401  (the plugins take the help texts from here)
+    BASE_ORDER,
+    EXAMPLES,
+    SUMMARIES,
+    TOP_SUMMARY,
+    TOP_SYNTAX,
+    HelpFormatter,
+    examples,
 )
-from .report import (
-    apply_heap_frame,
-    apply_suspicious,
-    document,
-    frame_record,
-    image_record,
-    images_document,
-    stop_record,
-    suspended_records,
-    threads_document,
-    to_json,
-    trap_record,
-)
+from .render import Style
+from .report import error_document, to_json
 from .session import Session
-from .snapshots import diff_roots, read_snapshot, root_count, roots, write_snapshot
-from .source import FileSource
-from .suspicious import find_suspicious
 from .target import Target
 from .text import safe
-from .validate import validate_image
-from .walk import DEFAULT_MAX_DEPTH, WasmFrame
+from .walk import DEFAULT_MAX_DEPTH
 
-# `frame -x` shows at most this much of a frame (4,096 lines).
-MAX_FRAME_DUMP = 64 * 1024
-
+# Every subcommand with its one line (`help stackmap` lists them in this order).
 SUBCOMMANDS = {
-    "frame": "live GC-reference slots of one wasm frame",
-    "bt": "wasm frames of the thread(s) with their live GC references",
-    "images": "Wasmtime code images found in the inferior",
-    "load": "tell the plugin that an image file is mapped at an address",
-    "report": "crash report: signal, faulting pc, trap, every thread's wasm frames",
-    "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
-    "diff": "compare the live GC roots now with a snapshot: which roots changed value",
+    **{k: v for k, v in SUMMARIES.items() if k in BASE_ORDER},
     **heapcmds.SUBCOMMANDS,
-    "gc-watch": "check the roots around every garbage collection (stops briefly at each)",
-    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
+    **{k: v for k, v in SUMMARIES.items() if k not in BASE_ORDER},
 }
+
+
+def subcommand_list() -> str:
+    """Every subcommand with its one line: the body of `help stackmap` in both debuggers."""
+    return helptext.subcommand_list(SUBCOMMANDS)
+
+
+def top_help() -> str:
+    """`help stackmap` (GDB prints it as is; LLDB puts TOP_SYNTAX after its `Syntax: `)."""
+    return helptext.top_help(SUBCOMMANDS)
+
+
+class CommandFailed(StackMapsError):
+    """A `--json` command failed: `document` is its JSON error document (printed before the
+    one error line, so scripts read why from JSON)."""
+
+    def __init__(self, error: StackMapsError, document: str):
+        super().__init__(str(error))
+        self.kind = error.kind
+        self.document = document
 
 
 class UsageError(StackMapsError):
@@ -82,14 +77,18 @@ class HelpShown(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting the debugger."""
 
-    def error(self, message):
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise UsageError(f"{sub + ': ' if sub else ''}{message}")
 
-    def exit(self, status=0, message=None):
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         raise HelpShown(message or "")
 
-    def print_help(self, file=None):
+    def print_help(self, file: "SupportsWrite[str] | None" = None) -> None:
         raise HelpShown(self.format_help())
 
 
@@ -126,12 +125,12 @@ _HELP: dict[str, str] = {}
 
 
 def subcommand_help(name: str) -> str:
-    """The long help of `stackmap NAME` (its summary, then argparse's description and options)."""
+    """The help of `stackmap NAME`: its summary, usage, description, options, examples."""
     if not _HELP:
         parser = build_parser()
         subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         for sub, sp in subs.choices.items():
-            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().split("\n\n", 1)[-1]
+            _HELP[sub] = SUBCOMMANDS[sub] + ".\n\n" + sp.format_help().rstrip("\n")
     return _HELP[name]
 
 
@@ -145,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "frame",
+        epilog=examples("frame"),
         help=SUBCOMMANDS["frame"],
         description="Stack map and live GC-reference slots of the selected "
         "wasm frame, or of frame N as numbered by 'stackmap bt'.",
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "bt",
+        epilog=examples("bt"),
         help=SUBCOMMANDS["bt"],
         description="One line per wasm frame with its live GC references; "
         "host code between activations is shown as one line.",
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
     s.add_argument("-n", type=_count, default=None, metavar="N", help="only the N innermost frames")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     s.add_argument("--json", action="store_true", help="one JSON document")
     s.add_argument(
         "--no-scan",
@@ -191,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "images",
+        epilog=examples("images"),
         help=SUBCOMMANDS["images"],
         description="Wasmtime images mapped in the inferior (from its memory "
         "map, a scan back from each thread's pc, and 'stackmap load').",
@@ -199,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "load",
+        epilog=examples("load"),
         help=SUBCOMMANDS["load"],
         description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
         "files whose image memory was not dumped and remote targets.",
@@ -208,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "report",
+        epilog=examples("report"),
         help=SUBCOMMANDS["report"],
         description="Everything for a crash triage in one document: the stop "
         "signal and faulting pc, the trap code (.wasmtime.traps) and "
@@ -215,10 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
         "trap site, the images, and every thread's wasm frames.",
     )
     s.add_argument("--json", action="store_true", help="one JSON document")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
 
     for name in ("snapshot", "diff"):
         s = sub.add_parser(
             name,
+            epilog=examples(name),
             help=SUBCOMMANDS[name],
             description=SUBCOMMANDS[name]
             + (
@@ -235,164 +246,38 @@ def build_parser() -> argparse.ArgumentParser:
     heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
+    for name in (*heapcmds.SUBCOMMANDS, "gc-watch", "watch"):
+        sub.choices[name].epilog = examples(name)
+    s = sub.add_parser(
+        "context",
+        epilog=examples("context"),
+        help=SUBCOMMANDS["context"],
+        description="With 'on', after every stop where the selected thread has wasm frames, "
+        "the debugger shows a few lines: each frame with live GC references and what they "
+        "are (off by default). With no argument, show that summary now.",
+    )
+    s.add_argument("state", nargs="?", choices=("on", "off"), help="on or off")
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
     return p
-
-
-# -- the handlers: (session, parsed args, target, style) -> text ---------------------------
-
-
-def cmd_load(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    session.sync(target)
-    img = WasmtimeImage(FileSource(args.file), base=args.address, path=args.file)
-    img.loaded_from = "user"
-    validate_image(img)  # what `wasmtime-stackmaps check` refuses is refused here, now
-    session.registry.add(img)
-    rec = image_record(img)
-    if rec["error"]:
-        raise StackMapsError(rec["error"])
-    return loaded_line(rec)
-
-
-def cmd_images(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    session.discover(target)
-    doc = images_document(session.registry, session.registry.problems)
-    if args.json:
-        return to_json(doc)
-    if not doc["images"] and not doc["problems"]:
-        raise StackMapsError(
-            "no Wasmtime images found in this process "
-            "(not a Wasmtime process, or no module loaded yet)"
-        )
-    return "\n".join(images_lines(doc))
-
-
-def cmd_bt(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    nums = None if args.all_threads else {target.selected_thread()}
-    got = session.collect(target, nums, not args.no_scan, args.max_depth)
-    doc = threads_document(got.threads, got.heap, args.n)
-    if got.suspended is not None:
-        doc["suspended"] = suspended_records(got.suspended)
-    if args.suspicious:
-        apply_suspicious(doc, find_suspicious(got.mem, got.threads, got.heap))
-    if args.json:
-        doc["stats"] = session.last_stats
-        return to_json(doc)
-    return "\n".join(bt_lines(doc, style, full=args.full))
-
-
-def _selected_wasm_frame(
-    session: Session, target: Target, frames: list[WasmFrame], thread: int, level: int | None
-) -> WasmFrame:
-    """Frame `level` of the walk, or the one the debugger has selected (StackMapsError if none)."""
-    if level is not None:
-        match = [f for f in frames if f.level == level]
-        if not match:
-            raise StackMapsError(
-                f"no wasm frame #{level} in thread {thread} "
-                f"(it has {len(frames)}; see 'stackmap bt')"
-            )
-        return match[0]
-    sel = target.selected_frame()
-    frame = None
-    if sel is not None:
-        frame = next(
-            (f for f in frames if f.pc == sel.pc and (sel.fp is None or f.fp == sel.fp)),
-            None,
-        )
-        if frame is None:
-            frame = next((f for f in frames if f.pc == sel.pc), None)
-    if frame is None:
-        where = f"pc {sel.pc:#x}" if sel is not None else "the selected frame"
-        img = session.registry.image_at(sel.pc) if sel is not None else None
-        why = (
-            "not wasm code"
-            if img is None
-            else "in wasm code but not on this thread's frame-pointer chain"
-        )
-        raise StackMapsError(
-            f"{where}: {why}; 'stackmap bt' lists the wasm frames, 'stackmap frame N' picks one"
-        )
-    return frame
-
-
-def cmd_frame(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    sel_thread = target.selected_thread()
-    got = session.collect(target, {sel_thread}, True, args.max_depth)
-    frames = [f for _, acts in got.threads for a in acts for f in a.frames]
-    frame = _selected_wasm_frame(session, target, frames, sel_thread, args.level)
-    rec = frame_record(frame)
-    rec["thread"] = frame.thread
-    apply_heap_frame(rec, got.heap)
-    if args.json:
-        return to_json(document([{"thread": frame.thread, "frames": [rec]}]))
-    lines = frame_lines(rec, style)
-    if args.dump and frame.entry is not None:
-        size = frame.entry.frame_size
-        shown = min(size + 16, MAX_FRAME_DUMP)  # a map may claim a frame of up to 1 GiB
-        try:
-            data = got.mem.read(frame.sp, shown)
-            lines.extend(frame_dump_lines(frame.sp, size, data, frame.entry.offsets, style))
-            if shown < size + 16:
-                lines.append(dump_error_line(f"only its first {shown} of {size + 16} bytes"))
-        except StackMapsError as e:
-            lines.append(dump_error_line(str(e)))
-    elif args.dump:
-        lines.append(NO_DUMP_LINE)
-    return "\n".join(lines)
-
-
-def cmd_report(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    got = session.collect(target)
-    doc = threads_document(got.threads, got.heap)
-    doc["suspended"] = suspended_records(got.suspended or [])
-    doc["stats"] = session.last_stats
-    doc["process"] = {"description": target.description, **target.process_info()}
-    stop = doc["stop"] = stop_record(target.stop_info())
-    pc = stop.get("pc") if stop else None
-    doc["trap"] = trap_record(session.registry.image_at(pc) if pc is not None else None, pc)
-    doc["images"] = [image_record(img) for img in session.registry]
-    if args.json:
-        return to_json(doc)
-    return "\n".join(report_lines(doc, style))
-
-
-def cmd_snapshot(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    snap = roots(session.collect(target).threads)
-    session.snapshots[args.name] = snap
-    if args.file:
-        write_snapshot(args.file, snap)
-    return snapshot_line(args.name, root_count(snap), len(snap["frames"]), args.file)
-
-
-def cmd_diff(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
-    if args.file:
-        old = read_snapshot(args.file)
-    elif args.name in session.snapshots:
-        old = session.snapshots[args.name]
-    else:
-        raise StackMapsError(
-            f"no snapshot named {args.name!r}: run 'stackmap snapshot' at an earlier stop"
-        )
-    result = diff_roots(old, roots(session.collect(target).threads))
-    if args.json:
-        return to_json({"schema": 1, **result})
-    return "\n".join(diff_lines(result))
 
 
 Handler = Callable[[Session, argparse.Namespace, Target, Style], str]
 HANDLERS: dict[str, Handler] = {
-    "frame": cmd_frame,
-    "bt": cmd_bt,
-    "images": cmd_images,
-    "load": cmd_load,
-    "report": cmd_report,
-    "snapshot": cmd_snapshot,
-    "diff": cmd_diff,
+    "frame": handlers.cmd_frame,
+    "bt": handlers.cmd_bt,
+    "images": handlers.cmd_images,
+    "load": handlers.cmd_load,
+    "report": handlers.cmd_report,
+    "snapshot": handlers.cmd_snapshot,
+    "diff": handlers.cmd_diff,
     **dict.fromkeys(heapcmds.SUBCOMMANDS, heapcmds.run),
     "gc-watch": gcwatch_commands.cmd_gc_watch,
     "watch": gcwatch_commands.cmd_watch,
+    "context": handlers.cmd_context,
 }
-assert HANDLERS.keys() == SUBCOMMANDS.keys()
+assert HANDLERS.keys() == SUBCOMMANDS.keys(), "a subcommand without a handler"
 
 
 def run(
@@ -414,10 +299,23 @@ def run(
         except HelpShown as h:
             return h.text.rstrip("\n")
         if not args.sub:
-            return parser.format_help().rstrip("\n")
-        return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+            return top_help()
+        if args.sub == "context" and args.state:  # a switch: no process needed
+            session.context = args.state == "on"
+            return f"stackmap context is {args.state}"
+        try:
+            return HANDLERS[args.sub](session, args, target_factory(), style or Style(False))
+        except StackMapsError as e:
+            if getattr(args, "json", False):
+                raise CommandFailed(e, to_json(error_document(e))) from e
+            raise
     except StackMapsError as e:
-        raise StackMapsError(safe(str(e))) from None
+        # The message may quote the inferior or an image: one line, control characters escaped.
+        clean = StackMapsError(safe(str(e)))
+        clean.kind = e.kind
+        if isinstance(e, CommandFailed):
+            raise CommandFailed(clean, e.document) from None
+        raise clean from None
     except ValueError as e:  # shlex: unbalanced quotes
         if "quotation" in str(e) or "escape" in str(e):
             raise StackMapsError(str(e)) from None

@@ -8,6 +8,7 @@ debugger runs next, so triage fails the same way under GDB and LLDB.
 
 import os
 import struct
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from .errors import NotAnImage, StackMapsError
@@ -76,7 +77,7 @@ def _cstr(b: bytes) -> str:
     return b.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def _notes(blob: bytes, e: str):
+def _notes(blob: bytes, e: str) -> Iterator[tuple[int, bytes]]:
     pos = 0
     while pos + 12 <= len(blob):
         namesz, descsz, ntype = struct.unpack_from(e + "III", blob, pos)

@@ -2,14 +2,16 @@
 
 import bisect
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
+from .abi import EI_OSABI, ELF_MAGIC, ELFOSABI_WASMTIME, PAGE_SIZE
+from .elf import parse_elf_header
 from .errors import NotAnImage, ReadError, StackMapsError
-from .image import WasmtimeImage, parse_elf_header
+from .image import ImageOrigin, WasmtimeImage
 from .source import FileSource, MemorySource
 from .target import Region, Target
 
-PAGE = 4096
 # How far back from a pc we look for an image's ELF header (.text offset + pc offset).
 MAX_SCAN_BACK = 256 * 1024 * 1024
 SCAN_BLOCK = 256 * 1024
@@ -22,18 +24,19 @@ class ImageRegistry:
     a min/max reject, then one binary search.
     """
 
-    def __init__(self):
-        self.images: dict[int, WasmtimeImage] = {}
+    def __init__(self) -> None:
+        self.images: dict[int, WasmtimeImage] = {}  # base -> image (every one has a base)
         self.problems: dict[int, str] = {}  # base -> why an image there could not be used
         self._starts: list[int] = []
         self._ranges: list[tuple[int, int, WasmtimeImage]] = []
         self.lo = self.hi = 0
 
     def add(self, image: WasmtimeImage) -> WasmtimeImage:
-        old = self.images.get(image.base)
+        base = _base(image)
+        old = self.images.get(base)
         if old is not None and old.identity() == image.identity():
             return old
-        self.images[image.base] = image
+        self.images[base] = image
         if old is not None:
             self._reindex()
             return image
@@ -43,7 +46,7 @@ class ImageRegistry:
             off, size = image.text_range
         except StackMapsError:
             return image
-        start = image.base + off
+        start = base + off
         i = bisect.bisect_right(self._starts, start)
         self._starts.insert(i, start)
         self._ranges.insert(i, (start, start + size, image))
@@ -56,12 +59,16 @@ class ImageRegistry:
         if self.images.pop(base, None) is not None:
             self._reindex()
 
+    def known(self, base: int) -> bool:
+        """Was an image (or a problem with one) already found at `base`?"""
+        return base in self.images or base in self.problems
+
     def stale_bases(self, head_at: Callable[[int], bytes | None]) -> list[int]:
         """Bases of the probed (not user-loaded) images whose first bytes in memory,
         `head_at(base)`, no longer match the image's own header."""
         stale = []
         for base, img in self.images.items():
-            if img.loaded_from == "user":
+            if img.loaded_from is ImageOrigin.USER:
                 continue
             head = head_at(base)
             if head is None or head != img.source.read(0, len(head)):
@@ -75,7 +82,8 @@ class ImageRegistry:
                 off, size = img.text_range
             except StackMapsError:
                 continue
-            ranges.append((img.base + off, img.base + off + size, img))
+            start = _base(img) + off
+            ranges.append((start, start + size, img))
         ranges.sort(key=lambda r: r[0])
         self._ranges = ranges
         self._starts = [r[0] for r in ranges]
@@ -94,8 +102,15 @@ class ImageRegistry:
     def __len__(self) -> int:
         return len(self.images)
 
-    def __iter__(self):
-        return iter(sorted(self.images.values(), key=lambda i: i.base))
+    def __iter__(self) -> Iterator[WasmtimeImage]:
+        return iter(sorted(self.images.values(), key=_base))
+
+
+def _base(image: WasmtimeImage) -> int:
+    """The load address of an image found in a target (ValueError for one read from a file)."""
+    if image.base is None:
+        raise ValueError(f"{image.name}: an image in a target's registry needs its address")
+    return image.base
 
 
 def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeImage | None:
@@ -118,8 +133,7 @@ def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeI
     )
     img = WasmtimeImage(src, base=base, path=path)
     try:
-        img.sections  # reads the section header table at the end of the image
-        img.text_range
+        _ = img.sections, img.text_range  # the section header table at the image's end
         return img
     except (ReadError, NotAnImage) as e:  # sections unreadable (or garbage) in memory
         if path and os.path.isfile(path):
@@ -129,7 +143,7 @@ def probe_image(target: Target, base: int, path: str | None = None) -> WasmtimeI
         raise ReadError(
             f"image at {base:#x}{' (' + path + ')' if path else ''}: header is "
             f"readable but its sections are not ({e}); use 'stackmap load FILE ADDR'"
-        )
+        ) from e
 
 
 def discover_from_regions(
@@ -149,7 +163,7 @@ def discover_from_regions(
     for r in regions:
         if r.perms and not r.perms.startswith("r"):
             continue
-        if r.start in registry.images or r.start in registry.problems:
+        if registry.known(r.start):
             continue
         try:
             img = probe_image(target, r.start, r.path)
@@ -162,22 +176,25 @@ def discover_from_regions(
 
 
 def _probe_following(
-    target: Target, img: WasmtimeImage, registry: ImageRegistry, region_starts=frozenset()
+    target: Target,
+    img: WasmtimeImage,
+    registry: ImageRegistry,
+    region_starts: AbstractSet[int] = frozenset(),
 ) -> None:
     """Add the images that start on the page right after `img`, one after another
     (inside a merged mapping: a page in `region_starts` is probed with its mapping)."""
     while True:
-        nxt = img.base + -(-img.size // PAGE) * PAGE
-        if nxt in registry.images or nxt in registry.problems or nxt in region_starts:
+        nxt = _base(img) + -(-img.size // PAGE_SIZE) * PAGE_SIZE
+        if registry.known(nxt) or nxt in region_starts:
             return
         try:
-            img = probe_image(target, nxt)
+            found = probe_image(target, nxt)
         except StackMapsError as e:
             registry.problems[nxt] = str(e)
             return
-        if img is None:
+        if found is None:
             return
-        registry.add(img)
+        img = registry.add(found)
 
 
 def discover_from_pc(
@@ -195,9 +212,9 @@ def discover_from_pc(
     img = registry.image_at(pc)
     if img is not None:
         return img
-    page = pc - pc % PAGE
+    page = pc - pc % PAGE_SIZE
     lowest = max(0, page - limit)
-    block_end = page + PAGE
+    block_end = page + PAGE_SIZE
     while block_end > lowest:
         block_start = max(lowest, block_end - SCAN_BLOCK)
         try:
@@ -207,7 +224,7 @@ def discover_from_pc(
         if not data or len(data) != block_end - block_start:
             # Partly readable: fall back to single pages for this block.
             data = None
-        for base in range(block_end - PAGE, block_start - 1, -PAGE):
+        for base in range(block_end - PAGE_SIZE, block_start - 1, -PAGE_SIZE):
             if data is not None:
                 head = data[base - block_start : base - block_start + 8]
             else:
@@ -215,9 +232,13 @@ def discover_from_pc(
                     head = target.read_memory(base, 8)
                 except ReadError:
                     return None
-            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] != 200:
+            if (
+                head[:4] == ELF_MAGIC
+                and len(head) > EI_OSABI
+                and head[EI_OSABI] != ELFOSABI_WASMTIME
+            ):
                 return None  # another ELF object's header: pc is in that object
-            if head[:4] == b"\x7fELF" and len(head) >= 8 and head[7] == 200:
+            if head[:4] == ELF_MAGIC and len(head) > EI_OSABI:
                 if base in registry.problems:
                     return None
                 try:

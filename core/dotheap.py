@@ -10,6 +10,15 @@ a root to REF.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .frames import Activation
+    from .heapgraph import Walk
+    from .heapview import HeapView
+    from .target import ThreadState
+
 from . import dot
 from .errors import StackMapsError
 
@@ -23,7 +32,7 @@ def _value_text(v: dict) -> str:
     return str(val)
 
 
-def _object(view, r: int) -> dot.Obj:
+def _object(view: HeapView, r: int) -> dot.Obj:
     d = view.describe(r, depth=0, elements=ELEMENTS)
     t = d.get("type") or {}
     name = t.get("name") or (
@@ -49,7 +58,7 @@ def _object(view, r: int) -> dot.Obj:
     return dot.Obj(r, name, d.get("size"), fields, note)
 
 
-def frame_names(collected) -> dict[str, str]:
+def frame_names(collected: Iterable[tuple[ThreadState, list[Activation]]]) -> dict[str, str]:
     """{"thread T frame #N": function name} of the walked threads (root labels lack it)."""
     return {
         f"thread {t.num} frame #{f.level}": f.function_name or "??"
@@ -60,7 +69,10 @@ def frame_names(collected) -> dict[str, str]:
 
 
 def graph(
-    view, walk, names: dict[str, str] | None = None, max_objects: int = dot.MAX_OBJECTS
+    view: HeapView,
+    walk: Walk,
+    names: dict[str, str] | None = None,
+    max_objects: int = dot.MAX_OBJECTS,
 ) -> dot.Graph:
     roots = []
     for root in walk.roots:
@@ -75,7 +87,7 @@ def graph(
     return dot.Graph(roots, objects)
 
 
-def path(walk, ref: int, limit: int = 4096) -> dot.Path | None:
+def path(walk: Walk, ref: int, limit: int = 4096) -> dot.Path | None:
     """The walk's first path from a root to `ref` (a shortest one), or None."""
     refs = [ref]
     cur = ref

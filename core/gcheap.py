@@ -53,6 +53,8 @@ cached between commands.
 import struct
 from typing import NamedTuple
 
+from .abi import ADDRESS_LIMIT, KIND_STRUCTREF, MAX_TYPE_INDEX, NO_TYPE
+from .abi import GC_KINDS as KINDS
 from .errors import ReadError
 from .target import MemoryCache, Target
 
@@ -64,31 +66,23 @@ class Layout(NamedTuple):
     heap_offset: int  # offset of gc_heap.base (current_length follows at +8)
     kind_mask: int
     collectors: tuple[str, ...]  # the default first
-    drc_header: int  # DRC header size (its object_size is the last u32 of it, 35+)
+    drc_header: int  # DRC header size
+    drc_size_in_header: bool  # the DRC header ends with the object's size (u32), 35+
 
 
 # Key: first Wasmtime major version the row applies to (until the next key).
 LAYOUTS: dict[int, Layout] = {
-    32: Layout("vmctx", 40, 0xF8000000, ("drc", "null"), 16),
-    33: Layout("store", 24, 0xF8000000, ("drc", "null"), 16),
-    35: Layout("store", 24, 0xF8000000, ("drc", "null"), 24),
-    36: Layout("store", 24, 0xFC000000, ("drc", "null"), 24),
-    43: Layout("store", 32, 0xFC000000, ("drc", "null"), 24),
-    45: Layout("store", 32, 0xFC000000, ("drc", "copying", "null"), 24),
-    46: Layout("store", 32, 0xFC000000, ("copying", "drc", "null"), 24),
+    32: Layout("vmctx", 40, 0xF8000000, ("drc", "null"), 16, False),
+    33: Layout("store", 24, 0xF8000000, ("drc", "null"), 16, False),
+    35: Layout("store", 24, 0xF8000000, ("drc", "null"), 24, True),
+    36: Layout("store", 24, 0xFC000000, ("drc", "null"), 24, True),
+    43: Layout("store", 32, 0xFC000000, ("drc", "null"), 24, True),
+    45: Layout("store", 32, 0xFC000000, ("drc", "copying", "null"), 24, True),
+    46: Layout("store", 32, 0xFC000000, ("copying", "drc", "null"), 24, True),
 }
 # Fixed across the table: where the store context pointer sits in a VMContext.
 VMCTX_STORE_OFFSET = {b"core": 8, b"comp": 16}  # the same as runtime.VMCTX_STORE_OFFSET
 
-KINDS = {
-    0x40000000: "externref",
-    0x80000000: "anyref",
-    0xA0000000: "eqref",
-    0xA8000000: "arrayref",
-    0xB0000000: "structref",
-    0x04000000: "exnref",
-}
-NO_TYPE = 0xFFFFFFFF
 COPYING_HEADER = 16
 COPYING_MIN_SIZE = 20
 NULL_HEADER = 8
@@ -122,14 +116,30 @@ class Heap(NamedTuple):
     tie: str = ""  # what established the store
 
 
+class HeapFinding(NamedTuple):
+    """What was found about one activation's GC heap (core/report.py makes its record)."""
+
+    located: bool | None  # None: no live heap refs, only the store it runs in
+    note: str | None = None  # why it was not located
+    heap: Heap | None = None  # located: the heap its refs were checked against
+    collector: str | None = None
+    layout_from: int | None = None  # the LAYOUTS row used
+    vmctx: int | None = None
+    store_context: int | None = None  # the store established for it (also when not located)
+    tie: str | None = None  # how that store was established
+    tie_by_records: bool | None = None  # by the runtime's own records (not by its heap)
+    ambiguous: tuple[int, ...] | None = None  # store contexts that each fit equally
+
+
 class HeapReport:
     """What `annotate` found, keyed by thread, frame level and slot (core/report.py adds it
     to the report records)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
         self.frame_notes: dict[tuple[int, int], str] = {}  # (thread, level) -> note
-        self.activations: dict[tuple[int, int], dict] = {}  # (thread, activation) -> heap rec
+        # (thread, activation) -> what was found about its heap
+        self.activations: dict[tuple[int, int], HeapFinding] = {}
         self.heaps: dict[tuple[int, int], Heap] = {}  # (thread, activation) -> located heap
         self.finder: _Finder | None = None
 
@@ -147,7 +157,7 @@ class HeapReport:
             return None
         kind = KINDS.get(self.finder.u32(head, 0) & heap.layout.kind_mask)
         ty = self.finder.u32(head, 4)
-        return kind if kind and (ty == NO_TYPE or ty < 1 << 24) else None
+        return kind if kind and (ty == NO_TYPE or ty < MAX_TYPE_INDEX) else None
 
 
 # -- reading and checking a heap ------------------------------------------------------------
@@ -195,7 +205,7 @@ class _Check(NamedTuple):
 def _check_heap(f: _Finder, base: int, length: int, refs: list[int], layout: Layout) -> _Check:
     if base == 1 and length == 0:
         return _Check(False, 0, "the store has not allocated its GC heap yet (base 1, length 0)")
-    if base % 8 or not 0 < length < MAX_HEAP or base + length >= 1 << 64:
+    if base % 8 or not 0 < length < MAX_HEAP or base + length >= ADDRESS_LIMIT:
         return _Check(False, 0, f"implausible gc_heap {{base {base:#x}, length {length:#x}}}")
     valid = 0
     why = None
@@ -231,7 +241,7 @@ def _sizes(
         minimum, size_align = COPYING_MIN_SIZE, 16
     elif collector == "drc":
         hs, align = layout.drc_header, 8
-        size = f.u32(head, hs - 4) if hs == 24 else low
+        size = f.u32(head, hs - 4) if layout.drc_size_in_header else low
         minimum, size_align = hs, 1
     else:
         hs, size, align, minimum, size_align = NULL_HEADER, low, 8, NULL_HEADER, 1
@@ -252,7 +262,7 @@ def _choose_collector(f: _Finder, heap: Heap, heads: dict[int, bytes]) -> str | 
             if size is None:
                 ok = False
                 break
-            if f.u32(h, 0) & lay.kind_mask == 0xB0000000:
+            if f.u32(h, 0) & lay.kind_mask == KIND_STRUCTREF:
                 by_type.setdefault(f.u32(h, 4), set()).add(size)
         if ok and all(len(sizes) == 1 for sizes in by_type.values()):
             return c
@@ -285,13 +295,13 @@ def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> dict
         return obj
     size, hs, why = _sizes(f, collector, r, head, heap.length, lay)
     obj["header"] = head[:hs].hex()
-    if why:
+    if why or size is None:
         obj["error"] = why
         return obj
     obj["size"] = size
     if collector == "copying" and kind & 1:
         obj["forwarded"] = f.u32(head, COPYING_HEADER) if len(head) >= 20 else None
-    if collector == "drc" and hs == 24:
+    if collector == "drc" and lay.drc_size_in_header:
         obj["ref_count"] = f.u64(head, 8)
     body = hs
     if obj["kind"] == "arrayref" and size >= hs + 4:

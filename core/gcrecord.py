@@ -64,7 +64,8 @@ def check_after(target: Target, call: "Pending", number: int, host_known: bool) 
             "problem": None,
             "identical": None,
             "problem_before": call.early.get(r.address),
-            "path": f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}",
+            "path": gccheck.root_label(r),
+            "stack": r.stack,
         }
         if new is None:
             rec["state"], rec["problem"] = "unreadable", "the slot is unreadable after the call"

@@ -32,6 +32,7 @@ def gcwatch_lines(rec: dict) -> list[str]:
         f"gc-watch: {what} #{rec['collection']}: {rec['point']} from {src} "
         f"(thread {rec['thread']}): {c['roots']} roots, {c['moved']} moved, "
         f"{c['unchanged']} unchanged, {c['violations']} violation{'s' * (c['violations'] != 1)}"
+        + (f", {c['lost']} object(s) lost" if c.get("lost") else "")
         + heap
     )
     if ncol and ncol > 1:
@@ -59,17 +60,12 @@ def gcwatch_lines(rec: dict) -> list[str]:
     for v in rec["violations"]:
         old = "-" if v["old"] is None else f"{v['old']:#x}"
         new = "-" if v["new"] is None else f"{v['new']:#x}"
-        head = (
-            f"  VIOLATION thread {v['thread']} frame #{v['level']} {_clean(v['function'] or '??')} "
-            f"SP+{v['offset']} ({v['address']:#x}): {old} -> {new}: "
-        )
+        head = f"  VIOLATION {_clean(v['path'])} ({v['address']:#x}): {old} -> {new}: "
         if v.get("problem_before"):
             out.append(head + "before the collection: " + _clean(v["problem_before"]))
         if v.get("problem"):
             out.append(head + "after the collection: " + _clean(v["problem"]))
-    for p in ((rec.get("verify") or {}).get("problems") or []) + (
-        (rec.get("verify") or {}).get("lost") or []
-    ):
+    for p in ((rec.get("verify") or {}).get("problems") or []) + (rec.get("lost") or []):
         where = f" (reached as {_clean(p['path'])})" if p.get("path") else ""
         out.append(f"  HEAP object {p['ref']:#x}: {_clean(p['problem'])}{where}")
     for v in ((rec.get("verify") or {}).get("typed") or {}).get("violations") or []:

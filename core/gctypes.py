@@ -24,7 +24,8 @@ to interned ones.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 from .wasmparse import CompositeType, FieldType, RefType, StorageType, SubType, WasmModule
 
@@ -51,7 +52,10 @@ VMCTX_TYPE_IDS: dict[int, int] = {32: 64, 33: 48, 35: 40}
 VMCTX_GC_HEAP_DATA: dict[int, int] = {32: 56, 33: 40, 35: 32}
 
 
-def _row(table: dict, major: int | None):
+T = TypeVar("T")
+
+
+def _row(table: dict[int, T], major: int | None) -> T | None:
     if major is None:
         return None
     keys = [k for k in sorted(table) if k <= major]
@@ -155,7 +159,7 @@ def ref_repr(t: RefType) -> str:
 # -- interning: wasm type index -> module interned type index ------------------------------
 
 
-def _trampoline(types: list[SubType], vt):
+def _trampoline(types: list[SubType], vt: StorageType) -> StorageType:
     if isinstance(vt, RefType):
         return RefType(True, heap_top(types, vt.heap))
     return vt
@@ -172,7 +176,7 @@ def interned_map(module: WasmModule) -> tuple[list[int], int]:
     count = 0
     for gid, (start, n) in enumerate(module.rec_groups):
 
-        def ref(i: int, start=start, n=n):
+        def ref(i: int, start: int = start, n: int = n) -> tuple:
             if start <= i < start + n:
                 return ("r", i - start)
             return ("c", canon[i]) if 0 <= i < start else ("x", i)
@@ -206,8 +210,8 @@ def interned_map(module: WasmModule) -> tuple[list[int], int]:
     return to_interned, count
 
 
-def _sub_key(t: SubType, ref) -> tuple:
-    def vt(v):
+def _sub_key(t: SubType, ref: Callable[[int], tuple]) -> tuple:
+    def vt(v: StorageType) -> object:
         if isinstance(v, RefType) and isinstance(v.heap, int):
             return ("ref", v.nullable, ref(v.heap))
         return v

@@ -25,7 +25,8 @@ from typing import NamedTuple
 
 from . import gccheck, gcheap
 from .errors import ReadError
-from .target import MemoryCache
+from .session import Session
+from .target import MemoryCache, Target
 
 MAX_OBJECTS = 1_000_000
 MAX_PROBLEMS = 100
@@ -212,10 +213,7 @@ def before_collection(mem: MemoryCache, snap: gccheck.Snapshot) -> Reach | None:
     if not roots:
         return None
     assert roots[0].heap is not None
-    labels = [
-        (f"thread {r.thread} frame #{r.level} {r.function or '??'} SP+{r.offset}", r.raw or 0)
-        for r in roots
-    ]
+    labels = [(gccheck.root_label(r), r.raw or 0) for r in roots]
     return reachable(mem, roots[0].heap, labels)
 
 
@@ -232,15 +230,22 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
     gone = lost(mem, heap, reach) if reach is not None else []
     out["reachable_before"] = len(reach.parent) if reach is not None else None
     out["untraced_before"] = reach.untraced if reach is not None else None
-    out["lost"] = gone
-    out["problem_count"] += len(gone)
+    out["lost"] = gone  # (counted with the record's own "lost", not in problem_count)
     return out
+
+
+def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> list[dict]:
+    """After a collection: the objects `reach` (taken before it) holds that it did not copy."""
+    roots = _store_roots(snap)
+    if reach is None or not roots or roots[0].heap is None:
+        return []
+    return lost(mem, gccheck.heap_now(mem, roots[0].heap), reach)
 
 
 TYPED_LISTED = 20
 
 
-def typed(session, target) -> dict:
+def typed(session: Session, target: Target) -> dict:
     """The heap inspector's `verify` (types, array lengths, forwarding headers) over the
     store's roots, from the stop after a collection; a note when it cannot run."""
     from .errors import StackMapsError

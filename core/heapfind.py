@@ -10,9 +10,12 @@ activation and its frames, never an exception and never another store's heap.
 
 from collections.abc import Iterable
 
+from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
+from .frames import Activation, Slot, WasmFrame
 from .gcheap import (
     Heap,
+    HeapFinding,
     HeapReport,
     Layout,
     _Check,
@@ -22,8 +25,10 @@ from .gcheap import (
     decode_object,
     layout_for,
 )
+from .gcref import SlotKind
+from .runtime_walk import runtime_activations
 from .stores import Candidate, StoreTies, Tie
-from .target import MemoryCache, Region, Target
+from .target import MemoryCache, Region, Target, ThreadState
 
 
 def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _Check:
@@ -37,13 +42,23 @@ def _check_store(f: _Finder, c: Candidate, refs: list[int], layout: Layout) -> _
 # -- the entry point ----------------------------------------------------------------------
 
 
-def _heap_refs(act) -> list[tuple[object, object]]:
+def _heap_refs(act: Activation) -> list[tuple[WasmFrame, Slot]]:
     return [
-        (fr, s) for fr in act.frames for s in fr.slots if s.ref is not None and s.ref.kind == "heap"
+        (fr, s)
+        for fr in act.frames
+        for s in fr.slots
+        if s.ref is not None and s.ref.kind is SlotKind.HEAP
     ]
 
 
-def _major(act) -> int | None:
+def _heap_index(s: Slot) -> int:
+    """The heap index a slot of `_heap_refs` holds."""
+    if s.ref is None or s.ref.value is None:
+        raise ValueError(f"slot SP+{s.offset} holds no heap ref")
+    return s.ref.value
+
+
+def _major(act: Activation) -> int | None:
     for fr in act.frames:
         try:
             m = fr.image.engine.major
@@ -55,11 +70,17 @@ def _major(act) -> int | None:
 
 
 def annotate(
-    target: Target, mem: MemoryCache, collected: Iterable, regions: list[Region] | None = None
+    target: Target,
+    mem: MemoryCache,
+    collected: Iterable[tuple[ThreadState, list[Activation]]],
+    regions: list[Region] | None = None,
+    registry: ImageRegistry | None = None,
 ) -> HeapReport:
     """Tie every activation to its store and decode the objects its live heap refs point at.
 
-    `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it.
+    `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it. With
+    the `registry`, activations the walks missed are first added from the runtime's own
+    records (core/runtime_walk.py; the activation lists are extended in place).
     Never raises StackMapsError: what goes wrong becomes a note.
     """
     rep = HeapReport()
@@ -69,11 +90,27 @@ def annotate(
     # Every store context seen in the stop: a candidate for any activation, which
     # still needs its own proof (stores.StoreTies.tie).
     pool: dict[int, Candidate] = {}
-    for thread, acts in collected:
-        for n, act in enumerate(acts):
-            if act.frames:
-                for c in ties.own_candidates(thread, act, n == 0):
+    majors: dict[int, int] = {}
+
+    def gather() -> None:
+        for thread, acts in collected:
+            for n, act in enumerate(acts):
+                major = _major(act)
+                for c in ties.own_candidates(thread, act, n == 0) if act.frames else ():
                     pool.setdefault(c.store_context, c)
+                    if major is not None:
+                        majors.setdefault(c.store_context, major)
+
+    gather()
+    if registry is not None and pool:
+        records = [ties.records(s, m) for s, m in majors.items()]
+        known = [r for r in records if r is not None]
+        added = [
+            runtime_activations(target, registry, mem, regions, t, acts, known, ties)
+            for t, acts in collected
+        ]
+        if any(added):
+            gather()
     for thread, acts in collected:
         for n, act in enumerate(acts):
             if act.frames:
@@ -81,24 +118,38 @@ def annotate(
     return rep
 
 
-def _not_located(rep: HeapReport, thread, n: int, pairs, note: str, rec: dict) -> None:
-    rep.activations[(thread.num, n)] = {"located": False, "note": note, **rec}
+def _not_located(
+    rep: HeapReport,
+    thread: ThreadState,
+    n: int,
+    pairs: list[tuple[WasmFrame, Slot]],
+    note: str,
+    tie: Tie | None = None,
+    ambiguous: tuple[int, ...] | None = None,
+) -> None:
+    rep.activations[(thread.num, n)] = HeapFinding(
+        False, note, ambiguous=ambiguous, **(_tie_fields(tie) if tie is not None else {})
+    )
     for fr in {id(fr): fr for fr, _ in pairs}.values():
         rep.frame_notes[(thread.num, fr.level)] = note
 
 
-def _tie_record(tie: Tie) -> dict:
-    return {
-        "store_context": tie.store_context,
-        "tie": tie.proof,
-        "tie_by_records": tie.by_records,
-    }
+def _tie_fields(tie: Tie) -> dict:
+    return {"store_context": tie.store_context, "tie": tie.proof, "tie_by_records": tie.by_records}
 
 
-def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, acts, n) -> None:
+def _annotate_one(
+    rep: HeapReport,
+    f: _Finder,
+    ties: StoreTies,
+    pool: list[Candidate],
+    thread: ThreadState,
+    acts: list[Activation],
+    n: int,
+) -> None:
     act = acts[n]
     pairs = _heap_refs(act)
-    refs = sorted({s.ref.value for _, s in pairs})
+    refs = sorted({_heap_index(s) for _, s in pairs})
     major = _major(act)
     layout, key = layout_for(major)
     if layout is None:
@@ -107,7 +158,7 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
                 rep, thread, n, pairs,
                 f"GC heap not located: Wasmtime "
                 f"{major if major is not None else '(unknown version)'} is not covered by the "
-                f"heap layout table (32 and later)", {},
+                f"heap layout table (32 and later)",
             )  # fmt: skip
         return
     assert major is not None
@@ -119,16 +170,16 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
     tie = ties.tie(thread, acts, n, major, pool, explains if refs else None)
     if tie.store_context is None:
         if tie.ambiguous:
-            _not_located(rep, thread, n, pairs, tie.note or "heap ambiguous",
-                         {"ambiguous": list(tie.ambiguous), **_tie_record(tie)})  # fmt: skip
+            _not_located(rep, thread, n, pairs, tie.note or "heap ambiguous", tie,
+                         tuple(tie.ambiguous))  # fmt: skip
         elif pairs:
             _not_located(rep, thread, n, pairs, _why_not(f, ties, thread, act, refs, layout, tie),
-                         _tie_record(tie))  # fmt: skip
+                         tie)  # fmt: skip
         return
     c = tie.candidate
     vmctx = c.vmctx if c is not None else None
     if not pairs:  # no refs to decode: the store tie alone
-        rep.activations[(thread.num, n)] = {"located": None, **_tie_record(tie), "vmctx": vmctx}
+        rep.activations[(thread.num, n)] = HeapFinding(None, vmctx=vmctx, **_tie_fields(tie))
         return
     try:
         base, length = f.heap_bounds(tie.store_context, vmctx, layout)
@@ -140,7 +191,7 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
             rep, thread, n, pairs,
             f"GC heap not located: the store context {tie.store_context:#x} established by "
             f"{tie.proof} has no heap that holds every live ref ({chk.valid} of {len(refs)} "
-            f"valid: {chk.why})", _tie_record(tie),
+            f"valid: {chk.why})", tie,
         )  # fmt: skip
         return
     heap = Heap(
@@ -150,7 +201,15 @@ def _annotate_one(rep: HeapReport, f: _Finder, ties: StoreTies, pool, thread, ac
     _decode_all(rep, f, thread, n, pairs, refs, heap, key, tie)
 
 
-def _why_not(f: _Finder, ties: StoreTies, thread, act, refs, layout, tie: Tie) -> str:
+def _why_not(
+    f: _Finder,
+    ties: StoreTies,
+    thread: ThreadState,
+    act: Activation,
+    refs: list[int],
+    layout: Layout,
+    tie: Tie,
+) -> str:
     """The note of an activation with refs and no store: the best candidate's failure."""
     cands = ties.own_candidates(thread, act, act.frames[0].level == 0) or ties.stack_candidates(
         thread
@@ -176,7 +235,17 @@ def _why_not(f: _Finder, ties: StoreTies, thread, act, refs, layout, tie: Tie) -
     )
 
 
-def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap, key, tie) -> None:
+def _decode_all(
+    rep: HeapReport,
+    f: _Finder,
+    thread: ThreadState,
+    n: int,
+    pairs: list[tuple[WasmFrame, Slot]],
+    refs: list[int],
+    heap: Heap,
+    key: int | None,
+    tie: Tie,
+) -> None:
     heads = {}
     for r in refs:
         try:
@@ -187,20 +256,16 @@ def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap,
             heads[r] = head
     collector = _choose_collector(f, heap, heads) if heads else None
     rep.heaps[(thread.num, n)] = heap
-    rep.activations[(thread.num, n)] = {
-        "located": True,
-        "base": heap.base,
-        "length": heap.length,
-        "vmctx": heap.vmctx,
-        "store_context": heap.store_context,
-        "tie": heap.tie,
-        "tie_by_records": tie.by_records,
-        "found_at": heap.found_at,
-        "found_in": heap.found_in,
-        "collector": collector,
-        "wasmtime_major": heap.major,
-        "layout_from": key,
-    }
+    rep.activations[(thread.num, n)] = HeapFinding(
+        True,
+        heap=heap,
+        collector=collector,
+        layout_from=key,
+        vmctx=heap.vmctx,
+        store_context=heap.store_context,
+        tie=heap.tie,
+        tie_by_records=tie.by_records,
+    )
     note = (
         f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
         f"({collector or 'unknown'} collector), store context "
@@ -212,6 +277,6 @@ def _decode_all(rep: HeapReport, f: _Finder, thread, n, pairs, refs, heap: Heap,
         note += "; object sizes fit no known collector layout: sizes not shown"
     for fr, s in pairs:
         rep.objects[(thread.num, fr.level, s.offset)] = decode_object(
-            f, heap, s.ref.value, collector
+            f, heap, _heap_index(s), collector
         )
         rep.frame_notes[(thread.num, fr.level)] = note

@@ -12,6 +12,12 @@ holds its size, so the space is walked object by object up to `bump_ptr`.
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .gcheap import Heap
+    from .heapgraph import Walk
+    from .heapview import HeapView
 
 from .errors import ReadError
 from .gctypes import gc_heap_data_offset
@@ -20,7 +26,7 @@ MAX_LINEAR = 5_000_000
 ALIGN = 16
 
 
-def unreachable_in_active_space(view, heap, walk) -> dict:
+def unreachable_in_active_space(view: HeapView, heap: Heap, walk: Walk) -> dict:
     if view.collector != "copying":
         return {
             "walked": False,

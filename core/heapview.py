@@ -13,8 +13,9 @@ import math
 import struct
 from typing import NamedTuple
 
+from .abi import GC_KINDS, NO_TYPE
 from .errors import ReadError
-from .gcref import decode_gcref
+from .gcref import GcRef, SlotKind, decode_gcref
 from .gctypes import (
     ArrayLayout,
     HeaderLayout,
@@ -24,18 +25,11 @@ from .gctypes import (
     heap_top,
     struct_layout,
 )
+from .target import Target
 from .typemap import TypeMap
 from .wasmparse import FieldType, RefType
 
-KINDS = {
-    0x40000000: "externref",
-    0x80000000: "anyref",
-    0xA0000000: "eqref",
-    0xA8000000: "arrayref",
-    0xB0000000: "structref",
-    0x04000000: "exnref",
-}
-NO_TYPE = 0xFFFFFFFF
+KINDS = GC_KINDS
 DEFAULT_ELEMENTS = 16
 
 
@@ -53,7 +47,7 @@ class HeapView:
 
     def __init__(
         self,
-        target,
+        target: Target,
         base: int,
         length: int,
         collector: str | None,
@@ -149,6 +143,16 @@ class HeapView:
                 size = word & ~self.kind_mask & 0xFFFFFFFF
         return Header(r, kind, word, None if ty == NO_TYPE else ty, size, fwd)
 
+    def size_offset(self) -> int | None:
+        """Where the header holds the object's size (None: in the kind word's low bits)."""
+        if self.hl is None:
+            return None
+        if self.collector == "copying":
+            return 8
+        if self.collector == "drc" and self.hl.size == 24:
+            return 20
+        return None
+
     def size_ok(self, h: Header) -> bool:
         hl = self.hl
         if hl is None or h.size is None:
@@ -158,7 +162,7 @@ class HeapView:
         return hl.size <= h.size and h.size % size_align == 0 and h.ref + h.size <= self.length
 
     # -- types ------------------------------------------------------------------------
-    def type_of(self, shared: int | None):
+    def type_of(self, shared: int | None) -> tuple | None:
         """(wasm type index, composite, layout) for a shared type index, or None."""
         if shared is None or self.types is None or self.hl is None:
             return None
@@ -232,7 +236,11 @@ class HeapView:
         return {"module_index": t[0], "name": self.types.name(t[0])}  # type: ignore[union-attr]
 
     def describe(
-        self, r: int, depth: int = 1, elements: int = DEFAULT_ELEMENTS, _budget=None
+        self,
+        r: int,
+        depth: int = 1,
+        elements: int = DEFAULT_ELEMENTS,
+        _budget: list[int] | None = None,
     ) -> dict:
         """An object record: header facts, its type, fields/elements; refs decoded down to
         `depth` more levels (a shared budget bounds the total)."""
@@ -314,12 +322,21 @@ class HeapView:
         t = describe_storage(mod, f.storage)
         return f"mut {t}" if f.mutable else t
 
-    def _field(self, i, name, f: FieldType, at: int, depth, elements, budget) -> dict:
+    def _field(
+        self,
+        i: int,
+        name: str | None,
+        f: FieldType,
+        at: int,
+        depth: int,
+        elements: int,
+        budget: list[int],
+    ) -> dict:
         rec = {"index": i, "name": name, "type": self._type_text(f), "offset": at}
         rec.update(self._value(f, at, depth, elements, budget))
         return rec
 
-    def _value(self, f: FieldType, at: int, depth, elements, budget) -> dict:
+    def _value(self, f: FieldType, at: int, depth: int, elements: int, budget: list[int]) -> dict:
         s = f.storage
         if s == "i8":
             v = self.read(at, 1)[0]
@@ -348,7 +365,16 @@ class HeapView:
         if heap_top(types, s.heap) == "func":
             return {"value": "null" if raw == 0 else f"funcref {raw}", "raw": raw}
         ref = decode_gcref(raw)
-        out: dict = {"value": ref.describe(), "raw": raw, "ref_kind": ref.kind}
+        out: dict = {"value": _ref_text(ref), "raw": raw, "ref_kind": ref.kind}
         if ref.kind == "heap" and ref.value is not None and depth > 0 and budget[0] > 0:
             out["object"] = self.describe(ref.value, depth - 1, elements, budget)
         return out
+
+
+def _ref_text(ref: GcRef) -> str:
+    """A field's ref value: `null`, `i31 N` or `heap 0x..`."""
+    if ref.kind is SlotKind.NULL:
+        return "null"
+    if ref.kind is SlotKind.I31:
+        return f"i31 {ref.value}"
+    return f"heap {ref.raw:#x}"

@@ -1,121 +1,27 @@
 """A Wasmtime code image (the ELF that Wasmtime compiles to and maps to run).
 
 Read from any ByteSource: a `.cwasm` file, bytes, or a debugger's memory. The
-section header table is read with `struct` in one read (pyelftools decides,
-with its own error messages, whenever the table is not plainly well formed);
-the big tables (.symtab, the stack map section) are read as raw bytes in one
+ELF header and the section header table are core/elf.py's; the big tables (.symtab, the stack map section) are read as raw bytes in one
 read each and indexed, so opening a large image stays cheap. Nothing is read
 before it is asked for.
 """
 
-import io
 import re
-import struct
+from enum import StrEnum
 from typing import NamedTuple
 
-from .errors import CorruptSection, NotAnImage, StackMapsError
+from .elf import EM_NAMES, MAX_SECTION_READ, SHT_NOBITS, parse_elf_header, section_table
+from .errors import CorruptSection, NotAnImage
 from .source import ByteSource, BytesSource, FileSource
 from .stackmap import SECTION_NAME, StackMapEntry, StackMapSection
 from .symbols import Function, FunctionTable
 
-__all__ = ["Function", "WasmtimeImage", "open_image", "parse_elf_header", "parse_engine"]
+__all__ = ["Function", "WasmtimeImage", "parse_elf_header", "parse_engine"]
 
-ELFOSABI_WASMTIME = 200
 EF_WASMTIME_MODULE = 1 << 0
 EF_WASMTIME_COMPONENT = 1 << 1
 EF_WASMTIME_PULLEY32 = 1 << 2
 EF_WASMTIME_PULLEY64 = 1 << 3
-
-EM_NAMES = {62: "x86_64", 183: "aarch64", 243: "riscv64", 22: "s390x"}
-
-# Sanity bounds: a real image is far below these; corrupt headers must not make
-# us allocate or read without limit.
-MAX_IMAGE_SIZE = 1 << 32
-MAX_SECTION_READ = 1 << 30
-
-# Elf64_Shdr: name, type, flags, addr, offset, size, link, info, addralign, entsize.
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_SHDR_BE = struct.Struct(">IIQQQQIIQQ")
-_SHT_NOBITS = 8
-
-
-class ElfHeader(NamedTuple):
-    little_endian: bool
-    osabi: int
-    machine: int
-    flags: int
-    shoff: int
-    shentsize: int
-    shnum: int
-    shstrndx: int
-
-    @property
-    def image_size(self) -> int:
-        """Bytes from the ELF header to the end of the section header table."""
-        return self.shoff + self.shnum * self.shentsize
-
-
-def parse_elf_header(data: bytes, where: str = "image") -> ElfHeader:
-    """Check the 64-byte ELF header of a Wasmtime image; raise NotAnImage if it is not one."""
-    if len(data) < 64 or data[:4] != b"\x7fELF":
-        raise NotAnImage(f"{where}: not an ELF file")
-    if data[4] != 2:
-        raise NotAnImage(f"{where}: not a 64-bit ELF (EI_CLASS={data[4]})")
-    if data[5] not in (1, 2):
-        raise NotAnImage(f"{where}: bad ELF byte order (EI_DATA={data[5]})")
-    if data[7] != ELFOSABI_WASMTIME:
-        raise NotAnImage(f"{where}: ELF OS/ABI is {data[7]}, not Wasmtime's {ELFOSABI_WASMTIME}")
-    e = "<" if data[5] == 1 else ">"
-    (machine,) = struct.unpack_from(e + "H", data, 18)
-    shoff, flags = struct.unpack_from(e + "QI", data, 40)
-    shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 58)
-    hdr = ElfHeader(data[5] == 1, data[7], machine, flags, shoff, shentsize, shnum, shstrndx)
-    if shentsize != 64 or shnum == 0 or shoff < 64 or hdr.image_size > MAX_IMAGE_SIZE:
-        raise NotAnImage(
-            f"{where}: implausible section header table (e_shoff={shoff:#x}, e_shnum={shnum}, "
-            f"e_shentsize={shentsize})"
-        )
-    return hdr
-
-
-class _SourceStream(io.RawIOBase):
-    """A seekable read-only stream over a ByteSource, for pyelftools."""
-
-    def __init__(self, source: ByteSource, size: int):
-        self._src = source
-        self._size = size
-        self._pos = 0
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def seek(self, pos, whence=io.SEEK_SET):
-        if whence == io.SEEK_SET:
-            self._pos = pos
-        elif whence == io.SEEK_CUR:
-            self._pos += pos
-        else:
-            self._pos = self._size + pos
-        return self._pos
-
-    def tell(self):
-        return self._pos
-
-    def read(self, n=-1):
-        if n is None or n < 0:
-            n = self._size - self._pos
-        n = max(0, min(n, self._size - self._pos))
-        data = self._src.read(self._pos, n) if n else b""
-        self._pos += len(data)
-        return data
-
-    def readinto(self, b):
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 class EngineInfo(NamedTuple):
@@ -128,6 +34,15 @@ class EngineInfo(NamedTuple):
         return int(m.group(1)) if m else None
 
 
+class ImageOrigin(StrEnum):
+    """Where an image's bytes come from (the JSON `loaded_from` of an image is its value)."""
+
+    FILE = "file"  # a file opened by path
+    MEMORY = "memory"  # the inferior's memory, through the debugger
+    BYTES = "bytes"  # bytes in hand (tests, tools)
+    USER = "user"  # a file named by `stackmap load FILE ADDR`
+
+
 class WasmtimeImage:
     """One Wasmtime code image. `base` is its load address when read from a process."""
 
@@ -136,11 +51,10 @@ class WasmtimeImage:
         self.base = base
         self.path = path
         self.name = path or source.name
-        # Where the bytes come from: "file", "memory" (a debugger), "bytes", "user" (stackmap load).
         self.loaded_from = (
-            "file"
+            ImageOrigin.FILE
             if isinstance(source, FileSource)
-            else ("bytes" if isinstance(source, BytesSource) else "memory")
+            else (ImageOrigin.BYTES if isinstance(source, BytesSource) else ImageOrigin.MEMORY)
         )
         head = source.read(0, 64) if source.size is None or source.size >= 64 else b""
         self.header = parse_elf_header(head, self.name)
@@ -199,73 +113,19 @@ class WasmtimeImage:
         """name -> (file offset, size), from the section header table (struct; pyelftools
         for anything unusual)."""
         if self._sections is None:
-            secs = self._section_headers_fast()
-            if secs is None:
-                secs = self._section_headers_elftools()
-            self._sections = {}
-            self.outside = {}
+            secs = section_table(self.source, self.header, self.size, self.name)
+            sections: dict[str, tuple[int, int]] = {}
             for name, (off, size, typ) in secs.items():
-                if typ == "SHT_NOBITS" or typ == _SHT_NOBITS:
+                if typ == "SHT_NOBITS" or typ == SHT_NOBITS:
                     continue
                 if off + size > self.size:
                     # Ignore what lies outside the image rather than read past it; a needed
                     # section that is missing gives its own error below (validate_image names it).
                     self.outside[name] = (off, size)
                     continue
-                self._sections[name] = (off, size)
+                sections[name] = (off, size)
+            self._sections = sections
         return self._sections
-
-    def _section_headers_fast(self) -> dict[str, tuple[int, int, int]] | None:
-        """The section table in two reads (the table, .shstrtab) with `struct`.
-
-        Only for a table that is wholly readable and plainly well formed (every
-        name NUL-terminated inside .shstrtab); anything else returns None and
-        the pyelftools path below decides, with its own error messages. Both
-        paths give the same names, offsets and sizes for a well-formed table.
-        """
-        h = self.header
-        if h.shstrndx >= h.shnum or h.shentsize != _SHDR.size:
-            return None
-        try:
-            table = self.source.read(h.shoff, h.shnum * h.shentsize)
-        except StackMapsError:
-            return None
-        if len(table) != h.shnum * h.shentsize:
-            return None
-        shdr = _SHDR if h.little_endian else _SHDR_BE
-        rows = list(shdr.iter_unpack(table))
-        str_off, str_size = rows[h.shstrndx][4], rows[h.shstrndx][5]
-        if str_off + str_size > self.size or str_size > MAX_SECTION_READ:
-            return None
-        try:
-            strtab = self.source.read(str_off, str_size) if str_size else b""
-        except StackMapsError:
-            return None
-        secs = {}
-        find = strtab.find
-        for name_off, typ, _flags, _addr, off, size, _link, _info, _align, _ent in rows:
-            end = find(b"\0", name_off) if name_off < str_size else -1
-            if end < 0:
-                return None
-            secs[strtab[name_off:end].decode("utf-8", "replace")] = (off, size, typ)
-        return secs
-
-    def _section_headers_elftools(self) -> dict[str, tuple[int, int, str]]:
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
-
-        try:
-            elf = ELFFile(_SourceStream(self.source, self.size))
-            secs = {}
-            for i in range(elf.num_sections()):
-                sh = elf._get_section_header(i)
-                name = elf._get_section_name(sh)
-                secs[name] = (sh["sh_offset"], sh["sh_size"], sh["sh_type"])
-        except StackMapsError:
-            raise
-        except (ELFError, Exception) as e:  # pyelftools raises many types on garbage
-            raise NotAnImage(f"{self.name}: bad ELF section headers: {e}") from None
-        return secs
 
     def section_data(self, name: str) -> bytes | None:
         sec = self.sections.get(name)
@@ -276,7 +136,7 @@ class WasmtimeImage:
             raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
         return self.source.read(off, size)
 
-    def section_view(self, name: str):
+    def section_view(self, name: str) -> memoryview | None:
         """Like section_data, without a copy where the source allows (a file: mmap pages)."""
         sec = self.sections.get(name)
         if sec is None:
@@ -323,11 +183,12 @@ class WasmtimeImage:
     def functions(self) -> FunctionTable:
         """STT_FUNC symbols sorted by text offset (a compact sequence; Functions made lazily)."""
         if self._functions is None:
-            if self.sections.get(".symtab") is None:
+            symtab = self.section_view(".symtab")
+            if symtab is None:
                 self._functions = FunctionTable(b"", b"", True, self.name)
             else:
                 self._functions = FunctionTable(
-                    self.section_view(".symtab"),
+                    symtab,
                     self.section_data(".strtab") or b"",
                     self.header.little_endian,
                     self.name,
@@ -403,7 +264,3 @@ def parse_engine(data: bytes, where: str = "image") -> EngineInfo:
                 target = data[pos : pos + length].decode("utf-8", "replace")
             break
     return EngineInfo(version, target)
-
-
-def open_image(path: str) -> WasmtimeImage:
-    return WasmtimeImage.from_file(path)

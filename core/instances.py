@@ -10,9 +10,12 @@ frames, so the wasm frames' stack (and the thread's stack above SP) hold one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from .errors import ReadError
-from .target import MemoryCache
+from .frames import Activation
+from .gcheap import Heap
+from .target import MemoryCache, ThreadState
 
 STACK_SCAN = 256 * 1024
 MAX_PROBES = 4096
@@ -52,7 +55,11 @@ def store_instances(
     return found
 
 
-def stack_ranges(collected, store_context: int, heaps) -> list[tuple[int, int]]:
+def stack_ranges(
+    collected: Iterable[tuple[ThreadState, list[Activation]]],
+    store_context: int,
+    heaps: dict[tuple[int, int], Heap],
+) -> list[tuple[int, int]]:
     """Where to look: each activation of the store, from its innermost FP (or the thread's
     SP) to 1 KiB above its outermost FP; then the thread's stack from SP up."""
     out = []

@@ -47,10 +47,12 @@ def core_regions(path: str) -> list[Region] | None:
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_NOTE":
                     continue
-                for note in seg.iter_notes():
+                for note in seg.iter_notes():  # type: ignore[attr-defined]  # a NoteSegment
                     if note["n_type"] == "NT_FILE":
                         desc = note["n_desc"]
-                        for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"]):
+                        for entry, name in zip(
+                            desc["Elf_Nt_File_Entry"], desc["filename"], strict=False
+                        ):
                             files[entry["vm_start"]] = (
                                 os.fsdecode(name) if isinstance(name, bytes) else name
                             )

@@ -4,14 +4,16 @@
 import functools
 import os
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pygments.console import colorize
 
+from .gcref import SlotKind
 from .heaprender import brief
 from .text import safe_record
+from .width import wrap_parts
 
-_F = TypeVar("_F", bound=Callable)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _escaped(fn: _F) -> _F:
@@ -20,17 +22,22 @@ def _escaped(fn: _F) -> _F:
     escaped (`\\x1b`), never raw."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*(a if isinstance(a, Style) else safe_record(a) for a in args), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
 class Style:
-    """ANSI colour through pygments' console palette, or plain text."""
+    """ANSI colour through pygments' console palette, or plain text; and the width to
+    wrap frame lines at (the debugger's; None: one line per frame, as `--wide`)."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, width: int | None = None):
         self.enabled = enabled
+        self.width = width
+
+    def wide(self) -> "Style":
+        return Style(self.enabled, None)
 
     def __call__(self, color: str, text: str) -> str:
         return colorize(color, text) if self.enabled else text
@@ -42,12 +49,13 @@ def color_wanted(debugger_styling: bool) -> bool:
 
 
 def describe_slot(s: dict) -> str:
+    """A slot record's value: `null`, `i31 N`, `heap 0x.. (its object)`, or `unreadable`."""
     kind = s["kind"]
-    if kind == "null":
+    if kind == SlotKind.NULL:
         return "null"
-    if kind == "i31":
+    if kind == SlotKind.I31:
         return f"i31 {s['value']}"
-    if kind == "heap":
+    if kind == SlotKind.HEAP:
         text = f"heap {s['value']:#x}"
         obj = s.get("object")
         if obj:
@@ -65,25 +73,88 @@ def describe_slot(s: dict) -> str:
     return "unreadable"
 
 
+_SLOT_COLORS: dict[str, str] = {
+    SlotKind.NULL: "gray",
+    SlotKind.I31: "cyan",
+    SlotKind.HEAP: "yellow",
+}
+
+
 def _slot_color(kind: str) -> str:
-    return {"null": "gray", "i31": "cyan", "heap": "yellow"}.get(kind, "red")
+    return _SLOT_COLORS.get(kind, "red")
 
 
 def frame_header(fr: dict, style: Style) -> str:
+    """Where a frame is, on one line (its pc, function, wasm offset, FP, SP, size)."""
+    parts = _where_parts(fr, style)
+    return parts[0][1] + "".join(sep + text for sep, text in parts[1:])
+
+
+def _where_parts(fr: dict, style: Style) -> list[tuple[str, str]]:
     name = fr["function"] or "??"
     off = fr.get("function_offset")
     where = f"{name}+{off:#x}" if off is not None else name
     parts = [
-        style("brightblack", f"#{fr['level']:<3}"),
-        f"{fr['pc']:#018x} in",
-        style("green", where),
+        ("", style("brightblack", f"#{fr['level']:<3}")),
+        (" ", f"{fr['pc']:#018x} in"),
+        (" ", style("green", where)),
     ]
     if fr.get("wasm_offset") is not None:
-        parts.append(f"@ {fr['wasm_offset']:#x}")  # the wasm bytecode offset, as Wasmtime prints it
-    parts.append(f"fp={fr['fp']:#x}")
+        # The wasm bytecode offset, as Wasmtime prints it.
+        parts.append((" ", f"@ {fr['wasm_offset']:#x}"))
+    parts.append((" ", f"fp={fr['fp']:#x}"))
     if fr["frame_size"] is not None:
-        parts.append(f"sp={fr['sp']:#x} size={fr['frame_size']}")
-    return " ".join(parts)
+        parts += [(" ", f"sp={fr['sp']:#x}"), (" ", f"size={fr['frame_size']}")]
+    return parts
+
+
+def frame_parts(fr: dict, style: Style, full: bool = False) -> list[tuple[str, str]]:
+    """One frame's line as (separator, text) parts: where it is, then its slots (the
+    summary only with `full`, whose slots get lines of their own), or why it has none."""
+    parts = _where_parts(fr, style)
+    if not fr["safepoint"]:
+        return [*parts, ("  ", style("brightblack", f"[{fr['reason']}]"))]
+    slots = fr["slots"]
+    summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
+    if full or not slots:
+        return [*parts, ("  ", summary)]
+    live = sum(s["kind"] != "null" for s in slots)
+    parts.append(("  ", f"{summary} ({live} non-null):"))
+    shown = [f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s)) for s in slots]
+    parts += [(" ", text + ",") for text in shown[:-1]]
+    parts.append((" ", shown[-1]))
+    return parts
+
+
+@_escaped
+def context_lines(th: dict, style: Style, most: int = 8) -> list[str]:
+    """`stackmap context on`: after a stop, the selected thread's roots in a few lines."""
+    frames = th["frames"]
+    rooted = [f for f in frames if f["safepoint"] and f["slots"]]
+    refs = sum(s["kind"] != "null" for f in rooted for s in f["slots"])
+    title = (
+        f"wasm roots: thread {th['thread']}, {len(frames)} wasm frame{'s' * (len(frames) != 1)}, "
+        f"{refs} live ref{'s' * (refs != 1)}"
+    )
+    width = style.width or len(title) + 8
+    out = [style("brightblack", f"── {title} " + "─" * max(0, width - len(title) - 4))]
+    for fr in rooted[:most]:
+        name = fr["function"] or "??"
+        off = fr.get("function_offset")
+        short = name.rsplit("::", 1)[-1] if name.startswith("wasm[") else name
+        where = f"{short}+{off:#x}" if off is not None else short
+        shown = [
+            f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
+            for s in fr["slots"]
+        ]
+        parts = [("", style("brightblack", f"#{fr['level']:<3}")), (" ", style("green", where))]
+        parts += [(" ", text + ",") for text in shown[:-1]] + [(" ", shown[-1])]
+        out.extend(wrap_parts(parts, style.width))
+    if len(rooted) > most:
+        out.append(f"     ... {len(rooted) - most} more frames with roots: 'stackmap bt'")
+    if not rooted:
+        out.append("     no live GC references in these frames")
+    return out
 
 
 @_escaped
@@ -99,10 +170,11 @@ def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
         if not frames:
             out.append(f"{label}: no wasm frames")
             continue
-        out.append(
-            f"{label}: {len(frames)} wasm frame{'s' * (len(frames) != 1)} in "
-            f"{nact} activation{'s' * (nact != 1)}"
-        )
+        total = th.get("frames_total", len(frames))
+        count = f"{total} wasm frame{'s' * (total != 1)}"
+        if total > len(frames):  # bt -n N
+            count = f"showing {len(frames)} of {count}"
+        out.append(f"{label}: {count} in {nact} activation{'s' * (nact != 1)}")
         out.extend(wasm_frames_lines(frames, style, full))
     out.extend(suspended_lines(doc, style, full))
     return out
@@ -135,21 +207,7 @@ def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> l
         if prev_act is not None and fr["activation"] != prev_act:
             out.append(style("brightblack", "     ~~ host frames ~~"))
         prev_act = fr["activation"]
-        line = frame_header(fr, style)
-        slots = fr["slots"]
-        if fr["safepoint"]:
-            live = [s for s in slots if s["kind"] != "null"]
-            summary = f"{len(slots)} slot{'s' * (len(slots) != 1)}"
-            if not full:
-                shown = ", ".join(
-                    f"SP+{s['offset']}=" + style(_slot_color(s["kind"]), describe_slot(s))
-                    for s in slots
-                )
-                summary += f" ({len(live)} non-null): {shown}"
-            line += "  " + summary
-        else:
-            line += "  " + style("brightblack", f"[{fr['reason']}]")
-        out.append(line)
+        out.extend(wrap_parts(frame_parts(fr, style, full), style.width))
         if full:
             out.extend(slot_lines(fr, style))
         if fr.get("note"):
@@ -188,11 +246,20 @@ def slot_lines(fr: dict, style: Style) -> list[str]:
     out = []
     for s in fr["slots"]:
         raw = f"{s['raw']:#010x}" if s["raw"] is not None else "??????????"
-        out.append(
-            f"      SP+{s['offset']:<5} {s['address']:#018x}  {raw}  "
-            + style(_slot_color(s["kind"]), describe_slot(s))
-        )
+        head = f"      SP+{s['offset']:<5} {s['address']:#018x}  {raw}"
+        # A long value continues under the value column.
+        words = [style(_slot_color(s["kind"]), w) for w in describe_slot(s).split(" ")]
+        parts = [("", head), ("  ", words[0]), *((" ", w) for w in words[1:])]
+        out.extend(wrap_parts(parts, style.width, " " * (len(head) + 2)))
     return out
+
+
+def _wrapped(prefix: str, text: str, style: Style, indent: str = "        ") -> list[str]:
+    """`prefix` + `text`, its words wrapped at the style's width."""
+    words = text.split(" ")
+    return wrap_parts(
+        [("", prefix + words[0]), *((" ", w) for w in words[1:])], style.width, indent
+    )
 
 
 @_escaped
@@ -217,12 +284,17 @@ def frame_lines(fr: dict, style: Style) -> list[str]:
     if fr.get("error"):
         out.append("  " + style("red", "error: " + fr["error"]))
     if fr.get("heap_note"):
-        out.append("  heap: " + fr["heap_note"])
+        out.extend(_wrapped("  heap: ", fr["heap_note"], style))
     return out
 
 
 def hexdump_lines(
-    base: int, data: bytes, live_offsets: Iterable[int], style: Style, sp: int
+    base: int,
+    data: bytes,
+    live_offsets: Iterable[int],
+    style: Style,
+    sp: int,
+    byteorder: str = "little",
 ) -> list[str]:
     """Words of SP..FP, 16 bytes a line; live slots coloured (or starred without colour)."""
     live = set(live_offsets)
@@ -231,7 +303,8 @@ def hexdump_lines(
         words = []
         for w in range(line, min(line + 16, len(data)), 4):
             off = base + w - sp
-            text = data[w : w + 4][::-1].hex()  # little-endian u32, most significant first
+            word = data[w : w + 4]  # a u32 of the target's byte order, most significant first
+            text = (word[::-1] if byteorder == "little" else word).hex()
             if off in live:
                 text = style("yellow", text) if style.enabled else text + "*"
             elif not style.enabled:
@@ -244,12 +317,17 @@ def hexdump_lines(
 
 
 def frame_dump_lines(
-    sp: int, frame_size: int, data: bytes, live_offsets: Iterable[int], style: Style
+    sp: int,
+    frame_size: int,
+    data: bytes,
+    live_offsets: Iterable[int],
+    style: Style,
+    byteorder: str = "little",
 ) -> list[str]:
     """`stackmap frame -x`: the hexdump of SP..FP+16 under its title."""
     return [
         f"  SP..FP+16 ({frame_size} bytes + saved FP, return address):",
-        *hexdump_lines(sp, data, live_offsets, style, sp),
+        *hexdump_lines(sp, data, live_offsets, style, sp, byteorder),
     ]
 
 

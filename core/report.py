@@ -11,12 +11,13 @@ import signal
 from collections.abc import Iterable
 
 from .errors import StackMapsError
-from .gcheap import HeapReport
+from .frames import Activation, Slot, WasmFrame, wasm_offset
+from .gcheap import HeapFinding, HeapReport
+from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
 from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
-from .walk import Activation, Slot, WasmFrame, wasm_offset
 
 SCHEMA_VERSION = 1
 
@@ -27,7 +28,7 @@ def slot_record(s: Slot) -> dict:
         "offset": s.offset,
         "address": s.address,
         "raw": s.raw,
-        "kind": ref.kind if ref else "unreadable",
+        "kind": ref.kind if ref else SlotKind.UNREADABLE,
         "value": ref.value if ref else None,
     }
 
@@ -45,7 +46,11 @@ def frame_record(f: WasmFrame) -> dict:
         "slots": [slot_record(s) for s in f.slots],
         # extras
         "text_offset": f.text_offset,
-        "function_offset": (f.text_offset - f.function.start) if f.function else None,
+        "function_offset": (
+            f.text_offset - f.function.start
+            if f.function is not None and f.text_offset is not None
+            else None
+        ),
         "wasm_function_index": f.function.index if f.function else None,
         "wasm_offset": wasm_offset(f),  # what Wasmtime's own backtrace prints for the frame
         "image_base": f.image.base,
@@ -62,7 +67,7 @@ def thread_record(num: int, activations: list[Activation], extra: dict | None = 
         "thread": num,
         "frames": [frame_record(f) for a in activations for f in a.frames],
         "activations": [
-            {"source": a.source, "end": a.end, "frames": len(a.frames)} for a in activations
+            {"source": a.source, "end": a.end_text, "frames": len(a.frames)} for a in activations
         ],
     }
     if extra:
@@ -117,6 +122,7 @@ def threads_document(
     for t, acts in collected:
         rec = thread_record(t.num, acts, {"name": t.name, "tid": t.tid})
         if limit is not None:
+            rec["frames_total"] = len(rec["frames"])  # the header says "showing N of M"
             rec["frames"] = rec["frames"][:limit]
         threads.append(rec)
     return apply_heap(document(threads), heap)
@@ -137,11 +143,15 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
                     obj = objects.get((id(f), s["offset"]))
                     if obj is not None:
                         s["object"] = obj
-                if note and any(s["kind"] == "heap" for s in fr["slots"]):
+                if note and any(s["kind"] == SlotKind.HEAP for s in fr["slots"]):
                     fr["heap_note"] = note
                 frames.append(fr)
             rec = {k: v for k, v in tie.items() if k not in ("objects", "heap_note")}
-            acts.append({"source": act.source, "end": act.end, "frames": len(act.frames), **rec})
+            if isinstance(rec.get("heap"), HeapFinding):
+                rec["heap"] = heap_record(rec["heap"])
+            acts.append(
+                {"source": act.source, "end": act.end_text, "frames": len(act.frames), **rec}
+            )
         stores = {a["store_context"] for a in acts if a["store_context"] is not None}
         out.append(
             {
@@ -163,16 +173,16 @@ def apply_heap(doc: dict, heap: HeapReport) -> dict:
         for fr in th.get("frames", []):
             apply_heap_frame(fr, heap, num)
         for i, act in enumerate(th.get("activations", [])):
-            rec = heap.activations.get((num, i))
-            if rec is not None:
-                act["heap"] = rec
+            finding = heap.activations.get((num, i))
+            if finding is not None:
+                act["heap"] = heap_record(finding)
     return doc
 
 
 def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> dict:
     """Add the `object` of each slot and the frame's `heap_note` to one frame record."""
-    num = fr.get("thread") if thread is None else thread
-    level = fr.get("level")
+    num: int = fr["thread"] if thread is None else thread
+    level: int = fr["level"]
     for s in fr.get("slots", []):
         obj = heap.objects.get((num, level, s.get("offset")))
         if obj is not None:
@@ -181,6 +191,36 @@ def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> d
     if note is not None:
         fr["heap_note"] = note
     return fr
+
+
+def heap_record(h: HeapFinding) -> dict:
+    """An activation's `heap` record: where its GC heap is, or why it was not located."""
+    tie = {}
+    if h.tie is not None or h.tie_by_records is not None:
+        tie = {"tie": h.tie, "tie_by_records": h.tie_by_records}
+    if h.located is None:  # no live heap refs: the store it runs in, only
+        return {"located": None, "store_context": h.store_context, **tie, "vmctx": h.vmctx}
+    if not h.located or h.heap is None:
+        rec: dict = {"located": False, "note": h.note}
+        if h.ambiguous is not None:
+            rec["ambiguous"] = list(h.ambiguous)
+        if tie:
+            rec.update(store_context=h.store_context, **tie)
+        return rec
+    heap = h.heap
+    return {
+        "located": True,
+        "base": heap.base,
+        "length": heap.length,
+        "vmctx": h.vmctx,
+        "store_context": h.store_context,
+        **tie,
+        "found_at": heap.found_at,
+        "found_in": heap.found_in,
+        "collector": h.collector,
+        "wasmtime_major": heap.major,
+        "layout_from": h.layout_from,
+    }
 
 
 def apply_suspicious(doc: dict, found: dict[tuple[int, int], dict]) -> dict:
@@ -222,6 +262,8 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     if image is None or pc is None:
         return None
     off = image.text_offset(pc)
+    if off is None:  # not in this image's .text
+        return None
     func = image.function_at(off)
     info: dict = {
         "pc": pc,
@@ -245,6 +287,11 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     except StackMapsError as e:
         info["note"] = str(e)
     return info
+
+
+def error_document(error: StackMapsError) -> dict:
+    """Why a `--json` command failed, for scripts (`wasmtime-stackmaps triage` reads it)."""
+    return {"schema": SCHEMA_VERSION, "error": {"kind": error.kind, "message": str(error)}}
 
 
 def to_json(doc: dict) -> str:

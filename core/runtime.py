@@ -14,6 +14,7 @@ release lays them out; see docs/format.md §6 (the table and its sources).
 """
 
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .errors import ReadError
@@ -55,7 +56,10 @@ class StoreContextState(NamedTuple):
 
 
 def read_store_context(
-    read, address: int, layout: StoreContextLayout, little_endian: bool = True
+    read: Callable[[int, int], bytes],
+    address: int,
+    layout: StoreContextLayout,
+    little_endian: bool = True,
 ) -> StoreContextState:
     """The activation fields of the store context at `address`.
 
@@ -75,7 +79,9 @@ def read_store_context(
     )
 
 
-def vmctx_store(read, vmctx: int, little_endian: bool = True) -> tuple[bytes, int] | None:
+def vmctx_store(
+    read: Callable[[int, int], bytes], vmctx: int, little_endian: bool = True
+) -> tuple[bytes, int] | None:
     """(magic, store context pointer) when `vmctx` starts with a VMContext magic, else None."""
     try:
         head = read(vmctx, 24)

@@ -11,12 +11,13 @@ from typing import NamedTuple
 
 from . import gcheap, heapctx, heapfind
 from .discover import ImageRegistry, discover_from_pc, discover_from_regions
-from .errors import StackMapsError
+from .errors import NoImages, StackMapsError
+from .frames import Activation
 from .pulley import add_pulley_activations, without
 from .pulley import apply_heaps as apply_pulley_heaps
 from .suspended import SuspendedStack, suspended_stacks
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import DEFAULT_MAX_DEPTH, Activation, thread_activations
+from .walk import DEFAULT_MAX_DEPTH, thread_activations
 
 # How many bytes of an image's start are compared to notice another image mapped there.
 HEADER_CHECK = 64
@@ -41,6 +42,7 @@ class Session:
         self.max_depth = DEFAULT_MAX_DEPTH
         self.last_stats: dict[str, int] = {}
         self.snapshots: dict[str, dict] = {}
+        self.context = False  # `stackmap context on`: a summary of the roots after each stop
 
     def invalidate(self) -> None:
         """Forget everything about the inferior (new objfile, exit, rerun)."""
@@ -95,7 +97,7 @@ class Session:
         regions = self.discover(target, threads)
         if not len(self.registry):
             problems = "; ".join(self.registry.problems.values())
-            raise StackMapsError(
+            raise NoImages(
                 "no Wasmtime images found in this process"
                 + (
                     f": {problems}"
@@ -120,7 +122,10 @@ class Session:
             out.append((t, acts))
         depth = max_depth or self.max_depth
         pulley = add_pulley_activations(target, self.registry, mem, out, regions, depth)
-        heap = heapfind.annotate(target, mem, without(out, pulley), regions)  # GC objects
+        # Stores, activations from the runtime's records (not beside Pulley's: their indices
+        # are kept), GC objects of heap refs.
+        rt = None if pulley else self.registry
+        heap = heapfind.annotate(target, mem, without(out, pulley), regions, rt)
         apply_pulley_heaps(heap, mem, pulley)  # Pulley frames: in their proven store's heap
         heapctx.enrich(self, target, out, heap)  # their types and fields, when the module is known
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for

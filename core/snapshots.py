@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterable
 
 from .errors import StackMapsError
+from .frames import Activation
 from .outfile import write_atomic
 from .source import check_input_file
 from .target import ThreadState
 from .text import safe
-from .walk import Activation
 
 SNAPSHOT_KIND = "stackmap-snapshot"
 

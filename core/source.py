@@ -5,6 +5,7 @@ import os
 import stat
 from collections.abc import Callable
 
+from .abi import PAGE_SIZE
 from .errors import ReadError
 from .text import safe
 
@@ -149,7 +150,7 @@ class MemorySource(ByteSource):
         return data
 
     def _read_pages(self, addr: int, want: int, got: bytes) -> bytes:
-        page = 4096
+        page = PAGE_SIZE
         out = bytearray(got)
         while len(out) < want:
             n = min(page - (addr + len(out)) % page, want - len(out))

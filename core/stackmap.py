@@ -22,7 +22,7 @@ import operator
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from .errors import CorruptSection
@@ -47,7 +47,7 @@ class StackMapEntry(NamedTuple):
     map_index: int  # where the map starts in data[] (u32 units)
 
 
-def _u32_view(buf: memoryview):
+def _u32_view(buf: memoryview) -> Sequence[int]:
     """A read-only sequence of little-endian u32 over `buf` (zero copy on LE hosts)."""
     if sys.byteorder == "little":
         return buf.cast("I") if len(buf) else ()
@@ -60,7 +60,7 @@ def _u32_view(buf: memoryview):
 class StackMapSection:
     """An indexed `.wasmtime.stackmap` section. `where` names it in error messages."""
 
-    def __init__(self, data: bytes, where: str = SECTION_NAME):
+    def __init__(self, data: bytes | memoryview, where: str = SECTION_NAME):
         self.where = where
         self._raw = data
         size = len(data)
@@ -95,7 +95,7 @@ class StackMapSection:
         return self._n
 
     @property
-    def pcs(self):
+    def pcs(self) -> Sequence[int]:
         """The sorted return-address text offsets (a sequence of ints)."""
         return self._pcs
 
@@ -115,7 +115,7 @@ class StackMapSection:
         self._decoded[k] = (frame_size, offsets)
         return StackMapEntry(pc, frame_size, offsets, k)
 
-    def _map_at(self, k: int, what: str):
+    def _map_at(self, k: int, what: str) -> tuple[int, Sequence[int]]:
         """(frame_size, bitmap words) of the map at data[k], every bound checked first.
 
         Linear in the bitmap's words, at C speed (one big integer), before any
@@ -268,7 +268,7 @@ class StackMapSection:
         return self._distinct
 
 
-def _bit_offsets(words) -> tuple[int, ...]:
+def _bit_offsets(words: Iterable[int]) -> tuple[int, ...]:
     out: list[int] = []
     for w, word in enumerate(words):
         base = 128 * w  # 32 bits a word, 4 bytes a bit
@@ -279,7 +279,7 @@ def _bit_offsets(words) -> tuple[int, ...]:
     return tuple(out)
 
 
-def encode(entries) -> bytes:
+def encode(entries: Iterable[tuple[int, int, Sequence[int]]]) -> bytes:
     """Write a section from (pc, frame_size, offsets) triples, sharing identical maps.
 
     The inverse of the reader, used by tests and benchmarks to build sections

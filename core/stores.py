@@ -34,14 +34,16 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from .abi import PAGE_SIZE
 from .errors import ReadError
+from .frames import Activation, WasmFrame
 from .runtime import (
     VMCTX_STORE_OFFSET,
     StoreContextState,
     read_store_context,
     store_layout_for,
 )
-from .target import MemoryCache, Region
+from .target import MemoryCache, Region, ThreadState
 
 FRAME_SLACK_BELOW = 4096  # host frames under the innermost wasm frame (libcalls take vmctx)
 FRAME_SLACK_ABOVE = 1024  # the entry trampoline's caller
@@ -73,7 +75,7 @@ class Tie(NamedTuple):
 Explains = Callable[[Candidate], tuple[bool, int, str | None]]
 
 
-def _is_trampoline(fr) -> bool:
+def _is_trampoline(fr: WasmFrame) -> bool:
     return fr.function is not None and not fr.function.is_wasm
 
 
@@ -84,7 +86,8 @@ class StoreTies:
     def __init__(self, mem: MemoryCache, regions: list[Region] | None, little_endian: bool):
         self.mem = mem
         self.regions = sorted(regions or [], key=lambda r: r.start) or None
-        self._starts = [r.start for r in self.regions or []]  # binary search: 1000s of maps
+        self._starts = [r.start for r in self.regions or []]
+        self._own: dict[tuple[int, int], list[Candidate]] = {}
         self.e = "<" if little_endian else ">"
         self.little = little_endian
         self.magics = {
@@ -103,14 +106,14 @@ class StoreTies:
         i = bisect.bisect_right(self._starts, v) - 1
         if i < 0 or v >= self.regions[i].end:
             return False
-        r = self.regions[i]
-        return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
+        perms = self.regions[i].perms
+        return not perms or (perms[:2] == "rw" and "x" not in perms)
 
     def words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(address, value) of the readable 8-aligned words in [lo, hi), page by page."""
         lo -= lo % 8
         pos = lo
-        page = MemoryCache.PAGE
+        page = PAGE_SIZE
         while pos < hi:
             n = min(page - pos % page, hi - pos)
             n -= n % 8
@@ -182,7 +185,13 @@ class StoreTies:
                 out[store] = Candidate(store, v, addr, where)
         return list(out.values())
 
-    def own_candidates(self, thread, act, first: bool) -> list[Candidate]:
+    def own_candidates(self, thread: ThreadState, act: Activation, first: bool) -> list[Candidate]:
+        key = (id(act), first)
+        if key not in self._own:
+            self._own[key] = self._own_candidates(thread, act, first)
+        return self._own[key]
+
+    def _own_candidates(self, thread: ThreadState, act: Activation, first: bool) -> list[Candidate]:
         fps = [fr.fp for fr in act.frames]
         lo = min(fps) - FRAME_SLACK_BELOW
         sp = thread.sp
@@ -190,13 +199,13 @@ class StoreTies:
             lo = min(lo, sp)
         return self.scan(lo, max(fps) + FRAME_SLACK_ABOVE, "wasm frames")
 
-    def stack_candidates(self, thread) -> list[Candidate]:
+    def stack_candidates(self, thread: ThreadState) -> list[Candidate]:
         if thread.sp is None:
             return []
         return self.scan(thread.sp, thread.sp + THREAD_SCAN, "thread stack")
 
     # -- proofs ------------------------------------------------------------------------------
-    def record_match(self, act, st: StoreContextState) -> str | None:
+    def record_match(self, act: Activation, st: StoreContextState) -> str | None:
         """How the store context's current records match this activation, else None."""
         frames = act.frames
         wasm_fp = self.exit_wasm_fp(st)
@@ -217,37 +226,41 @@ class StoreTies:
             return "the store's last entry record matches its entry trampoline"
         return None
 
-    def saved_match(self, act, newer, stores: set[int]) -> int | None:
+    def saved_match(self, act: Activation, newer: Activation, stores: set[int]) -> int | None:
         """A store context whose saved records (an EntryStoreContext in the host frames
         between `newer` and `act`) hold this activation's exit pc, exit FP and entry FP."""
         frames = act.frames
         if len(frames) < 2 or not _is_trampoline(frames[-1]):
             return None
-        lo = newer.frames[-1].fp
-        hi = frames[0].fp
+        lo, hi = newer.frames[-1].fp, frames[0].fp
         if not lo < hi or hi - lo > MAX_GAP:
             return None
         entry = frames[-1].fp
-        exits = {(fr.pc, frames[i - 1].fp if i else None, fr.fp) for i, fr in enumerate(frames[:3])}
-        hits: list[tuple[int, int]] = list(self.words(lo, hi))
-        index = {v: a for a, v in hits}
-        for pc, tramp_fp, wasm_fp in exits:
-            a_pc = index.get(pc)
-            if a_pc is None:
-                continue
-            near = {v: a for a, v in hits if abs(a - a_pc) <= SAVED_WINDOW}
-            fp_ok = (tramp_fp is not None and tramp_fp in near) or wasm_fp in near
-            if not fp_ok or entry not in near:
-                continue
-            found = [v for v in near if v in stores]
-            if len(found) == 1:
-                return found[0]
+        hits = list(self.words(lo, hi))
+        where: dict[int, list[int]] = {}
+        for a, v in hits:
+            where.setdefault(v, []).append(a)
+        for fr in frames[:3]:
+            for a_pc in where.get(fr.pc, ()):
+                near = {v for a, v in hits if abs(a - a_pc) <= SAVED_WINDOW}
+                if entry not in near:
+                    continue
+                # The exit FP: the wasm frame's own (before 37) or the exit trampoline's,
+                # whose frame record holds the wasm frame's FP and returns to its pc.
+                fp_ok = fr.fp in near or any(
+                    t % 8 == 0 and self.mem.try_u64(t) == fr.fp and self.mem.try_u64(t + 8) == fr.pc
+                    for t in near
+                    if fr.fp - MAX_GAP < t < fr.fp
+                )
+                found = [v for v in near if v in stores]
+                if fp_ok and len(found) == 1:
+                    return found[0]
         return None
 
     def tie(
         self,
-        thread,
-        acts: list,
+        thread: ThreadState,
+        acts: list[Activation],
         n: int,
         major: int,
         pool: list[Candidate],
@@ -289,7 +302,7 @@ class StoreTies:
             )  # fmt: skip
         return self._by_heap(thread, own, explains)
 
-    def _by_heap(self, thread, own: list[Candidate], explains: Explains | None) -> Tie:
+    def _by_heap(self, thread: ThreadState, own: list[Candidate], explains: Explains | None) -> Tie:
         """No record matches: the store of the activation's own vmctx, when one explains."""
         why_no_records = "no store context's exit/entry records match its frames"
         bad = [

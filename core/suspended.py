@@ -17,6 +17,7 @@ from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
 from .fibers import DataRegions, FiberFind, SavedExit, find_suspended
+from .frames import Activation
 from .runtime import vmctx_store
 from .storeheap import (
     StoreHeap,
@@ -27,7 +28,6 @@ from .storeheap import (
     not_located,
 )
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import Activation
 
 VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampoline below it
 MAX_VMCTX_PROBES = 256
@@ -49,7 +49,10 @@ def _prove_store(
     # exit trampoline and host frames below the innermost one.
     inner = act.frames[0].fp
     spans = [(inner, act.frames[-1].fp + 16)]
-    spans.append((max(find.region.start, inner - VMCTX_SLACK_BELOW), inner))
+    if find.region.start <= inner < find.region.end:
+        spans.append((max(find.region.start, inner - VMCTX_SLACK_BELOW), inner))
+    else:  # Pulley: the frames are on the interpreter's stack; the host frames on the fiber
+        spans.append((max(find.region.start, saved.at - VMCTX_SLACK_BELOW), saved.at))
     little = target.little_endian
     seen: set[int] = set()
     for lo, hi in spans:
@@ -102,7 +105,7 @@ def _tie(
     else:
         got = _unproven(finder, saved, act, ctx, rec)
     if got is not None:
-        rec.update(heap=got.record, heap_note=got.note, objects=got.objects)
+        rec.update(heap=got.finding, heap_note=got.note, objects=got.objects)
     return rec
 
 

@@ -11,7 +11,12 @@ stale argument area), so a hit is a place to look, not a verdict. Nothing can
 be said when the GC heap was not located.
 """
 
+from collections.abc import Iterable
+
 from .errors import ReadError
+from .frames import Activation, WasmFrame
+from .gcheap import Heap, HeapReport
+from .target import MemoryCache, ThreadState
 
 HEURISTIC_NOTE = (
     "heuristic: words of SP..FP that are not in the stack map but point at a GC "
@@ -19,7 +24,11 @@ HEURISTIC_NOTE = (
 )
 
 
-def find_suspicious(mem, collected, heap_report) -> dict[tuple[int, int], dict]:
+def find_suspicious(
+    mem: MemoryCache,
+    collected: Iterable[tuple[ThreadState, list[Activation]]],
+    heap_report: HeapReport,
+) -> dict[tuple[int, int], dict]:
     """(thread, level) -> {"words": [...], "note": str} for every frame at a safepoint."""
     out: dict[tuple[int, int], dict] = {}
     for thread, acts in collected:
@@ -42,19 +51,23 @@ def find_suspicious(mem, collected, heap_report) -> dict[tuple[int, int], dict]:
 MAX_SCAN = 1 << 20
 
 
-def _scan_frame(mem, f, heap, heap_report) -> list[dict]:
+def _scan_frame(mem: MemoryCache, f: WasmFrame, heap: Heap, heap_report: HeapReport) -> list[dict]:
+    entry = f.entry
+    if entry is None:  # no map: nothing says which words are live
+        return []
+    sp = f.fp - entry.frame_size
     # A map may claim a frame of up to 1 GiB: scan at most its first MAX_SCAN bytes.
-    sp, size = f.sp, min(f.entry.frame_size, MAX_SCAN)
+    size = min(entry.frame_size, MAX_SCAN)
     try:
         block = mem.read(sp, size)
     except ReadError:
         return []
-    live = set(f.entry.offsets)
+    live = set(entry.offsets)
     words = []
     for off in range(0, size - size % 4, 4):
         if off in live:
             continue
-        v = int.from_bytes(block[off : off + 4], "little")
+        v = int.from_bytes(block[off : off + 4], mem.byteorder)
         kind = heap_report.is_object(heap, v)
         if kind:
             words.append({"offset": off, "address": sp + off, "raw": v, "object_kind": kind})

@@ -58,7 +58,9 @@ def parse_name(name: str) -> tuple[int | None, int | None]:
 class FunctionTable(Sequence[Function]):
     """The STT_FUNC symbols of `.symtab` (raw bytes or a view) sorted by start, stably."""
 
-    def __init__(self, symtab, strtab: bytes, little_endian: bool, where: str):
+    def __init__(
+        self, symtab: bytes | memoryview, strtab: bytes, little_endian: bool, where: str
+    ) -> None:
         st = struct.Struct(("<" if little_endian else ">") + "IBBHQQ")
         count = len(symtab) // st.size
         if count > MAX_SYMBOLS:
@@ -90,7 +92,7 @@ class FunctionTable(Sequence[Function]):
     def __getitem__(self, i: int) -> Function: ...
     @overload
     def __getitem__(self, i: slice) -> list[Function]: ...
-    def __getitem__(self, i):
+    def __getitem__(self, i: int | slice) -> Function | list[Function]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         if i < 0:
@@ -114,6 +116,15 @@ class FunctionTable(Sequence[Function]):
         return len(self) == len(other) and all(map(operator.eq, self, other))
 
     __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def strtab(self) -> bytes:
+        """The `.strtab` the names are read from."""
+        return self._strtab
+
+    def symbols(self) -> Iterator[tuple[int, int, int]]:
+        """(start, size, name offset in `strtab`) of each function, by start."""
+        return zip(self.starts, self._sizes, self._names, strict=True)
 
     def name(self, i: int) -> str:
         strtab, off = self._strtab, self._names[i]

@@ -7,8 +7,9 @@ memory regions when it knows them. Everything else lives in the core.
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
+from .abi import ADDRESS_LIMIT, PAGE_SIZE
 from .errors import ReadError, StackMapsError
 
 
@@ -47,7 +48,7 @@ class Target:
     """What a debugger must provide. `arch` is x86_64, aarch64 or riscv64."""
 
     arch: str = "x86_64"
-    pointer_size: int = 8
+    pointer_size: int = 8  # bytes of a pointer in the inferior (4 on a 32-bit Pulley host)
     little_endian: bool = True
     description: str = "target"
 
@@ -118,7 +119,7 @@ class MemoryCache:
     not wholly readable is retried page by page.
     """
 
-    PAGE = 4096
+    PAGE = PAGE_SIZE
     CHUNK = 16 * 1024
 
     def __init__(self, target: Target):
@@ -126,6 +127,7 @@ class MemoryCache:
         self._pages: dict[int, bytes | None] = {}
         self.reads = 0
         self._endian = "<" if target.little_endian else ">"
+        self.byteorder: Literal["little", "big"] = "little" if target.little_endian else "big"
         self._u64 = struct.Struct(self._endian + "Q").unpack
         self._u32 = struct.Struct(self._endian + "I").unpack
 
@@ -149,8 +151,24 @@ class MemoryCache:
                 self._pages[pn] = self._fetch(pn * self.PAGE, self.PAGE)
         return self._pages[pn]
 
+    def read_pages(self, address: int, size: int) -> bytes:
+        """Whole pages [address, address + size) (page-aligned) in ONE target read, kept in
+        the cache: for a block known to be mapped exactly there (the top of a stack mapping,
+        whose end a 16 KiB chunk would overrun). ReadError if it cannot be read."""
+        if address % self.PAGE or size % self.PAGE or size <= 0:
+            raise ReadError(f"not whole pages: {size} bytes at {address:#x}", address)
+        first = address // self.PAGE
+        if all(self._pages.get(first + i) is not None for i in range(size // self.PAGE)):
+            return self.read(address, size)
+        data = self._fetch(address, size)
+        if data is None:
+            raise ReadError(f"cannot read memory at {address:#x}", address)
+        for i in range(size // self.PAGE):
+            self._pages[first + i] = data[i * self.PAGE : (i + 1) * self.PAGE]
+        return data
+
     def read(self, address: int, size: int) -> bytes:
-        if address < 0 or size < 0 or address + size > 1 << 64:
+        if address < 0 or size < 0 or address + size > ADDRESS_LIMIT:
             raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
         # Fast path (most reads of a walk): inside one page already read.
         pn, within = divmod(address, self.PAGE)
@@ -215,8 +233,8 @@ class MemoryTarget(Target):
                 return data[address - start : address - start + size]
         raise ReadError(f"cannot read {size} bytes at {address:#x}", address)
 
-    def regions(self):
+    def regions(self) -> list[Region] | None:
         return self._regions
 
-    def threads(self):
+    def threads(self) -> list[ThreadState]:
         return self._threads

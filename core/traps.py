@@ -12,6 +12,7 @@ variants per release: core/abi.py `TRAP_VARIANTS`; where they come from: docs/fo
 
 import bisect
 import struct
+from collections.abc import Sequence
 
 from .abi import (
     SPECIAL_TRAPS_SINCE,
@@ -35,13 +36,13 @@ def trap_name(code: int, major: int | None) -> str:
 BLOCK_SIZE = 128  # entries per block in the 47+ encodings (TRAP_/ADDRMAP_BLOCK_SIZE)
 
 
-def _u32s(data: bytes, at: int, n: int, what: str):
+def _u32s(data: bytes, at: int, n: int, what: str) -> tuple[int, ...]:
     if at + 4 * n > len(data):
         raise CorruptSection(f"{what}: {n} words at {at} run past the section ({len(data)} bytes)")
     return struct.unpack_from(f"<{n}I", data, at)
 
 
-def _leb(data: bytes, pos: int, what: str, signed: bool):
+def _leb(data: bytes, pos: int, what: str, signed: bool) -> tuple[int, int]:
     """A LEB128 number at `pos`: (value, position after it)."""
     result = shift = 0
     while shift < 64:
@@ -58,11 +59,11 @@ def _leb(data: bytes, pos: int, what: str, signed: bool):
     raise CorruptSection(f"{what}: LEB128 longer than 64 bits at byte {pos}")
 
 
-def _uleb(data: bytes, pos: int, what: str):
+def _uleb(data: bytes, pos: int, what: str) -> tuple[int, int]:
     return _leb(data, pos, what, False)
 
 
-def _sleb(data: bytes, pos: int, what: str):
+def _sleb(data: bytes, pos: int, what: str) -> tuple[int, int]:
     return _leb(data, pos, what, True)
 
 
@@ -76,7 +77,7 @@ def _is_flat(data: bytes, value_size: int, major: int | None) -> bool:
     return len(data) == 4 + n * (4 + value_size)
 
 
-def _blocks(data: bytes, what: str):
+def _blocks(data: bytes, what: str) -> tuple[int, tuple[int, ...], tuple[int, ...], int]:
     """(entries, [(first_offset, body_pos)], bodies offset) of a 47+ blocked section."""
     entries, nblocks = _u32s(data, 0, 2, what)
     if nblocks != (entries + BLOCK_SIZE - 1) // BLOCK_SIZE:
@@ -85,7 +86,7 @@ def _blocks(data: bytes, what: str):
     return entries, flat[0::2], flat[1::2], 8 + 8 * nblocks
 
 
-def _block_for(firsts, text_offset: int) -> int:
+def _block_for(firsts: Sequence[int], text_offset: int) -> int:
     return bisect.bisect_right(firsts, text_offset) - 1
 
 

@@ -31,7 +31,7 @@ class TriageFailure(Exception):
         self.code = code
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "triage",
         help="crash report of GC roots from a core file or a process (batch debugger)",
@@ -82,7 +82,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _preflight(args) -> None:
+def _preflight(args: argparse.Namespace) -> None:
     """Refuse what no debugger should be started for (TriageFailure), the same for both."""
     from .batch import debugger_path
     from .corefile import check_core
@@ -132,8 +132,19 @@ _ATTACH = re.compile(
 )
 
 
-def _outcome(output: str, debugger: str, pid: int | None) -> TriageFailure:
-    """What went wrong when the debugger printed no report, as one line and an exit code."""
+def _outcome(output: str, docs: list[dict], debugger: str, pid: int | None) -> TriageFailure:
+    """What went wrong when the debugger printed no report, as one line and an exit code.
+
+    The report command's JSON error document says why (core/report.py error_document);
+    what the debugger itself printed tells an exited program or a failed attach apart.
+    """
+    kinds = {
+        str(d["error"].get("kind")): str(d["error"].get("message"))
+        for d in docs
+        if isinstance(d.get("error"), dict)
+    }
+    if "no-images" in kinds:
+        return TriageFailure(EXIT_NO_FRAMES, kinds["no-images"])
     errors = [line.strip() for line in output.splitlines() if "stackmap:" in line]
     if any("no Wasmtime images" in e for e in errors):
         return TriageFailure(EXIT_NO_FRAMES, errors[-1].split("stackmap: ", 1)[-1])
@@ -152,6 +163,10 @@ def _outcome(output: str, debugger: str, pid: int | None) -> TriageFailure:
         return TriageFailure(
             EXIT_EXITED, f"the program was killed without stopping ({killed[1] or killed[2]})"
         )
+    if "no-process" in kinds:
+        return TriageFailure(EXIT_USAGE, kinds["no-process"] + " (is the core file/pid right?)")
+    if kinds:
+        return TriageFailure(EXIT_DEBUGGER, next(iter(kinds.values())))
     if errors:
         return TriageFailure(EXIT_DEBUGGER, errors[-1].split("stackmap: ", 1)[-1])
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
@@ -159,14 +174,14 @@ def _outcome(output: str, debugger: str, pid: int | None) -> TriageFailure:
     return TriageFailure(EXIT_DEBUGGER, f"{debugger} gave no report: {said[:300]}")
 
 
-def cmd_triage(args) -> int:
+def cmd_triage(args: argparse.Namespace) -> int:
     try:
         return _triage(args)
     except TriageFailure as f:
         return _fail(f.code, str(f))
 
 
-def _triage(args) -> int:
+def _triage(args: argparse.Namespace) -> int:
     from .batch import run_batch
     from .outfile import write_atomic
     from .render import Style, report_lines
@@ -193,7 +208,7 @@ def _triage(args) -> int:
         raise TriageFailure(EXIT_DEBUGGER, f"cannot run {args.debugger}: {e}") from None
     reports = [d for d in r.docs if "threads" in d and "stop" in d]
     if not reports:
-        raise _outcome(r.output, args.debugger, args.pid)
+        raise _outcome(r.output, r.docs, args.debugger, args.pid)
     doc = reports[-1]
     doc["triage"] = {
         "debugger": args.debugger,

@@ -8,8 +8,10 @@ Each instance's VMContext points at a `type_ids` array: the shared
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
+from .abi import MAX_TYPE_INDEX
 from .errors import ReadError
 from .gctypes import interned_map, type_ids_offset
 from .wasmparse import WasmModule
@@ -30,7 +32,12 @@ class TypeMap(NamedTuple):
 
 
 def read_type_map(
-    read, vmctx: int, major: int | None, module: WasmModule, path: str | None, little: bool = True
+    read: Callable[[int, int], bytes],
+    vmctx: int,
+    major: int | None,
+    module: WasmModule,
+    path: str | None,
+    little: bool = True,
 ) -> tuple[TypeMap | None, str]:
     """The type map from the instance's `type_ids` array, or (None, why not)."""
     off = type_ids_offset(major)
@@ -50,7 +57,7 @@ def read_type_map(
     if len(raw) < 4 * count:
         return None, "the instance's type-ids array is short"
     ids = struct.unpack(e + f"{count}I", raw)
-    if any(i >= 1 << 24 for i in ids):
+    if any(i >= MAX_TYPE_INDEX for i in ids):
         return None, (
             f"the type-ids array at {ptr:#x} (vmctx {vmctx:#x}+{off}) holds implausible "
             f"shared type indices: the module does not match this instance"

@@ -1,5 +1,7 @@
 """Walking wasm frames by frame pointer, and finding every wasm activation of a thread.
 
+The frames and activations found are core/frames.py's types.
+
 Frame record layout (x86_64, aarch64, riscv64; docs/format.md §4): at FP the
 caller's FP, at FP+8 the return address; the caller's SP is FP+16. A call
 from a frame whose SP is S pushes a record at S-16, so for a callee of a
@@ -8,161 +10,33 @@ checks it and the stack scan uses it to validate candidates.
 """
 
 import struct
-import weakref
-from typing import NamedTuple
+from collections.abc import Callable
 
+from .abi import FRAME_RECORD_SIZE, RETURN_ADDRESS_AT, SAVED_FP_AT, VMGCREF_SIZE
+from .arch import ARCHES, strip_pac
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .gcref import GcRef, decode_gcref
-from .image import Function, WasmtimeImage
-from .stackmap import StackMapEntry
+from .frames import Activation, ActivationEnd, ActivationSource, Slot, WasmFrame
+from .gcref import decode_gcref
+from .image import WasmtimeImage
 from .target import MemoryCache, Region, Target, ThreadState
-from .traps import WasmOffsets
 
 DEFAULT_MAX_DEPTH = 100_000
 MAX_FRAME_BYTES = 64 * 1024 * 1024  # a single step of the FP chain larger than this is junk
 MAX_STACK_SCAN = 8 * 1024 * 1024
 
-# User-space addresses on aarch64 Linux fit in 48 bits; the bits above carry a
-# pointer-authentication code on return addresses signed with PAC.
-_PAC_MASK = (1 << 48) - 1
-
-
-class Slot(NamedTuple):
-    offset: int  # from SP
-    address: int
-    raw: int | None  # None when unreadable
-    ref: GcRef | None
-
-
-class WasmFrame:
-    """One frame whose pc lies in a Wasmtime image's .text."""
-
-    __slots__ = (
-        "pc",
-        "fp",
-        "image",
-        "function",
-        "text_offset",
-        "innermost",
-        "entry",
-        "slots",
-        "error",
-        "note",
-        "level",
-        "thread",
-        "activation",
-        "debugger_level",
-    )
-
-    def __init__(self, pc: int, fp: int, image: WasmtimeImage, innermost: bool):
-        self.pc = pc
-        self.fp = fp
-        self.image = image
-        self.text_offset = image.text_offset(pc)
-        self.function: Function | None = image.function_at(self.text_offset)
-        self.innermost = innermost  # pc came from registers: not a return address
-        self.entry: StackMapEntry | None = None
-        self.slots: list[Slot] = []
-        self.error: str | None = None  # something wrong with this frame (walk goes on)
-        self.note: str | None = None
-        self.level = 0
-        self.thread: int | None = None
-        self.activation = 0
-        self.debugger_level: int | None = None
-
-    @property
-    def is_wasm_function(self) -> bool:
-        return self.function is not None and self.function.is_wasm
-
-    @property
-    def function_name(self) -> str | None:
-        return self.function.name if self.function else None
-
-    @property
-    def frame_size(self) -> int | None:
-        return self.entry.frame_size if self.entry else None
-
-    @property
-    def sp(self) -> int | None:
-        return self.fp - self.entry.frame_size if self.entry else None
-
-    @property
-    def safepoint(self) -> bool:
-        return self.entry is not None
-
-    @property
-    def reason(self) -> str | None:
-        """Why this frame has no stack map (None when it has one)."""
-        if self.entry is not None:
-            return None
-        if self.innermost:
-            return "innermost frame: pc is at a trap or breakpoint, not a call site"
-        if self.error and self.is_wasm_function:
-            return "stack map unusable here (see error)"
-        if self.function is None:
-            return "not in any function of the image"
-        if not self.function.is_wasm:
-            return "not wasm code: Wasmtime trampoline/builtin (no GC roots)"
-        if self.image.stackmaps is None:
-            return self.image.no_stackmaps_reason()
-        return "call site with no live GC references"
-
-
-_ADDRMAPS: "weakref.WeakKeyDictionary[WasmtimeImage, WasmOffsets | None]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def wasm_offset(frame: "WasmFrame") -> int | None:
-    """The wasm bytecode offset Wasmtime's own backtrace prints for this frame.
-
-    As Wasmtime's `WasmBacktrace` does: a return address is looked up at pc - 1 (the
-    call instruction), the pc of a frame stopped where it is (a trap) at pc itself;
-    trampolines and images without `.wasmtime.addrmap` have none (None).
-    """
-    if not frame.is_wasm_function or frame.text_offset is None:
-        return None
-    img = frame.image
-    if img not in _ADDRMAPS:
-        try:
-            data = img.section_data(".wasmtime.addrmap")
-            _ADDRMAPS[img] = WasmOffsets(data, img.engine.major) if data else None
-        except StackMapsError:
-            _ADDRMAPS[img] = None
-    index = _ADDRMAPS[img]
-    if index is None:
-        return None
-    try:
-        return index.lookup(frame.text_offset if frame.innermost else frame.text_offset - 1)
-    except StackMapsError:
-        return None
-
-
-class Activation(NamedTuple):
-    frames: list[WasmFrame]
-    source: str  # "registers" | "debugger" | "scan"
-    end: str  # why the walk stopped
-
-
-def strip_pac(arch: str, address: int) -> int:
-    return address & _PAC_MASK if arch == "aarch64" else address
-
-
-_RET = {"aarch64": (0xD65F03C0, 0xD65F0BFF), "riscv64": (0x00008067,)}
-
 
 def caller_of(
     arch: str,
-    read_u64,
-    read_code,
+    read_u64: Callable[[int], int],
+    read_code: Callable[[int, int], bytes],
     image: WasmtimeImage,
     pc: int,
     fp: int,
     sp: int,
     lr: int | None,
     innermost: bool,
-):
+) -> tuple[int, int, int, str | None]:
     """One unwind step from a frame in an image: (return address, caller FP, caller SP, how).
 
     Normally the frame record at FP gives the caller. An innermost frame stopped
@@ -180,11 +54,13 @@ def caller_of(
                 return read_u64(sp), fp, sp + 8, "prologue/epilogue"
             if off == f.start + 1 and read_code(pc - 1, 1) == b"\x55":  # after `push rbp`
                 return read_u64(sp + 8), read_u64(sp), sp + 16, "prologue"
-        elif arch in _RET and f is not None and lr is not None:
+        elif ARCHES[arch].ret_words and f is not None and lr is not None:
+            # Instructions are little-endian on every architecture we walk.
             code = int.from_bytes(read_code(pc, 4), "little")
-            if at_start or code in _RET[arch]:
+            if at_start or code in ARCHES[arch].ret_words:
                 return strip_pac(arch, lr), fp, sp, "prologue/epilogue"
-    return strip_pac(arch, read_u64(fp + 8)), read_u64(fp), fp + 16, None
+    ra = read_u64(fp + RETURN_ADDRESS_AT)
+    return strip_pac(arch, ra), read_u64(fp + SAVED_FP_AT), fp + FRAME_RECORD_SIZE, None
 
 
 def walk_chain(
@@ -202,7 +78,7 @@ def walk_chain(
     arch = target.arch
     frames: list[WasmFrame] = []
     seen = set() if seen is None else seen
-    end = "left wasm code"
+    end = ActivationEnd.LEFT_WASM
     callee_fp: int | None = None
     while True:
         img = registry.image_at(pc)
@@ -218,19 +94,19 @@ def walk_chain(
         if (
             frame.entry is not None
             and callee_fp is not None
-            and callee_fp + 16 != fp - frame.entry.frame_size
+            and callee_fp + FRAME_RECORD_SIZE != fp - frame.entry.frame_size
         ):
             frame.note = (
                 f"callee frame record at {callee_fp:#x} does not sit at SP-16 "
                 f"(SP={fp - frame.entry.frame_size:#x}): frame pointer suspect"
             )
         if len(frames) >= max_depth:
-            end = f"depth limit ({max_depth} frames) reached"
+            end = ActivationEnd.DEPTH_LIMIT
             break
-        inner = frame.innermost and thread is not None
-        if not inner and fp in seen:
+        inner = thread if frame.innermost else None  # its registers are the frame's
+        if inner is None and fp in seen:
             frame.error = f"frame pointer loop: {fp:#x} seen before"
-            end = "frame pointer loop"
+            end = ActivationEnd.FP_LOOP
             break
         seen.add(fp)
         try:
@@ -241,13 +117,13 @@ def walk_chain(
                 img,
                 pc,
                 fp,
-                thread.sp if inner else fp,
-                thread.lr if inner else None,
-                inner,
+                inner.sp if inner is not None else fp,
+                inner.lr if inner is not None else None,
+                inner is not None,
             )
         except ReadError as e:
             frame.error = f"frame record at fp {fp:#x} is unreadable ({e})"
-            end = "unreadable frame record"
+            end = ActivationEnd.UNREADABLE_RECORD
             break
         if how is not None:
             frame.note = f"frame record not set up ({how}): caller found from SP"
@@ -258,11 +134,12 @@ def walk_chain(
             and registry.image_at(ra) is not None
         ):
             frame.error = f"caller frame pointer {next_fp:#x} is not above {fp:#x}: corrupt chain"
-            end = "non-monotonic frame pointer"
+            end = ActivationEnd.NON_MONOTONIC
             break
         pc, fp = ra, next_fp
     _read_slots(mem, frames)
-    return Activation(frames, "registers" if innermost else "debugger", end)
+    source = ActivationSource.REGISTERS if innermost else ActivationSource.DEBUGGER
+    return Activation(frames, source, end)
 
 
 def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
@@ -277,7 +154,7 @@ def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
             block = None
         for off in e.offsets:
             if block is not None:
-                raw = int.from_bytes(block[off : off + 4], "little")
+                raw = int.from_bytes(block[off : off + VMGCREF_SIZE], mem.byteorder)
                 f.slots.append(Slot(off, sp + off, raw, decode_gcref(raw)))
             else:
                 f.slots.append(Slot(off, sp + off, None, None))
@@ -285,7 +162,7 @@ def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
             f.error = f"stack memory {sp:#x}..{f.fp:#x} is unreadable"
 
 
-def _stack_bounds(target: Target, regions: list[Region] | None, sp: int):
+def _stack_bounds(regions: list[Region] | None, sp: int) -> tuple[int, int]:
     if regions:
         for r in regions:
             if r.start <= sp < r.end:
@@ -333,7 +210,7 @@ def scan_stack(
     return address has a map, and an end where control leaves the image from
     a trampoline. Chains already found (`covered` FPs) are skipped.
     """
-    lo, hi = _stack_bounds(target, regions, thread.sp)
+    lo, hi = _stack_bounds(regions, thread.sp)
     hi = min(hi, lo + limit)
     lo -= lo % 8
     # Read up to the end of readable memory, page by page from the chunked cache.
@@ -368,11 +245,12 @@ def scan_stack(
         img = registry.image_at(ra)
         if img is None:
             continue
+        off = img.text_offset(ra)
         try:
-            entry = img.lookup(img.text_offset(ra))
+            entry = img.lookup(off) if off is not None else None
         except StackMapsError:  # a corrupt map: the walk shows it on the frame
             entry = None
-        if entry is not None and a + 16 != fp - entry.frame_size:
+        if entry is not None and a + FRAME_RECORD_SIZE != fp - entry.frame_size:
             continue
         act = walk_chain(mem, target, registry, ra, fp, False, max_depth=max_depth)
         if not _clean(act, registry):
@@ -382,12 +260,12 @@ def scan_stack(
             continue
         covered |= fps
         covered_spans.append((act.frames[0].fp, act.frames[-1].fp))
-        out.append(Activation(act.frames, "scan", act.end))
+        out.append(Activation(act.frames, ActivationSource.SCAN, act.end))
     return out
 
 
 def _clean(act: Activation, registry: ImageRegistry) -> bool:
-    if not act.frames or act.end != "left wasm code":
+    if not act.frames or act.end is not ActivationEnd.LEFT_WASM:
         return False
     # Chain faults end the walk early (checked above); a frame's own error (a corrupt
     # map, unreadable slots) does not make the chain doubtful.
@@ -412,7 +290,7 @@ def thread_activations(
     covered: set[int] = set()
     covered_spans: list = []  # (innermost fp, outermost fp) of each activation found
 
-    def add(act: Activation):
+    def add(act: Activation) -> None:
         if act.frames:
             acts.append(act)
             covered.update(f.fp for f in act.frames)
@@ -433,7 +311,7 @@ def thread_activations(
             act = walk_chain(mem, target, registry, df.pc, df.fp, False, max_depth=max_depth)
             if act.frames and act.frames[0].fp in covered:
                 continue
-            if len(act.frames) == 1 and act.end == "unreadable frame record":
+            if len(act.frames) == 1 and act.end is ActivationEnd.UNREADABLE_RECORD:
                 continue  # the same kind of guess: no frame record at its FP
             for f in act.frames:
                 f.debugger_level = df.level if f is act.frames[0] else None
@@ -445,11 +323,16 @@ def thread_activations(
             acts.append(act)
     # Innermost first: activations deeper in the stack have lower FPs.
     acts.sort(key=lambda a: a.frames[0].fp)
+    number_frames(acts, thread.num)
+    return acts
+
+
+def number_frames(acts: list[Activation], thread: int | None) -> None:
+    """Frame levels across a thread's activations (innermost first), and their owner."""
     level = 0
     for n, act in enumerate(acts):
         for f in act.frames:
             f.level = level
-            f.thread = thread.num
+            f.thread = thread
             f.activation = n
             level += 1
-    return acts

@@ -27,7 +27,7 @@ def main():
         (d / "expected_output.txt").write_text(text)
         readme = d / "README.md"
         body = readme.read_text()
-        marker = "Expected output ([`expected_output.txt`](expected_output.txt)):\n\n```\n"
+        marker = "Expected output ([`expected_output.txt`](expected_output.txt)):\n\n```text\n"
         start = body.index(marker) + len(marker)
         end = body.index("```", start)
         readme.write_text(body[:start] + text + body[end:])

@@ -14,15 +14,24 @@ import wasmtime_stackmaps as wsm
 from gdb.FrameDecorator import FrameDecorator
 from wasmtime_stackmaps.abi import WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_gdb, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.commands import (
+    SUBCOMMANDS,
+    CommandFailed,
+    context_text,
+    run,
+    subcommand_help,
+    top_help,
+)
+from wasmtime_stackmaps.errors import NoProcess, ReadError, StackMapsError
 from wasmtime_stackmaps.failsafe import bug_line
 from wasmtime_stackmaps.regions import core_regions, proc_maps
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
+from wasmtime_stackmaps.symfile import SymbolFiles
 from wasmtime_stackmaps.target import DebuggerFrame, MemoryCache, Target, ThreadState
 from wasmtime_stackmaps.text import safe
 from wasmtime_stackmaps.walk import caller_of, has_wasm_frames
+from wasmtime_stackmaps.width import effective_width
 
 _SESSION = Session()
 
@@ -60,7 +69,7 @@ class GdbTarget(Target):
         """The selected inferior, stopped (StackMapsError when there is none)."""
         inf = gdb.selected_inferior()
         if inf is None or inf.pid == 0 or not inf.threads():
-            raise StackMapsError("no process: run the program, attach, or load a core file")
+            raise NoProcess("no process: run the program, attach, or load a core file")
         try:
             frame = gdb.selected_frame()
         except gdb.error:
@@ -317,13 +326,23 @@ def _gdb_styling() -> bool:
         return False
 
 
+def _gdb_width() -> int:
+    """GDB's `width` (None or 0 when unlimited, as in batch mode: then the default)."""
+    try:
+        return effective_width(gdb.parameter("width"))
+    except (gdb.error, RuntimeError, TypeError):
+        return effective_width(None)
+
+
 def _run(argv: str, from_tty: bool = False) -> None:
     # One line for every failure, never a Python exception (run() turns bugs into
     # StackMapsError too; this catches what happens around it).
     try:
-        style = Style(color_wanted(_gdb_styling()) and from_tty)
+        style = Style(color_wanted(_gdb_styling()) and from_tty, _gdb_width())
         text = run(_SESSION, gdb.string_to_argv(argv), GdbTarget.selected, style)
     except StackMapsError as e:
+        if isinstance(e, CommandFailed):
+            gdb.write(e.document + "\n")
         raise gdb.GdbError(f"stackmap: {safe(str(e))}") from None
     except KeyboardInterrupt:
         raise
@@ -334,16 +353,10 @@ def _run(argv: str, from_tty: bool = False) -> None:
 
 
 class StackmapCommand(gdb.Command):
-    """Show live GC references in WebAssembly frames of a Wasmtime process.
-
-    Usage: stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each.
-      stackmap frame [N] [-x] [--json]    live GC-reference slots of one wasm frame
-      stackmap bt [--all-threads] [--full] [-n N] [--json]
-                                          wasm frames with their live GC references
-      stackmap images [--json]            Wasmtime images found in the inferior
-      stackmap load FILE ADDR             use FILE as the image mapped at ADDR"""
+    """Show live GC references in WebAssembly frames of a Wasmtime process."""
 
     def __init__(self):
+        self.__doc__ = top_help()  # the same text as LLDB's `help stackmap`
         super().__init__("stackmap", gdb.COMMAND_STACK, gdb.COMPLETE_NONE, True)
 
     def invoke(self, argument, from_tty):
@@ -538,9 +551,13 @@ _UNWINDER = WasmUnwinder()
 _FILTER = WasmFrameFilter()
 
 # -- events: keep the registry in step with the inferior ----------------------------------
+# Symbol files live as long as the core package (a second `source` keeps GDB's objfiles).
+_SYMBOLS: SymbolFiles = wsm.__dict__.setdefault("_gdb_symbols", SymbolFiles())
+_STATE: dict = {}
 
 
-def _on_stop(_event=None) -> None:
+def _refresh() -> None:
+    """Find the images, name their code for GDB, and switch the frame filter."""
     _UNWINDER.mem = None
     try:
         target = GdbTarget.selected()
@@ -550,6 +567,7 @@ def _on_stop(_event=None) -> None:
         _SESSION.discover(target, threads)
     except (StackMapsError, gdb.error):
         return
+    _sync_symbols()
     # A frame filter costs GDB ~25% on every bt, wasm or not: on only while the
     # stopped thread's stack refers to wasm code.
     sel = gdb.selected_thread().num
@@ -562,10 +580,106 @@ def _on_stop(_event=None) -> None:
     gdb.invalidate_cached_frames()
 
 
+def _before_stop() -> None:
+    """`hook-stop`: GDB runs it before it prints where it stopped (the stop event comes
+    after), so the images' symbols are loaded in time to name that line."""
+    _STATE["refreshed"] = True
+    _refresh()
+
+
+def _on_stop(_event=None) -> None:
+    if not _STATE.pop("refreshed", False):  # no hook-stop of ours (the user has one)
+        _refresh()
+    if _SESSION.context:
+        _show_context()
+
+
+def _show_context() -> None:
+    """`stackmap context on`: the selected thread's roots, after GDB's stop line."""
+    try:
+        style = Style(color_wanted(_gdb_styling()), _gdb_width())
+        text = context_text(_SESSION, GdbTarget.selected(), style)
+    except (StackMapsError, gdb.error):
+        return  # no process, no images: nothing to show
+    if text:
+        gdb.write(text + "\n")
+
+
+def _on_new_objfile(_event=None) -> None:
+    if not _STATE.get("adding_symbols"):  # our own symbol files are objfiles too
+        _refresh()
+
+
 def _on_exit(_event=None) -> None:
     _UNWINDER.mem = None
     _SESSION.invalidate()
     _FILTER.enabled = False
+    _sync_symbols()
+
+
+# -- symbols: GDB's own commands name wasm code -------------------------------------------
+
+
+def _gdb_quote(path: str) -> str:
+    if not any(c.isspace() or c in "'\"\\" for c in path):
+        return path
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sync_symbols() -> None:
+    """Give GDB the images' symbol tables at their .text addresses (core/symfile.py), so
+    the stop line, `frame`, `up`/`down`, `info symbol`, `x/i` and `disassemble` name wasm
+    code. One file for all images (one objfile: GDB adds 200 files one by one in
+    seconds), replaced when the set of images changes."""
+    wanted = _SYMBOLS.wanted(_SESSION.registry)
+    if wanted.keys() == _SYMBOLS.loaded.keys():
+        return
+    old = _SYMBOLS.combined
+    _STATE["adding_symbols"] = True
+    try:
+        if wanted:
+            try:
+                new = _SYMBOLS.write_combined(wanted)
+            except (StackMapsError, OSError):
+                new = None  # names then come from the frame filter only
+            if new is not None:
+                try:
+                    gdb.execute(
+                        f"with confirm off -- add-symbol-file {_gdb_quote(new.path)}",
+                        to_string=True,
+                    )
+                except gdb.error:
+                    _SYMBOLS.discard(new)
+        if old is not None:
+            try:
+                gdb.execute(f"remove-symbol-file {_gdb_quote(old.path)}", to_string=True)
+            except gdb.error:
+                pass  # GDB dropped it already (a new executable, `symbol-file`)
+            _SYMBOLS.discard(old)
+    finally:
+        _STATE["adding_symbols"] = False
+
+
+_HOOK_BODY = 'python __import__("wasmtime_stackmaps")._gdb_before_stop()'
+
+
+def _define_hook_stop() -> None:
+    """Our `hook-stop`, unless the user has one (pwndbg, GEF, a ~/.gdbinit): then the
+    names come at the stop event, after GDB printed the stop line."""
+    try:
+        current = gdb.execute("show user hook-stop", to_string=True)
+    except gdb.error:
+        current = ""
+    if current.strip() and _HOOK_BODY not in current:
+        return
+    wsm._gdb_before_stop = _before_stop
+    confirm = gdb.parameter("confirm")
+    gdb.execute("set confirm off")
+    try:
+        gdb.execute(f"define hook-stop\n{_HOOK_BODY}\nend", to_string=True)
+    finally:
+        if confirm:
+            gdb.execute("set confirm on")
 
 
 def _on_memory_changed(_event=None) -> None:
@@ -585,7 +699,7 @@ def install() -> None:
         (gdb.events.stop, _on_stop),
         (gdb.events.stop, _select_requested),  # after _on_stop's invalidate_cached_frames
         (gdb.events.exited, _on_exit),
-        (gdb.events.new_objfile, _on_stop),
+        (gdb.events.new_objfile, _on_new_objfile),
         (gdb.events.memory_changed, _on_memory_changed),
     ]
     for ev, fn in events:
@@ -593,9 +707,10 @@ def install() -> None:
     wsm._gdb_state = {"events": events}
     gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
     gdb.frame_filters[_FILTER.name] = _FILTER
+    _define_hook_stop()
     StackmapCommand()
     for name in SUBCOMMANDS:
         _Sub(name)
     # Already stopped (core file, attach) when the plugin is sourced.
     if gdb.selected_inferior().pid:
-        _on_stop()
+        _refresh()

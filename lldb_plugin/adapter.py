@@ -14,14 +14,25 @@ import lldb
 import wasmtime_stackmaps as wsm
 from wasmtime_stackmaps.abi import ADDRESS_LIMIT, WORD_MASK
 from wasmtime_stackmaps.arch import ARCHES, arch_from_triple, host_frames, register
-from wasmtime_stackmaps.commands import SUBCOMMANDS, run, subcommand_help
-from wasmtime_stackmaps.errors import ReadError, StackMapsError
+from wasmtime_stackmaps.commands import (
+    SUBCOMMANDS,
+    TOP_SUMMARY,
+    TOP_SYNTAX,
+    CommandFailed,
+    context_text,
+    run,
+    subcommand_help,
+    subcommand_list,
+)
+from wasmtime_stackmaps.errors import NoProcess, ReadError, StackMapsError
 from wasmtime_stackmaps.failsafe import bug_line
 from wasmtime_stackmaps.regions import core_regions
 from wasmtime_stackmaps.render import Style, color_wanted
 from wasmtime_stackmaps.session import Session
+from wasmtime_stackmaps.symfile import SymbolFiles
 from wasmtime_stackmaps.target import DebuggerFrame, Region, Target, ThreadState
 from wasmtime_stackmaps.text import safe
+from wasmtime_stackmaps.width import effective_width
 
 _STOPPED = (lldb.eStateStopped, lldb.eStateCrashed, lldb.eStateSuspended)
 
@@ -55,7 +66,7 @@ class LldbTarget(Target):
             lldb.eStateExited,
             lldb.eStateDetached,
         ):
-            raise StackMapsError("no process: run the program, attach, or load a core file")
+            raise NoProcess("no process: run the program, attach, or load a core file")
         if process.GetState() not in _STOPPED:
             raise StackMapsError("the process is running: stop it first")
         if process.GetNumThreads() == 0:
@@ -65,6 +76,7 @@ class LldbTarget(Target):
         self.arch = arch_from_triple(target.GetTriple() or "")
         self.regs = ARCHES[self.arch].lldb
         self.little_endian = target.GetByteOrder() != lldb.eByteOrderBig
+        self.pointer_size = target.GetAddressByteSize() or 8
         core = process.GetCoreFile()
         self._core = core.fullpath if core.IsValid() and core.fullpath else None
         self._core_files = None
@@ -364,16 +376,28 @@ class _Selection:
         return False
 
 
+def _lldb_width(debugger) -> int:
+    """LLDB's terminal width (its `term-width` setting, the terminal's when there is one)."""
+    try:
+        return effective_width(debugger.GetTerminalWidth())
+    except Exception:  # an LLDB without the call
+        return effective_width(None)
+
+
 def _run(debugger, argv: str, exe_ctx, result) -> None:
     # One line for every failure, never a Python traceback (run() turns bugs into
     # StackMapsError too; this catches what happens around it).
     try:
-        style = Style(color_wanted(debugger.GetUseColor()) and _is_terminal(debugger))
+        style = Style(
+            color_wanted(debugger.GetUseColor()) and _is_terminal(debugger), _lldb_width(debugger)
+        )
         args = shlex.split(argv)
         _reap()
         with _Selection(exe_ctx):
             text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
     except StackMapsError as e:
+        if isinstance(e, CommandFailed):
+            result.AppendMessage(e.document)
         result.SetError(f"stackmap: {safe(str(e))}")
         return
     except ValueError as e:  # unbalanced quotes
@@ -382,16 +406,20 @@ def _run(debugger, argv: str, exe_ctx, result) -> None:
     except Exception as e:
         result.SetError(bug_line(e, "stackmap"))
         return
+    finally:
+        # Images a command found (a core file opened without a stop): LLDB names them too.
+        target = exe_ctx.GetTarget() if exe_ctx is not None else debugger.GetSelectedTarget()
+        if target.IsValid() and target.GetProcess().IsValid():
+            _sync_symbols(target)
     if text:
         result.AppendMessage(text)
     result.SetStatus(lldb.eReturnStatusSuccessFinishResult)
 
 
-_SHORT_HELP = (
-    "Show live GC references in WebAssembly frames of a Wasmtime process, from its stack maps."
-)
-# LLDB prints a container's long help after "Syntax: ", then lists the subcommands.
-_LONG_HELP = "stackmap SUBCOMMAND [ARGS]; 'stackmap SUBCOMMAND --help' for each"
+_SHORT_HELP = TOP_SUMMARY
+# LLDB prints a container's long help after "Syntax: ", then its own list of the
+# subcommands: the text after the syntax is the same as GDB's `help stackmap`.
+_LONG_HELP = f"{TOP_SYNTAX}\n\n{subcommand_list()}"
 
 
 class _Sub:
@@ -410,6 +438,82 @@ class _Sub:
 
     def get_long_help(self):
         return subcommand_help(self.name) + "\n"
+
+
+# -- stop hook: symbols for LLDB's own commands ----------------------------------------
+
+
+def _symbols() -> SymbolFiles:
+    s = getattr(wsm, "_lldb_symbols", None)
+    if s is None:
+        s = wsm._lldb_symbols = SymbolFiles()
+    return s
+
+
+def _sync_symbols(target) -> None:
+    """Give LLDB each image's symbol table at its .text address (core/symfile.py), so its
+    own `bt`, `frame select`, `image lookup` and `disassemble` name wasm code; drop the
+    modules of images gone."""
+    files = _symbols()
+    modules = wsm.__dict__.setdefault("_lldb_modules", {})
+    add, drop = files.changes(_session().registry)
+    for key, _sym in drop:
+        module = modules.pop(key, None)
+        if module is not None and module.IsValid():
+            target.RemoveModule(module)
+        files.forget(key)
+    for key, img in add:
+        try:
+            sym = files.write(key, img)
+        except (StackMapsError, OSError):
+            continue
+        module = target.AddModule(sym.path, None, None)
+        if not module.IsValid():
+            files.forget(key)
+            continue
+        # The file's .text is at 0: sliding it by the image's .text address places it.
+        if target.SetModuleLoadAddress(module, sym.text_address).Fail():
+            target.RemoveModule(module)
+            files.forget(key)
+            continue
+        modules[key] = module
+
+
+def _on_stop(exe_ctx, stream) -> None:
+    target = exe_ctx.GetTarget()
+    if not target.IsValid():
+        return
+    try:
+        _session().discover(LldbTarget(exe_ctx, target.GetDebugger()))
+    except StackMapsError:
+        return
+    _sync_symbols(target)
+    if _session().context:  # `stackmap context on`
+        debugger = target.GetDebugger()
+        style = Style(
+            color_wanted(debugger.GetUseColor()) and _is_terminal(debugger), _lldb_width(debugger)
+        )
+        try:
+            with _Selection(exe_ctx):
+                text = context_text(_session(), LldbTarget(exe_ctx, debugger), style)
+        except StackMapsError:
+            return
+        if text:
+            stream.Print(text + "\n")
+
+
+class StopHook:
+    """`target stop-hook add -P`: runs after every stop, before LLDB shows the frame."""
+
+    def __init__(self, target, extra_args, internal_dict):
+        pass
+
+    def handle_stop(self, exe_ctx, stream):
+        try:
+            _on_stop(exe_ctx, stream)
+        except Exception as e:  # a stop hook must never break the stop
+            stream.Print(f"wasmtime-stackmaps: stop hook failed: {e}\n")
+        return True  # stay stopped
 
 
 # One class per subcommand: LLDB registers a command by its class's dotted name.
@@ -448,3 +552,12 @@ def install(debugger, module_name: str) -> None:
     do(f"command container add -o -h {_quote(_SHORT_HELP)} -H {_quote(_LONG_HELP)} stackmap")
     for name, cls in COMMAND_CLASSES.items():
         do(f"command script add -o -c {module_name}.{cls.__name__} stackmap {name}")
+    # The symbol files go with the debugger (LLDB runs no atexit handlers); LLDB 19 has
+    # only the one destroy callback, which then is ours.
+    add_cb = getattr(debugger, "AddDestroyCallback", None) or debugger.SetDestroyCallback
+    add_cb(lambda *_: _symbols().close())
+    # One stop hook per target (a target made later inherits the dummy target's).
+    res = lldb.SBCommandReturnObject()
+    ci.HandleCommand("target stop-hook list", res)
+    if f"{module_name}.StopHook" not in (res.GetOutput() or ""):
+        do(f"target stop-hook add -P {module_name}.StopHook")

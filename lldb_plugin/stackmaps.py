@@ -1,12 +1,13 @@
 """LLDB plugin: `command script import /path/to/lldb_plugin/stackmaps.py`.
 
-Loads the core (`wasmtime_stackmaps`, from this repo's `core/` and `.venv`), then
+Loads the core (`wasmtime_stackmaps`: this checkout's `core/` and `.venv`, or the
+installed package and its environment), then
 the LLDB adapter over it (lldb_plugin/adapter.py): the Target protocol over LLDB's
 SB API and the `stackmap` container command (`frame`, `bt`, `images`, `load`, ...),
 whose parsing, walking and output all come from the core, exactly as in GDB.
 
-LLDB 19 has no Python unwinder API and no scripted frame provider, so LLDB's
-own `bt` is not changed: the wasm frames are named by `stackmap bt` only.
+A stop hook gives LLDB each image's symbols (core/symfile.py): its own `bt`,
+`frame select` and `disassemble` name wasm frames.
 """
 
 import importlib.util
@@ -15,10 +16,15 @@ import runpy
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_REPO = os.path.dirname(_HERE)
+# The directory above this one: a repo checkout (core/ is the package) or the
+# installed package itself (the plugins ship inside wasmtime_stackmaps/).
+_ROOT = os.path.dirname(_HERE)
+_BOOT = os.path.join(_ROOT, "core", "bootstrap.py")
+if not os.path.isfile(_BOOT):
+    _BOOT = os.path.join(_ROOT, "bootstrap.py")
 # The core becomes importable once the bootstrap (our own file) has set up the paths;
 # it prints one line and gives None when it cannot.
-wsm = runpy.run_path(os.path.join(_REPO, "core", "bootstrap.py"))["load"](_REPO)
+wsm = runpy.run_path(_BOOT)["load"](_ROOT)
 adapter = None
 if wsm is not None:
     _spec = importlib.util.spec_from_file_location(
@@ -29,6 +35,7 @@ if wsm is not None:
     _spec.loader.exec_module(adapter)
     # LLDB finds a command's class by its dotted name from this module.
     globals().update({cls.__name__: cls for cls in adapter.COMMAND_CLASSES.values()})
+    StopHook = adapter.StopHook  # `target stop-hook add -P <this module>.StopHook`
 
 
 def __lldb_init_module(debugger, internal_dict):

@@ -41,8 +41,8 @@ def test_example_output(example, debugger):
     got = normalize(p.stdout)
     if debugger == "lldb":
         # LLDB reports the stop in its own words; everything from the plugin is identical.
-        expected = "\n".join(l for l in expected.splitlines() if "received signal" not in l)
-        got = "\n".join(l for l in got.splitlines() if "received signal" not in l)
+        expected = "\n".join(x for x in expected.splitlines() if "received signal" not in x)
+        got = "\n".join(x for x in got.splitlines() if "received signal" not in x)
     assert got == expected
 
 
@@ -71,4 +71,25 @@ def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb():
     ), offline
     for part in (gdb_part, lldb_part):
         assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in part, part[-2000:]
-        assert "SP+0=i31 7, SP+8=heap" in part
+        # At 80 columns a frame's slots go on indented continuation lines.
+        assert "SP+0=i31 7, SP+8=heap" in re.sub(r"\n {6}", " ", part)
+        # The debugger's own whole bt, its wasm frames named.
+        assert re.search(
+            r"^#7\s+0x[0-9a-f]+ in wasm\[0\]::array_to_wasm_trampoline\[1\]", part, re.M
+        ) or re.search(
+            r"frame #7: 0x[0-9a-f]+ \S+`wasm\[0\]::array_to_wasm_trampoline\[1\]", part
+        ), part[:3000]
+    lines = out.splitlines()
+    assert sum(len(line) > 80 for line in lines if not _debugger_own(line)) == 0, [
+        line for line in lines if len(line) > 80 and not _debugger_own(line)
+    ]
+
+
+def _debugger_own(line: str) -> bool:
+    """A line the debugger prints itself (a host frame's long Rust name, LLDB's paths)."""
+    return bool(
+        re.match(r"#\d+\s+0x[0-9a-f]+ in ", line)
+        or re.match(r"\s*\*?\s*frame #\d+: ", line)
+        or line.startswith(("Current executable set to", "Process ", "Backtrace stopped:"))
+        or "site-packages/wasmtime_cli" in line
+    )

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEBUGGER=${1:-gdb}
-WASMTIME=$(.venv/bin/python -c 'import os, wasmtime_cli; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')
+# The CLI binary itself: .venv/bin/wasmtime is a Python wrapper a debugger cannot run.
+WASMTIME=$(.venv/bin/wasmtime-stackmaps wasmtime-path)
 OUT=examples/out
 mkdir -p "$OUT"
 CORE=$OUT/gc_list.core

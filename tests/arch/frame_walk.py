@@ -25,7 +25,7 @@ def find_image(read, pc, max_pages=4096):
         if h and h[:4] == b"\x7fELF" and h[7] == 200:
             return page, h
         page -= 0x1000
-    raise RuntimeError("no Wasmtime image header found below pc %#x" % pc)
+    raise RuntimeError(f"no Wasmtime image header found below pc {pc:#x}")
 
 
 def sections(read, base, h):
@@ -44,13 +44,13 @@ def sections(read, base, h):
 
 def parse_stackmaps(data):
     (n,) = struct.unpack_from("<I", data, 0)
-    pcs = struct.unpack_from("<%dI" % n, data, 4)
-    idx = struct.unpack_from("<%dI" % n, data, 4 + 4 * n)
+    pcs = struct.unpack_from(f"<{n}I", data, 4)
+    idx = struct.unpack_from(f"<{n}I", data, 4 + 4 * n)
     words = data[4 + 8 * n :]
     maps = {}
-    for p, k in zip(pcs, idx):
+    for p, k in zip(pcs, idx, strict=True):
         frame_size, m = struct.unpack_from("<II", words, 4 * k)
-        bits = struct.unpack_from("<%dI" % m, words, 4 * k + 8)
+        bits = struct.unpack_from(f"<{m}I", words, 4 * k + 8)
         offs = [4 * (32 * w + b) for w in range(m) for b in range(32) if bits[w] >> b & 1]
         maps[p] = (frame_size, offs)
     return maps
@@ -61,8 +61,8 @@ def describe(r):
         return "null"
     if r & 1:
         v = r >> 1
-        return "i31 %d" % (v - (1 << 31) if v >> 30 else v)
-    return "gc heap index %#x" % r
+        return f"i31 {v - (1 << 31) if v >> 30 else v}"
+    return f"gc heap index {r:#x}"
 
 
 def walk(read, pc, fp, arch, out=print):
@@ -70,31 +70,31 @@ def walk(read, pc, fp, arch, out=print):
     e_machine, secs = sections(read, base, h)
     t_off, t_size = secs[".text"]
     text = base + t_off
-    out("image at %#x e_machine=%d .text=%#x..%#x" % (base, e_machine, text, text + t_size))
+    out(f"image at {base:#x} e_machine={e_machine} .text={text:#x}..{text + t_size:#x}")
     maps = {}
     if ".wasmtime.stackmap" in secs:
         off, size = secs[".wasmtime.stackmap"]
         maps = parse_stackmaps(read(base + off, size))
-    out("stack map pcs: %s" % ", ".join("%#x" % p for p in sorted(maps)))
-    out("frame 0 pc=text+%#x fp=%#x" % (pc - text, fp))
+    out("stack map pcs: " + ", ".join(f"{p:#x}" for p in sorted(maps)))
+    out(f"frame 0 pc=text+{pc - text:#x} fp={fp:#x}")
     for i in range(1, 64):
         (caller_fp,) = struct.unpack("<Q", read(fp, 8))
         (ra_raw,) = struct.unpack("<Q", read(fp + 8, 8))
         ra = ra_raw & ADDR_MASK
-        pac = " (raw %#x, PAC bits stripped)" % ra_raw if ra != ra_raw else ""
+        pac = f" (raw {ra_raw:#x}, PAC bits stripped)" if ra != ra_raw else ""
         if not text <= ra < text + t_size:
-            out("frame %d ra=%#x%s: outside .text, host caller; stop" % (i, ra, pac))
+            out(f"frame {i} ra={ra:#x}{pac}: outside .text, host caller; stop")
             return
-        line = "frame %d ra=text+%#x%s fp=%#x" % (i, ra - text, pac, caller_fp)
+        line = f"frame {i} ra=text+{ra - text:#x}{pac} fp={caller_fp:#x}"
         if ra - text in maps:
             frame_size, offs = maps[ra - text]
             sp = caller_fp - frame_size
             vals = [
-                "sp+%d=%#x (%s)" % (o, r, describe(r))
+                f"sp+{o}={r:#x} ({describe(r)})"
                 for o in offs
                 for r in struct.unpack("<I", read(sp + o, 4))
             ]
-            line += " frame_size=%d live: %s" % (frame_size, ", ".join(vals))
+            line += f" frame_size={frame_size} live: " + ", ".join(vals)
         else:
             line += " (no stack map: no live GC refs)"
         out(line)
@@ -143,4 +143,4 @@ def _lldb_archwalk(debugger, command, result, internal_dict):
 
 
 def __lldb_init_module(debugger, internal_dict):
-    debugger.HandleCommand("command script add -f %s._lldb_archwalk archwalk" % __name__)
+    debugger.HandleCommand(f"command script add -f {__name__}._lldb_archwalk archwalk")

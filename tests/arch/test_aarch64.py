@@ -100,7 +100,7 @@ def _commands(debugger):
         "stackmap bt --json",
         "stackmap images --json",
         "stackmap frame 2 --json",
-        "stackmap bt",
+        "stackmap bt --wide",
         "stackmap frame 2 -x",
     ]
     hostmaps = (
@@ -256,7 +256,7 @@ def test_frames(session):
         for s in f["slots"]:
             assert s["address"] == f["sp"] + s["offset"]
     # Each callee's frame record sits right below its caller's SP (docs/format.md §4).
-    for callee, caller in zip(frames, calls):
+    for callee, caller in zip(frames, calls, strict=False):
         assert callee["fp"] + 16 == caller["sp"]
 
 
@@ -353,7 +353,7 @@ def test_agrees_with_independent_walker(session):
     _, text, walk, host = _frame_walk(session.output)
     frames = session.frames
     assert sorted(walk) == list(range(1, len(frames)))
-    for level, (off, raw, fp, rest) in walk.items():
+    for level, (off, _raw, fp, rest) in walk.items():
         f = frames[level]
         assert (f["text_offset"], f["fp"]) == (off, fp)
         if f["safepoint"]:
@@ -376,7 +376,7 @@ def test_return_addresses_stripped(session):
         # zero PAC is possible (about 2**-15 per address): allow one unsigned address.
         unsigned = [hex(a) for a, raw in saved.items() if raw is None]
         assert len(saved) >= 4 and len(unsigned) <= 1, saved
-        for level, (off, raw, _, _) in walk.items():
+        for level, (_off, raw, _, _) in walk.items():
             if raw is not None:
                 assert raw >> 48 and raw & MASK48 == session.frames[level]["pc"]
     else:

@@ -90,7 +90,7 @@ class FixtureStore:
         """Compile every fixture: the CLI ones two at a time, the Python ones in-process."""
         cli = [k for k in FIXTURES if k[1] == "cli" and k not in self._built]
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            for key, path in zip(cli, pool.map(self._compile, cli)):
+            for key, path in zip(cli, pool.map(self._compile, cli), strict=True):
                 self._built[key] = Built(key, path)
         for key in FIXTURES:
             if key not in self._built:

@@ -101,7 +101,7 @@ def exercise_section(data: bytes, probes=()):
     if valid:
         # A section validate() accepts decodes completely and consistently.
         assert ok_iter, listed
-        assert all(a < b for a, b in zip(pcs, pcs[1:]))
+        assert all(a < b for a, b in zip(pcs, pcs[1:], strict=False))
         assert len(listed) == n
         for e in listed[:256]:
             assert sm.lookup(e.pc) == e
@@ -335,7 +335,7 @@ def exercise_image(img_or_bytes):
     )
     if not ok:
         return
-    img.kind, img.arch, img.pulley, img.flags
+    _ = img.kind, img.arch, img.pulley, img.flags
     _call(lambda: img.sections)
     _call(lambda: img.engine)
     _call(lambda: img.engine.major)

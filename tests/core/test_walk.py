@@ -12,6 +12,8 @@ import struct
 import pytest
 from wasmtime_stackmaps import WasmtimeImage
 from wasmtime_stackmaps.discover import ImageRegistry, discover_from_pc
+from wasmtime_stackmaps.frames import ActivationEnd, ActivationSource
+from wasmtime_stackmaps.gcref import SlotKind
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, ThreadState
 from wasmtime_stackmaps.walk import thread_activations, walk_chain
 
@@ -41,23 +43,25 @@ def compiled(request, tmp_path_factory):
 
 
 class Stack:
-    """A little-endian stack image with frame records; addresses are absolute."""
+    """A stack image with frame records (little-endian unless `endian` is ">");
+    addresses are absolute."""
 
-    def __init__(self):
+    def __init__(self, endian="<"):
         self.mem = bytearray(STACK_SIZE)
+        self.endian = endian
 
     def put64(self, addr, value):
-        struct.pack_into("<Q", self.mem, addr - STACK, value)
+        struct.pack_into(self.endian + "Q", self.mem, addr - STACK, value)
 
     def put32(self, addr, value):
-        struct.pack_into("<I", self.mem, addr - STACK, value & 0xFFFFFFFF)
+        struct.pack_into(self.endian + "I", self.mem, addr - STACK, value & 0xFFFFFFFF)
 
 
-def build_stack(compiled, depth=3, pac=0):
+def build_stack(compiled, depth=3, pac=0, endian="<"):
     """Innermost frame in `build` (at a trap), `depth` callers at the call site, the trampoline."""
     arch, data, img, build, tramp, entry = compiled
     text = BASE + img.text_range[0]
-    st = Stack()
+    st = Stack(endian)
     fps = [STACK + 0x1000]
     values = []
     for k in range(depth):
@@ -112,9 +116,24 @@ def test_walk_safepoints_and_slots(compiled):
         assert [s.raw for s in f.slots] == values[k]
         assert [s.offset for s in f.slots] == list(entry.offsets)
         assert f.note is None and f.error is None
-    assert frames[1].slots[0].ref.kind == "i31" and frames[1].slots[0].ref.value == 0
+    assert frames[1].slots[0].ref.kind is SlotKind.I31 and frames[1].slots[0].ref.value == 0
     assert frames[4].reason.startswith("not wasm code")
-    assert acts[0].end == "left wasm code"
+    assert acts[0].end is ActivationEnd.LEFT_WASM
+    assert acts[0].source is ActivationSource.REGISTERS
+
+
+@pytest.mark.parametrize("compiled", ["x86_64"], indirect=True)
+def test_big_endian_target_slots_and_records(compiled):
+    """A big-endian target's frame records and slots are read in its byte order (the image
+    itself is the little-endian one: only the stack's byte order is under test)."""
+    arch, data, img, build, tramp, entry = compiled
+    st, fps, values, text = build_stack(compiled, endian=">")
+    t = make_target(compiled, st, text + build.start + 0x20, fps[0], fps[0] - 0x30)
+    t.little_endian = False
+    _, acts = walk(t)
+    frames = acts[0].frames
+    assert len(frames) == 5 and acts[0].end is ActivationEnd.LEFT_WASM
+    assert [[s.raw for s in f.slots] for f in frames[1:4]] == values
 
 
 @pytest.mark.parametrize("compiled", ["aarch64"], indirect=True)

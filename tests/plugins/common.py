@@ -99,7 +99,7 @@ def check_structs(frames, expected_v, collector=None):
     assert len(sizes) == 1, sizes
     (size,) = sizes
     assert hs + 8 <= size <= 64 and size % 8 == 0, size  # header + i32 + ref, aligned
-    for i, (s, obj) in enumerate(objs):
+    for i, (_slot, obj) in enumerate(objs):
         assert obj["kind"] == "structref"
         assert obj["length"] is None
         assert len(bytes.fromhex(obj["header"])) == hs

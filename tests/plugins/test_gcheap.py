@@ -17,10 +17,10 @@ from types import SimpleNamespace
 import pytest
 from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
+from wasmtime_stackmaps.frames import Activation, Slot
 from wasmtime_stackmaps.gcref import decode_gcref
-from wasmtime_stackmaps.report import apply_heap
+from wasmtime_stackmaps.report import apply_heap, heap_record
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
-from wasmtime_stackmaps.walk import Activation, Slot
 
 from tests.plugins import driver
 from tests.plugins.common import (
@@ -156,7 +156,7 @@ def _world(
     struct.pack_into("<QQ", store, gcheap.layout_for(major)[0].heap_offset, *heap)
     mem = bytearray(0x10000)
     refs = [0x20, 0x40]
-    for r, v in zip(refs, (11, 22)):
+    for r, v in zip(refs, (11, 22), strict=True):
         if collector == "copying":
             struct.pack_into("<IIII", mem, r, kind | 0x12, 7, 32, 0)
             struct.pack_into("<i", mem, r + 16, v)
@@ -173,7 +173,7 @@ def _world(
 @pytest.mark.parametrize("collector", ["copying", "drc"])
 def test_synthetic_located(collector):
     rep, refs = _world(collector=collector)
-    rec = rep.activations[(1, 0)]
+    rec = heap_record(rep.activations[(1, 0)])
     assert rec["located"] and rec["base"] == HEAP and rec["vmctx"] == VMCTX
     assert rec["collector"] == collector and rec["found_at"] == STACK + 0x1800 - 0x20
     objs = [rep.objects[(1, 0, 8 * i)] for i in range(len(refs))]
@@ -184,11 +184,11 @@ def test_synthetic_located(collector):
 
 def test_synthetic_component_vmctx():
     rep, _ = _world(magic=b"comp")
-    assert rep.activations[(1, 0)]["located"]
+    assert rep.activations[(1, 0)].located
 
 
 def _check_not_located(rep, why):
-    rec = rep.activations[(1, 0)]
+    rec = heap_record(rep.activations[(1, 0)])
     assert not rec["located"]
     assert rec["note"].startswith("GC heap not located: ") and why in rec["note"], rec["note"]
     assert rep.frame_notes[(1, 0)] == rec["note"]

@@ -6,6 +6,7 @@ Each test starts the debugger in batch mode on a real Wasmtime process (the
 put on the stack and against `wasmtime objdump`'s stack maps.
 """
 
+import os
 import re
 import sys
 
@@ -138,8 +139,12 @@ def test_no_process(dbg):
 
 def test_not_a_wasmtime_process(dbg):
     prog = [PY, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTRAP)"]
-    r = driver.run(dbg, ["stackmap bt", "stackmap images"], prog)
+    r = driver.run(dbg, ["stackmap report --json", "stackmap bt", "stackmap images"], prog)
     assert_one_error(r.output, r"stackmap: no Wasmtime images found")
+    # With --json, why it failed is also a JSON document (what `triage` reads).
+    (doc,) = r.docs
+    assert doc["error"]["kind"] == "no-images", doc
+    assert doc["error"]["message"].startswith("no Wasmtime images found"), doc
 
 
 def test_exited_process(dbg):
@@ -176,25 +181,108 @@ def test_corrupt_stackmap_in_memory(dbg, tmp_path):
 
 
 # -- the debugger's own frame list through wasm frames -----------------------------------
+# The plugin gives the debugger each image's symbol table at its load address
+# (core/symfile.py): the debugger's own commands name wasm code.
+OWN_COMMANDS = {
+    "gdb": [
+        "bt 12",
+        "echo ==BT-END==\\n",
+        "frame 3",
+        "stackmap frame --json",
+        "frame 2",
+        "up",
+        "info symbol $pc",
+    ],
+    "lldb": [
+        "bt 12",
+        "script print('==BT-END==')",
+        "frame select 3",
+        "stackmap frame --json",
+        "frame select 2",
+        "up",
+        "image lookup -a $pc",
+    ],
+}
+# `#N  0x... in NAME ()` (GDB), `frame #N: 0x... MODULE`NAME + OFF` (LLDB).
+OWN_FRAME = {
+    "gdb": re.compile(r"^#(\d+)\s+0x[0-9a-f]+ in (\S+)", re.M),
+    "lldb": re.compile(r"^\s*\*? frame #(\d+): 0x[0-9a-f]+ (?:\S+`)?(\S+)", re.M),
+}
+BUILD = "wasm[0]::function[0]::build"
+
+
 def test_debugger_own_bt_names_wasm_frames(dbg):
-    """GDB: the plugin's unwinder and frame filter make `bt`/`frame N` work through wasm."""
-    if dbg == "lldb":
-        pytest.skip(
-            "LLDB 19 has no Python unwinder API: wasm frames are named only in "
-            "'stackmap bt' (see the LLDB plugin's notes)"
-        )
-    r = driver.run(dbg, ["bt 12", "frame 3", "stackmap frame --json", "info frame"], cli_program())
-    names = re.findall(r"^#(\d+)\s+0x[0-9a-f]+ in (\S+)", r.output, re.M)
-    funcs = [n for _, n in names]
-    assert funcs[: CLI_DEPTH + 1] == ["wasm[0]::function[0]::build"] * (CLI_DEPTH + 1), funcs
+    r = driver.run(dbg, OWN_COMMANDS[dbg], cli_program())
+    out = r.output
+    bt = re.split(r"^==BT-END==$", out, flags=re.M)[0]
+    if dbg == "lldb":  # LLDB echoes its commands; before `bt` is the stop report
+        bt = bt.split("(lldb) bt 12")[-1]
+    funcs = [n for _, n in OWN_FRAME[dbg].findall(bt)]
+    assert funcs[: CLI_DEPTH + 1] == [BUILD] * (CLI_DEPTH + 1), funcs
     assert any("array_to_wasm_trampoline" in f for f in funcs)
     # Frames above the wasm ones are host frames again (the unwind went back into Wasmtime).
     host = funcs[funcs.index(next(f for f in funcs if "array_to_wasm" in f)) + 1 :]
     assert host and all(not f.startswith("wasm[") for f in host)
-    # 'stackmap frame' with no number uses GDB's selected frame (#3 here).
+    # 'stackmap frame' with no number uses the debugger's selected frame (#3 here).
     fr = frames_of(only_doc(r))[0]
     assert fr["level"] == 3 and fr["safepoint"]
     assert [s["value"] for s in fr["slots"] if s["kind"] == "i31"] == [13]
+    after = out.split("stackmap frame --json")[-1]
+    if dbg == "gdb":
+        # The stop line, `frame 2`, `up` and `info symbol` name the wasm function.
+        stop = out.split("received signal SIGILL")[1].splitlines()[1]
+        assert re.fullmatch(r"0x[0-9a-f]+ in wasm\[0\]::function\[0\]::build \(\)", stop), stop
+        assert re.search(r"^#2\s+0x[0-9a-f]+ in wasm\[0\]::function\[0\]::build \(\)", after, re.M)
+        assert re.search(r"^#3\s+0x[0-9a-f]+ in wasm\[0\]::function\[0\]::build \(\)", after, re.M)
+        assert re.search(r"^wasm\[0\]::function\[0\]::build \+ 180 in section \.text", after, re.M)
+    else:
+        stop = out.split("stop reason = signal SIGILL")[1].splitlines()[1]
+        assert re.search(r"frame #0: 0x[0-9a-f]+ \S+`wasm\[0\]::function\[0\]::build \+ \d+", stop)
+        assert re.search(r"frame #2: 0x[0-9a-f]+ \S+`wasm\[0\]::function\[0\]::build \+ 180", after)
+        assert re.search(r"frame #3: 0x[0-9a-f]+ \S+`wasm\[0\]::function\[0\]::build \+ 180", after)
+        assert re.search(r"Summary: \S+`wasm\[0\]::function\[0\]::build \+ 180", after)
+
+
+def test_debugger_names_wasm_code_in_disassembly(dbg):
+    """`x/i $pc` and `disassemble` at a wasm frame show the function's name."""
+    cmds = {
+        "gdb": ["frame 1", "x/i $pc", "disassemble"],
+        "lldb": ["frame select 1", "x/i $pc", "disassemble -c 3"],
+    }[dbg]
+    r = driver.run(dbg, cmds, cli_program())
+    if dbg == "gdb":
+        assert re.search(r"<wasm\[0\]::function\[0\]::build\+180>:", r.output), r.output[-2000:]
+        assert "Dump of assembler code for function wasm[0]::function[0]::build:" in r.output
+    else:
+        assert re.search(r"`wasm\[0\]::function\[0\]::build:\n.*<\+0>: pushq\s+%rbp", r.output), (
+            r.output[-2000:]
+        )
+        assert re.search(r"0x[0-9a-f]+ <\+180>:", r.output), r.output[-2000:]
+
+
+def test_symbol_files_go_with_the_process(dbg):
+    """The symbol files are the debugger's private temp files, gone when the inferior is."""
+    cmds = {
+        "gdb": [
+            "python import wasmtime_stackmaps as w; print('SYMS', [s.path for s in w._gdb_symbols.loaded.values()])",
+            "kill",
+            "python import wasmtime_stackmaps as w; print('AFTER', len(w._gdb_symbols.loaded))",
+        ],
+        "lldb": [
+            "script import wasmtime_stackmaps as w; print('SYMS', [s.path for s in w._lldb_symbols.loaded.values()])",
+        ],
+    }[dbg]
+    r = driver.run(dbg, cmds, cli_program())
+    m = re.search(r"^SYMS \[(.*)\]$", r.output, re.M)
+    assert m, r.output[-2000:]
+    paths = re.findall(r"'([^']+)'", m.group(1))
+    assert len(paths) == 1, paths
+    top = os.path.dirname(os.path.dirname(paths[0]))
+    assert os.path.basename(top).startswith("wasmtime-stackmaps-symbols-"), paths
+    # Removed when the process went (GDB) and with the debugger (both).
+    assert not os.path.exists(top)
+    if dbg == "gdb":
+        assert re.search(r"^AFTER 0$", r.output, re.M), r.output[-2000:]
 
 
 def test_selected_frame_is_restored(dbg):

@@ -250,7 +250,7 @@ def test_suspicious_slots(dbg):
     doc = [d for d in r.docs if "threads" in d][-1]
     builds = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
     assert len(builds) == CLI_DEPTH
-    for f, caller in zip(builds, builds[1:]):
+    for f, caller in zip(builds, builds[1:], strict=False):
         heap = [s["value"] for s in caller["slots"] if s["kind"] == "heap"]
         assert [w["raw"] for w in f["suspicious"]] == heap, f
         assert all(w["offset"] not in [s["offset"] for s in f["slots"]] for w in f["suspicious"])
