@@ -33,14 +33,17 @@ within a few words of each other (WINDOW):
 A candidate is accepted only when that walk is clean and ends exactly at E.
 Its store context is one of the record's other words (see suspended.py).
 
-Cost: one bulk read of the top TOP_READ bytes of each candidate region (an
-anonymous read-write mapping no thread's SP is in); a region whose top is not
-a suspended fiber's costs nothing more. The live part of a suspended fiber
-is read once (bounded by the region and MAX_LIVE).
+Cost: one read of the top page of each candidate region (an anonymous
+read-write mapping no thread's SP is in, not continuing a read-write mapping
+below it); a region whose top is not a suspended fiber's costs nothing more
+(its top page is searched for a damaged fiber's exit record: no more reads).
+The live part of a suspended fiber is read once (bounded by the region and
+MAX_LIVE), usually inside that same page.
 """
 
 import bisect
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .discover import ImageRegistry
@@ -50,10 +53,13 @@ from .runtime import store_layout_for
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import walk_chain
 
-TOP_READ = 16 * 1024
+TOP_READ = 4096  # one page: the top-of-stack words, and where a damaged top is searched
 MAX_LIVE = 8 * 1024 * 1024
 WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
 MAX_REGIONS = 100_000
+# Return-address-like words looked at per stack: a real one has a few per wasm frame; a
+# hostile one full of them must not cost minutes (the innermost ones come first).
+MAX_EXIT_CANDIDATES = 20_000
 
 
 class DataRegions:
@@ -97,16 +103,23 @@ class FiberFind(NamedTuple):
 
 
 def candidate_regions(regions: list[Region] | None, threads: list[ThreadState]) -> list[Region]:
-    """Anonymous read-write regions that no thread is running on."""
+    """Anonymous read-write regions that no thread is running on and that do not continue
+    a read-write mapping right below them (a fiber stack sits on a guard page; LLDB does
+    not list such a page at all, GDB and core files list it without write permission)."""
     if not regions:
         return []
+    rs = sorted(regions, key=lambda r: r.start)
     sps = sorted(t.sp for t in threads if t.sp)
     out = []
-    for r in regions:
+    for k, r in enumerate(rs):
         if r.path or not r.perms.startswith("rw") or "x" in r.perms or r.end - r.start < 4096:
             continue
-        if any(r.start <= sp < r.end for sp in sps):
+        below = rs[k - 1] if k else None
+        if below is not None and below.end == r.start and below.perms.startswith("rw"):
             continue
+        i = bisect.bisect_left(sps, r.start)
+        if i < len(sps) and sps[i] < r.end:
+            continue  # a thread runs on it: the thread's walk reports its frames
         out.append(r)
         if len(out) >= MAX_REGIONS:
             break
@@ -133,35 +146,48 @@ def find_saved_exits(
     hi: int,
     registry: ImageRegistry,
     trampoline_fp: bool,
+    read_word: Callable[[int], int | None] | None = None,
+    fp_ok: Callable[[int], bool] | None = None,
+    pulley: bool | None = None,
 ) -> list[_Candidate]:
     """Candidate saved activation records among `words` (the 8-byte words at `base`...):
     an exit pc with an exit FP next to it in the live stack [lo, hi) whose frame record
-    returns to it. The entry FP is checked by the walk (_walk_saved)."""
+    returns to it. The entry FP is checked by the walk (_walk_saved). `read_word` reads
+    that frame record when it is not among `words` (Pulley: the record is on the
+    interpreter's stack, the words on the thread's native stack); `fp_ok` then says which
+    FPs may be on that stack instead of [lo, hi). `pulley` keeps only exit pcs in Pulley
+    (True) or native (False) images."""
     out = []
     tlo, thi = registry.lo, registry.hi
     end = base + 8 * len(words)
 
+    def in_stack(v: int) -> bool:
+        return fp_ok(v) if fp_ok is not None else lo <= v < hi
+
     def word_at(a: int) -> int | None:
+        if read_word is not None:
+            return read_word(a)
         return words[(a - base) // 8] if base <= a < end and a % 8 == base % 8 else None
 
-    for i in [i for i, x in enumerate(words) if tlo <= x < thi]:  # the one pass over all
+    hits = [i for i, x in enumerate(words) if tlo <= x < thi]  # the one pass over all
+    for i in hits[:MAX_EXIT_CANDIDATES]:
         x = words[i]
         img = registry.image_at(x)
         if img is None:
             continue
         off = img.text_offset(x)
         fn = img.function_at(off) if off is not None else None
-        if fn is None or not fn.is_wasm:
+        if fn is None or not fn.is_wasm or (pulley is not None and bool(img.pulley) != pulley):
             continue
         near = words[max(0, i - WINDOW) : i + WINDOW + 1]
         for t in near:
-            if not lo <= t < hi or t % 8:
+            if t % 8 or not in_stack(t):
                 continue
             if trampoline_fp:
                 if word_at(t + 8) != x:
                     continue
                 wasm_fp = word_at(t)
-                if wasm_fp is None or not lo <= wasm_fp < hi:
+                if wasm_fp is None or not in_stack(wasm_fp):
                     continue
             else:
                 wasm_fp = t
@@ -232,17 +258,23 @@ def _activations(
     hi: int,
     max_depth: int,
     trampoline: bool,
+    data: "DataRegions | None" = None,
 ) -> list[tuple[SavedExit, Activation]]:
     """Accepted (record, activation) pairs, innermost first, one per activation."""
     found: dict[int, tuple[SavedExit, Activation]] = {}
     walks: dict[tuple[int, int], Activation | None] = {}
-    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline):
+    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline, pulley=False):
         got = _walk_saved(mem, target, registry, cand, lo, hi, max_depth, walks)
         if got is None:
             continue
         key = got[0].entry_fp  # one activation per entry trampoline: keep the longest walk
         if key not in found or len(got[1].frames) > len(found[key][1].frames):
             found[key] = got
+    if data is not None and any(img.pulley for img in registry):
+        from .pulley import suspended_pulley  # pulley.py uses this module
+
+        for got in suspended_pulley(mem, target, registry, words, base, lo, hi, max_depth, data):
+            found.setdefault(got[0].entry_fp, got)
     return sorted(found.values(), key=lambda p: p[1].frames[0].fp)
 
 
@@ -259,11 +291,13 @@ def find_suspended(
         return []
     little = target.little_endian
     trampoline = exit_is_trampoline(registry)
+    data_regions = DataRegions(regions)
     out = []
     for r in candidate_regions(regions, threads):
         n = min(TOP_READ, r.end - r.start)
+        n -= n % MemoryCache.PAGE
         try:
-            top = mem.read(r.end - n, n)
+            top = mem.read_pages(r.end - n, n)  # one read, exactly the top of the mapping
         except ReadError:
             continue
         top_words = _words(top, little)
@@ -280,7 +314,16 @@ def find_suspended(
                 words = top_words[(start - (r.end - n)) // 8 :]
                 base = start
             acts = _activations(
-                mem, target, registry, words, base, start, r.end, max_depth, trampoline
+                mem,
+                target,
+                registry,
+                words,
+                base,
+                start,
+                r.end,
+                max_depth,
+                trampoline,
+                data_regions,
             )
             if acts:
                 out.append(FiberFind(r, saved_sp, acts, None))
@@ -288,14 +331,14 @@ def find_suspended(
         # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
         base = r.end - n
         acts = _activations(
-            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline
+            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline, data_regions
         )
         if acts:
             note = (
                 f"the top of this stack does not hold a suspended fiber's saved stack pointer "
                 f"(top-16: {saved_sp:#x}, top-8: {running:#x}; expected an address inside "
                 f"{r.start:#x}..{r.end:#x} and 0): garbage, or not a Wasmtime fiber; "
-                f"frames found from a saved wasm exit record in its top {n // 1024} KiB"
+                f"frames found from a saved wasm exit record in its top page"
             )
             out.append(FiberFind(r, None, acts, note))
     return out

@@ -30,6 +30,7 @@ def gcwatch_lines(rec: dict) -> list[str]:
         f"gc-watch: {what} #{rec['collection']}: {rec['point']} from {src} "
         f"(thread {rec['thread']}): {c['roots']} roots, {c['moved']} moved, "
         f"{c['unchanged']} unchanged, {c['violations']} violation{'s' * (c['violations'] != 1)}"
+        + (f", {c['lost']} object(s) lost" if c.get("lost") else "")
         + heap
     )
     if ncol and ncol > 1:
@@ -62,9 +63,7 @@ def gcwatch_lines(rec: dict) -> list[str]:
             out.append(head + "before the collection: " + _clean(v["problem_before"]))
         if v.get("problem"):
             out.append(head + "after the collection: " + _clean(v["problem"]))
-    for p in ((rec.get("verify") or {}).get("problems") or []) + (
-        (rec.get("verify") or {}).get("lost") or []
-    ):
+    for p in ((rec.get("verify") or {}).get("problems") or []) + (rec.get("lost") or []):
         where = f" (reached as {_clean(p['path'])})" if p.get("path") else ""
         out.append(f"  HEAP object {p['ref']:#x}: {_clean(p['problem'])}{where}")
     for v in ((rec.get("verify") or {}).get("typed") or {}).get("violations") or []:

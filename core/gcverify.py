@@ -230,9 +230,16 @@ def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | No
     gone = lost(mem, heap, reach) if reach is not None else []
     out["reachable_before"] = len(reach.parent) if reach is not None else None
     out["untraced_before"] = reach.untraced if reach is not None else None
-    out["lost"] = gone
-    out["problem_count"] += len(gone)
+    out["lost"] = gone  # (counted with the record's own "lost", not in problem_count)
     return out
+
+
+def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> list[dict]:
+    """After a collection: the objects `reach` (taken before it) holds that it did not copy."""
+    roots = _store_roots(snap)
+    if reach is None or not roots or roots[0].heap is None:
+        return []
+    return lost(mem, gccheck.heap_now(mem, roots[0].heap), reach)
 
 
 TYPED_LISTED = 20

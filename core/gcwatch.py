@@ -87,7 +87,7 @@ class Pending(NamedTuple):
     handle: object
     collections: list[int]  # host collector entries seen during the call (a mutable cell)
     early: dict[int, str]  # slot address -> what was wrong with the root before the call
-    reach: gcverify.Reach | None = None  # --verify: what the roots reached before the call
+    reach: gcverify.Reach | None = None  # what the roots reached before the call (copying)
 
 
 def return_of(target: Target, pc: int, sp: int, lr: int | None) -> tuple[int, int]:
@@ -213,7 +213,7 @@ class GcWatch:
         before = gccheck.take_snapshot(self.session, target, tnum)
         mem = MemoryCache(target)
         early = gccheck.problems_now(mem, before.roots, before.store_context)
-        reach = gcverify.before_collection(mem, before) if self.verify else None
+        reach = gcverify.before_collection(mem, before)
         caller = _caller(self.session.registry, ra)
         h = target.set_breakpoint(ra, functools.partial(self._return, tnum=tnum, sp=sp_after))
         calls.append(Pending(p, tnum, caller, before, sp_after, h, [], early, reach))
@@ -231,7 +231,7 @@ class GcWatch:
         sp_after = fp + 16  # the builtin's frame record popped, its return address taken
         mem = MemoryCache(target)
         early = gccheck.problems_now(mem, before.roots, before.store_context)
-        reach = gcverify.before_collection(mem, before) if self.verify else None
+        reach = gcverify.before_collection(mem, before)
         caller = _caller(self.session.registry, ra)
         h = target.set_breakpoint(ra, functools.partial(self._return, tnum=tnum, sp=sp_after))
         point = Point(p.address, name, "builtin")
@@ -254,6 +254,9 @@ class GcWatch:
             return False
         try:
             rec = gcrecord.check_after(target, call, len(self.log) + 1, self.host_known)
+            # Objects the roots reached before and the collection did not copy.
+            rec["lost"] = gcverify.lost_after(MemoryCache(target), call.before, call.reach)
+            rec["counts"]["lost"] = len(rec["lost"])
             if self.verify:
                 ver = gcverify.after_collection(MemoryCache(target), call.before, call.reach)
                 ver = ver or {"problem_count": 0}
@@ -278,11 +281,12 @@ class GcWatch:
                 target.write(line)
         for listener in self.listeners:
             listener(target, rec)
-        heap_problems = (rec.get("verify") or {}).get("problem_count", 0)
+        heap_problems = (rec.get("verify") or {}).get("problem_count", 0) + len(rec["lost"])
         self.counts["violations"] += heap_problems
         if (rec["violations"] or heap_problems) and self.stop_on_violation:
-            v = rec["violations"][0]
-            target.select_frame(v["thread"], v["pc"], v["fp"])
+            if rec["violations"]:
+                v = rec["violations"][0]
+                target.select_frame(v["thread"], v["pc"], v["fp"])
             return True
         return rec["collection"] == self.stop_at
 

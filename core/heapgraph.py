@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .errors import ReadError
 from .gctypes import is_concrete_subtype, kind_matches_abstract
-from .heapview import Header, HeapView
+from .heapview import KINDS, NO_TYPE, Header, HeapView
 from .wasmparse import RefType
 
 DEFAULT_MAX_OBJECTS = 5_000_000
@@ -49,20 +49,34 @@ def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJEC
             reached[root.ref] = (-1 - i, -1)
             queue.append(root.ref)
     truncated = False
+    # The hot loop reads headers and ref fields straight from the view's 1 MiB chunks; any
+    # case off that path (an object across chunks, an unreadable chunk) goes through the
+    # view's checked reads.
     u32, header, plan_of, size_ok = view.u32, view.header, view.ref_plan, view.size_ok
-    chunks, chunk_size, unpack = view._chunks, view.CHUNK, view._u32
-    plans = view._plans
+    chunks, chunk_size, unpack, unpack2 = view._chunks, view.CHUNK, view._u32, view._u32x2
+    plans, load = view._plans, view._chunk
+    mask, size_at, copying = view.kind_mask, view.size_offset(), view.collector == "copying"
     popleft, push = queue.popleft, queue.append
     while queue:
         if len(headers) >= max_objects:
             truncated = True
             break
         r = popleft()
-        try:
-            h = header(r)
-        except ReadError as e:
-            problems.append({"ref": r, "problem": str(e)})
-            continue
+        ci, o = divmod(r, chunk_size)
+        chunk = chunks.get(ci)
+        if chunk is None and ci not in chunks:
+            chunk = load(ci)
+        if size_at and chunk is not None and o + 24 <= len(chunk) and r and not r % 8:
+            word, ty = unpack2(chunk, o)
+            size = unpack(chunk, o + size_at)[0]
+            fwd = unpack(chunk, o + 16)[0] if copying and word & 1 else None
+            h = Header(r, KINDS.get(word & mask), word, None if ty == NO_TYPE else ty, size, fwd)
+        else:
+            try:
+                h = header(r)
+            except ReadError as e:
+                problems.append({"ref": r, "problem": str(e)})
+                continue
         headers[r] = h
         if h.kind is None:
             problems.append({"ref": r, "problem": f"{h.kind_word:#010x} is not a GC object header"})
@@ -75,24 +89,28 @@ def walk(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJEC
             plan = plan_of(h.shared_type)
         if not plan:
             continue
+        size = h.size or 0
         if plan[0] == "struct":
-            slots: list[int] | range = [r + o for o in plan[1]]
+            if chunk is not None and o + size <= len(chunk):
+                for rel in plan[1]:
+                    raw = unpack(chunk, o + rel)[0]
+                    if raw and not raw & 1 and raw not in reached:
+                        reached[raw] = (r, r + rel)
+                        push(raw)
+                continue
+            slots: list[int] | range = [r + rel for rel in plan[1]]
         else:
             n = u32(r + plan[1])
             end = r + plan[2] + 4 * n
-            if end > r + (h.size or 0):
+            if end > r + size:
                 problems.append(
-                    {"ref": r, "problem": f"array length {n} runs past the object's {h.size} bytes"}
+                    {"ref": r, "problem": f"array length {n} runs past the object's {size} bytes"}
                 )
                 continue
             slots = range(r + plan[2], end, 4)
         for slot in slots:
-            ci, o = divmod(slot, chunk_size)
-            chunk = chunks.get(ci)
             try:
-                raw = (
-                    unpack(chunk, o)[0] if chunk is not None and o + 4 <= len(chunk) else u32(slot)
-                )
+                raw = u32(slot)
             except ReadError:
                 continue
             if raw == 0 or raw & 1 or raw in reached:

@@ -143,6 +143,16 @@ class HeapView:
                 size = word & ~self.kind_mask & 0xFFFFFFFF
         return Header(r, kind, word, None if ty == NO_TYPE else ty, size, fwd)
 
+    def size_offset(self) -> int | None:
+        """Where the header holds the object's size (None: in the kind word's low bits)."""
+        if self.hl is None:
+            return None
+        if self.collector == "copying":
+            return 8
+        if self.collector == "drc" and self.hl.size == 24:
+            return 20
+        return None
+
     def size_ok(self, h: Header) -> bool:
         hl = self.hl
         if hl is None or h.size is None:

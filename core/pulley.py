@@ -25,14 +25,24 @@ entry FP. That store context is then the proven store of those frames.
 While interpreted wasm runs (not in a host call) these fields are stale, and
 the walk is only as good as the chain check: a stale chain that still walks
 cleanly to the entry FP would be shown.
+
+Older activations of the thread (host -> Pulley -> host -> Pulley): entering
+wasm again saved the older one's exit pc, exit FP and entry FP, with its store
+context, in an `EntryStoreContext` on the native stack between the two host
+calls. They are found as on a suspended fiber (fibers.find_saved_exits: the
+words around a return address into wasm), with the frame record of the exit
+FP read on the interpreter's stack (above the newer activations' frames: the
+interpreter keeps one stack), and accepted when the walk reaches the recorded
+entry FP and the record names a store context a vmctx on this stack leads to.
 """
 
+import struct
 from typing import Literal, NamedTuple
 
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .fibers import DataRegions
+from .fibers import MAX_LIVE, DataRegions, SavedExit, find_saved_exits
 from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
 from .gcref import SlotKind
 from .image import WasmtimeImage
@@ -42,6 +52,8 @@ from .target import MemoryCache, Region, Target, ThreadState
 from .walk import MAX_FRAME_BYTES, _read_slots
 
 NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
+NESTED_SCAN = 512 * 1024  # ... searched for the saved records of older Pulley activations
+PULLEY_STACK = 64 * 1024 * 1024  # older activations lie this far above the newest at most
 MAX_PROBES = 1024
 
 
@@ -175,7 +187,70 @@ def pulley_activations(
         if act is not None:
             seen_entry.add(st.entry_fp)
             out.append(PulleyActivation(act, store, vmctx, where))
-    return out
+    if out:
+        top = max(pa.activation.frames[-1].fp for pa in out)
+        stores = _stores_on_stack(target, mem, thread, regions)
+        for pa in _older(target, registry, mem, thread, regions, top, stores, max_depth):
+            if pa.activation.frames[-1].fp not in seen_entry:
+                seen_entry.add(pa.activation.frames[-1].fp)
+                out.append(pa)
+    return sorted(out, key=lambda pa: pa.activation.frames[0].fp)  # innermost first
+
+
+def _older(
+    target: Target,
+    registry: ImageRegistry,
+    mem: MemoryCache,
+    thread: ThreadState,
+    regions: list[Region] | None,
+    above: int,
+    stores: dict[int, tuple[int, int]],
+    max_depth: int,
+) -> list[PulleyActivation]:
+    """Older Pulley activations: from saved exit records on the native stack whose exit FP
+    lies above `above` (the newest activation's entry FP) on the interpreter's stack."""
+    lo = thread.sp - thread.sp % 8
+    hi = lo + NESTED_SCAN
+    for r in regions or []:
+        if r.start <= lo < r.end:
+            hi = min(hi, r.end)
+    parts = []
+    pos = lo
+    while pos < hi:
+        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
+        try:
+            parts.append(mem.read(pos, n))
+        except ReadError:
+            break
+        pos += n
+    data = b"".join(parts)
+    words = struct.unpack(
+        ("<" if target.little_endian else ">") + f"{len(data) // 8}Q", data[: len(data) // 8 * 8]
+    )
+
+    def word(a: int) -> int | None:
+        return mem.try_u64(a)
+
+    layout = store_layout_for(_pulley_major(registry)[1])
+    trampoline = True if layout is None else layout.exit_fp_is_trampoline
+    found: dict[int, PulleyActivation] = {}
+    for c in find_saved_exits(
+        words, lo, above + 1, above + PULLEY_STACK, registry, trampoline, word
+    ):
+        img = registry.image_at(c.exit_pc)
+        if img is None or not img.pulley:
+            continue
+        store = next((w for w in c.near if w in stores), None)
+        if store is None:
+            continue  # no store context a vmctx leads to: no proof
+        for e in sorted({w for w in c.near if c.wasm_fp < w < above + PULLEY_STACK}):
+            if e in found:
+                break
+            act = walk_pulley(mem, target, registry, c.exit_pc, c.wasm_fp, e, max_depth)
+            if act is not None:
+                found[e] = PulleyActivation(act, store, stores[store][0], c.at)
+                break
+    return sorted(found.values(), key=lambda pa: pa.activation.frames[0].fp)
 
 
 def add_pulley_activations(
@@ -247,3 +322,35 @@ def apply_heaps(
                 obj = got.objects.get((id(f), s.offset))
                 if obj is not None:
                     rep.objects[(num, f.level, s.offset)] = obj
+
+
+def suspended_pulley(
+    mem: MemoryCache,
+    target: Target,
+    registry: ImageRegistry,
+    words: tuple[int, ...],
+    base: int,
+    lo: int,
+    hi: int,
+    max_depth: int,
+    data: DataRegions,
+) -> list[tuple[SavedExit, Activation]]:
+    """Suspended Pulley activations: the saved exit record is on the fiber stack, but the
+    exit and entry FPs are on the interpreter's own stack (read-write memory elsewhere)."""
+
+    def elsewhere(v: int) -> bool:
+        return data(v) and not lo <= v < hi
+
+    out = []
+    cands = find_saved_exits(
+        words, base, lo, hi, registry, True, mem.try_u64, fp_ok=elsewhere, pulley=True
+    )
+    for c in cands:
+        for e in sorted({w for w in c.near if c.wasm_fp < w < c.wasm_fp + MAX_LIVE}):
+            act = walk_pulley(mem, target, registry, c.exit_pc, c.wasm_fp, e, max_depth)
+            if act is not None:
+                others = tuple(w for w in c.near if w not in (c.exit_pc, c.exit_fp, e))
+                saved = SavedExit(c.at, c.exit_pc, c.exit_fp, c.wasm_fp, e, others)
+                out.append((saved, Activation(act.frames, ActivationSource.FIBER, act.end)))
+                break
+    return out

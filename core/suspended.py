@@ -49,7 +49,10 @@ def _prove_store(
     # exit trampoline and host frames below the innermost one.
     inner = act.frames[0].fp
     spans = [(inner, act.frames[-1].fp + 16)]
-    spans.append((max(find.region.start, inner - VMCTX_SLACK_BELOW), inner))
+    if find.region.start <= inner < find.region.end:
+        spans.append((max(find.region.start, inner - VMCTX_SLACK_BELOW), inner))
+    else:  # Pulley: the frames are on the interpreter's stack; the host frames on the fiber
+        spans.append((max(find.region.start, saved.at - VMCTX_SLACK_BELOW), saved.at))
     little = target.little_endian
     seen: set[int] = set()
     for lo, hi in spans:

@@ -151,6 +151,22 @@ class MemoryCache:
                 self._pages[pn] = self._fetch(pn * self.PAGE, self.PAGE)
         return self._pages[pn]
 
+    def read_pages(self, address: int, size: int) -> bytes:
+        """Whole pages [address, address + size) (page-aligned) in ONE target read, kept in
+        the cache: for a block known to be mapped exactly there (the top of a stack mapping,
+        whose end a 16 KiB chunk would overrun). ReadError if it cannot be read."""
+        if address % self.PAGE or size % self.PAGE or size <= 0:
+            raise ReadError(f"not whole pages: {size} bytes at {address:#x}", address)
+        first = address // self.PAGE
+        if all(self._pages.get(first + i) is not None for i in range(size // self.PAGE)):
+            return self.read(address, size)
+        data = self._fetch(address, size)
+        if data is None:
+            raise ReadError(f"cannot read memory at {address:#x}", address)
+        for i in range(size // self.PAGE):
+            self._pages[first + i] = data[i * self.PAGE : (i + 1) * self.PAGE]
+        return data
+
     def read(self, address: int, size: int) -> bytes:
         if address < 0 or size < 0 or address + size > ADDRESS_LIMIT:
             raise ReadError(f"cannot read {size} bytes at {address:#x}", address)

@@ -24,6 +24,12 @@ def section(n: int) -> str:
     return m.group(0)
 
 
+def subsection(title: str) -> str:
+    m = re.search(rf"^### {re.escape(title)}.*?(?=^##|\Z)", DOC, re.M | re.S)
+    assert m, f"docs/format.md has no subsection {title!r}"
+    return m.group(0)
+
+
 def versions(cell: str) -> range:
     """'33–36' / '38–39' / '40' / '43–48, main' / '47–48, main' -> majors."""
     m = re.match(r"(\d+)(?:[–-](\d+))?", cell.strip())
@@ -41,7 +47,7 @@ def rows(text: str, first_cell: str) -> list[list[str]]:
 
 
 def test_store_context_table_matches_runtime():
-    table = rows(section(6), r"\d\d(?:[–-]\d\d)?(?:, main)? \|")
+    table = rows(subsection("VMStoreContext"), r"\d\d(?:[–-]\d\d)?(?:, main)? \|")
     assert len(table) >= 5
     covered = set()
     for cells in table:
@@ -103,3 +109,18 @@ def test_citations_resolve(path):
 def test_code_paths_named_in_the_document_exist():
     for rel in set(re.findall(r"`((?:core|tests|benchmarks)/[\w/]+\.py)`", DOC)):
         assert (ROOT / rel).exists(), rel
+
+
+def test_vmctx_table_matches_gctypes():
+    from wasmtime_stackmaps.gctypes import gc_heap_data_offset, type_ids_offset
+
+    text = section(6)
+    start = text.index("| versions | store context | builtins |")
+    table = rows(text[start : text.index("\n\n", start)], r"\d\d(?:[–-]\d\d)?(?:, main)? \|")
+    covered = set()
+    for cells in table:
+        data, ids = (int(c.lstrip("+")) for c in cells[6:8])
+        for v in versions(cells[0]):
+            assert (gc_heap_data_offset(v), type_ids_offset(v)) == (data, ids), v
+            covered.add(v)
+    assert covered == set(range(32, LAST_CHECKED + 1))

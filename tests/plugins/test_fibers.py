@@ -23,6 +23,8 @@ from tests.plugins.common import (
     TRIAGE,
     build_frames,
     check_structs,
+    cli_program,
+    host_program,
     only_doc,
 )
 
@@ -116,6 +118,15 @@ def test_async_report_json(dbg):
     assert doc["images"] and doc["stop"]["signal_name"] == "SIGTRAP"
 
 
+@pytest.mark.parametrize("which", ["cli", "host"])
+def test_no_false_suspended_stacks(dbg, which):
+    """No async call is suspended: the CLI runs its guest on a fiber a thread is on, the
+    Python host on the thread's stack; nothing may be reported as suspended."""
+    prog = cli_program() if which == "cli" else host_program("inproc", 3, 2)
+    doc = only_doc(driver.run(dbg, ["stackmap bt -a --json"], prog))
+    assert doc["suspended"] == [] and any(t["frames"] for t in doc["threads"])
+
+
 def test_bt_of_one_thread_has_no_suspended_key(dbg):
     r = driver.run(dbg, ["stackmap bt --json"], async_program(fibers=1))
     assert "suspended" not in only_doc(r)
@@ -159,3 +170,24 @@ def test_async_core_triage_json(async_core, tmp_path):
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, SCHEMA)
     check_document(doc)
+
+
+def test_async_pulley_suspended(dbg):
+    """Under Pulley the suspended activation's exit and entry FPs are on the interpreter's
+    stack, its saved record on the fiber stack: every suspended stack found is exact in its
+    own store. (A fiber stack the kernel merged with the interpreter stack's mapping above
+    it has no top to read: not every fiber is found, see the README's limits.)"""
+    r = driver.run(dbg, ["stackmap bt -a --json"], async_program() + ["--pulley"])
+    doc = only_doc(r)
+    (running,) = [t for t in doc["threads"] if t["frames"]]
+    check_store_frames(running["frames"], 0)
+    susp = doc["suspended"]
+    assert susp, r.output[-3000:]
+    for s in susp:
+        act = act_of(s["frames"])
+        assert act in range(1, FIBERS + 1)
+        check_store_frames(s["frames"], act)
+        (a,) = s["activations"]
+        assert a["heap"]["located"] and "confirmed by vmctx" in a["store_note"]
+        lo, hi = s["stack"]
+        assert not any(lo <= f["fp"] < hi for f in s["frames"])  # on the interpreter's stack

@@ -121,6 +121,7 @@ def test_every_collection_checked(dbg, verify):
             # $next moved with the object it points at (null for the first node).
             assert next1 == (moved[next0] if next0 else 0), (hex(next0), hex(next1))
         assert values == {100 + n for n in range(DEPTH)}, values
+        assert rec["lost"] == [] and rec["counts"]["lost"] == 0, rec["lost"]
         ver = rec.get("verify")
         if verify:
             assert ver["problem_count"] == 0 and not ver["lost"], ver
@@ -185,7 +186,8 @@ def test_stale_root_reported(dbg):
         out,
     ), out[-3000:]
     # --verify: the object the stale root reached was not copied: gone while referenced.
-    (gone,) = rec["verify"]["lost"]
+    (gone,) = rec["lost"]
+    assert rec["verify"]["lost"] == rec["lost"]
     assert gone["ref"] == stale and gone["path"] == f"{first['path']} = heap {stale:#x}", gone
     assert re.search(rf"HEAP object {stale:#x}: reachable before the collection, not copied", out)
     # The typed verify after it: that root now points at a forwarding header.

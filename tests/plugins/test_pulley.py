@@ -19,7 +19,9 @@ from tests.plugins.common import (
     CLI_FLAGS,
     PROGRAMS,
     build_frames,
+    check_host_activations,
     check_structs,
+    host_program,
     objdump_maps,
     only_doc,
 )
@@ -111,3 +113,30 @@ def pulley_core(tmp_path_factory):
 def test_pulley_core(dbg, pulley_core, pulley_image):
     r = driver.run(dbg, ["stackmap bt -a --json"], core=pulley_core, executable=wasmtime_cli())
     check_pulley_doc(only_doc(r), objdump_maps(pulley_image))
+
+
+# -- a Python embedder under Pulley: host -> wasm -> host -> wasm in one store ----------------
+
+
+def check_nested_pulley(doc):
+    (th,) = [t for t in doc["threads"] if t["frames"]]
+    acts = th["activations"]
+    assert [a["source"] for a in acts] == ["pulley", "pulley"], acts
+    frames = th["frames"]
+    check_host_activations(frames)  # i31s of both activations, innermost first
+    at_calls = [f for f in build_frames(frames) if f["safepoint"]]
+    check_structs(at_calls, [1000 * act + n for act in (1, 0) for n in (1, 2, 3)])
+    heaps = [a["heap"] for a in acts]
+    assert all(h["located"] for h in heaps) and len({h["store_context"] for h in heaps}) == 1
+
+
+def test_python_host_pulley_nested(dbg):
+    r = driver.run(dbg, ["stackmap bt --json"], host_program("inproc", 3, 2, "--pulley"))
+    check_nested_pulley(only_doc(r))
+
+
+def test_python_host_pulley_nested_core(dbg, tmp_path_factory):
+    prog = host_program("inproc", 3, 2, "--pulley")
+    core = driver.gcore(prog, str(tmp_path_factory.mktemp("pulleyhost") / "host.core"))
+    r = driver.run(dbg, ["stackmap bt --json"], core=core, executable=prog[0])
+    check_nested_pulley(only_doc(r))

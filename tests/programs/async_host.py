@@ -18,6 +18,8 @@ With --garbage-top, the saved stack pointer at the top of one suspended fiber
 stack is overwritten with garbage before the stop (that fiber is never
 resumed): a debugger must still say something clear about that stack.
 
+With --pulley the wasm runs under Pulley (the engine's target pulley64).
+
 With --threads N, N-1 more threads each run a store of their own (act 100+i)
 parked in a host call under DEPTH frames before the stop (for benchmarks).
 """
@@ -157,7 +159,8 @@ def garbage_top() -> int:
 
 def main(argv):
     garbage = "--garbage-top" in argv
-    argv = [a for a in argv if a != "--garbage-top"]
+    pulley = "--pulley" in argv
+    argv = [a for a in argv if a not in ("--garbage-top", "--pulley")]
     threads = 1
     if "--threads" in argv:
         i = argv.index("--threads")
@@ -166,7 +169,7 @@ def main(argv):
     depth = int(argv[1]) if len(argv) > 1 else 3
     fibers = int(argv[2]) if len(argv) > 2 else 1
     block_stop_signal()
-    eng = engine()
+    eng = engine(pulley)
     module = wasmtime.Module(eng, (HERE / "host_nested.wat").read_text())
     keep = suspend_fibers(eng, module, range(1, fibers + 1), depth)  # noqa: F841 (alive)
     print(f"host: {fibers} async call(s) suspended", flush=True)

@@ -5,6 +5,7 @@
                                                   (written first if it does not exist)
     ... --gc          after the last stop: collect garbage (store.gc()), stop again
     ... --stop-each   also stop in every outer activation before it nests the next
+    ... --pulley      run the wasm under Pulley (the engine's target pulley64)
 
 wasm start(0, DEPTH) -> host hit(0) -> start(1, DEPTH) -> ... -> hit(ACTIVATIONS-1),
 which raises SIGTRAP: a debugger stops there with ACTIVATIONS wasm activations
@@ -51,8 +52,10 @@ def _set(cfg: wasmtime.Config, name: str, value) -> None:
         getattr(_ffi, f"wasmtime_config_{name}_set")(cfg.ptr(), value)
 
 
-def engine() -> wasmtime.Engine:
+def engine(pulley: bool = False) -> wasmtime.Engine:
     cfg = wasmtime.Config()
+    if pulley:
+        cfg.target = "pulley64"  # interpreted: Pulley bytecode, run by Wasmtime's interpreter
     _set(cfg, "wasm_gc", True)
     _set(cfg, "wasm_function_references", True)
     _set(cfg, "wasm_reference_types", True)
@@ -67,11 +70,12 @@ def engine() -> wasmtime.Engine:
 def main(argv):
     gc_between = "--gc" in argv
     stop_each = "--stop-each" in argv
-    argv = [a for a in argv if a not in ("--gc", "--stop-each")]
+    pulley = "--pulley" in argv
+    argv = [a for a in argv if a not in ("--gc", "--stop-each", "--pulley")]
     mode = argv[1]
     rest = argv[2:]
     block_stop_signal()
-    eng = engine()
+    eng = engine(pulley)
     wat = (HERE / "host_nested.wat").read_text()
     if mode == "inproc":
         module = wasmtime.Module(eng, wat)
