@@ -27,7 +27,7 @@ from typing import NamedTuple
 from . import gcheap
 from .errors import ReadError, StackMapsError
 from .gcref import SlotKind
-from .session import Session
+from .session import Collected, Session
 from .target import MemoryCache, Target
 
 OBJECT_BYTES = 512  # bytes of each root's object kept for the identity check
@@ -114,10 +114,10 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
                 in_builtin = (frames[0].fp, frames[1].pc, name[len(BUILTIN_PREFIX) :])
         for n, act in enumerate(acts):
             heap = got.heap.heaps.get((t.num, n))
-            rec = got.heap.activations.get((t.num, n)) or {}
-            collector = rec.get("collector")
-            if heap is None and rec.get("located") is False:  # refs, no heap
-                untied.append(f"thread {t.num} activation {n}: {rec.get('note')}")
+            finding = got.heap.activations.get((t.num, n))
+            collector = finding.collector if finding is not None else None
+            if heap is None and finding is not None and finding.located is False:  # refs, no heap
+                untied.append(f"thread {t.num} activation {n}: {finding.note}")
             if heap is not None and t.num == thread and store is None:
                 store = heap.store_context
             for f in act.frames:
@@ -149,23 +149,28 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
     return Snapshot(roots, store, untied, in_builtin)
 
 
-def _suspended_roots(got) -> list[Root]:
+def _suspended_roots(got: Collected) -> list[Root]:
     """The live slots of suspended fiber stacks tied to a store whose heap is located."""
     heaps: dict[int, tuple[gcheap.Heap, str | None]] = {}
     for key, h in got.heap.heaps.items():
-        rec = got.heap.activations.get(key) or {}
-        heaps.setdefault(h.store_context, (h, rec.get("collector")))
+        finding = got.heap.activations.get(key)
+        heaps.setdefault(h.store_context, (h, finding.collector if finding else None))
     out = []
     for st in got.suspended or []:
         for act, info in st.activations:
-            found = heaps.get(info.get("store_context"))
+            store = info.get("store_context")
+            found = heaps.get(store) if store is not None else None
             if found is None:
                 continue
             heap, collector = found
             for f in act.frames:
                 for s in f.slots:
                     obj = None
-                    if s.ref is not None and s.ref.kind == "heap" and s.ref.value is not None:
+                    if (
+                        s.ref is not None
+                        and s.ref.kind is SlotKind.HEAP
+                        and s.ref.value is not None
+                    ):
                         obj = read_object(got.mem, heap, collector, s.ref.value)
                     where = f"suspended stack {st.region.start:#x}"
                     out.append(

@@ -116,6 +116,21 @@ class Heap(NamedTuple):
     tie: str = ""  # what established the store
 
 
+class HeapFinding(NamedTuple):
+    """What was found about one activation's GC heap (core/report.py makes its record)."""
+
+    located: bool | None  # None: no live heap refs, only the store it runs in
+    note: str | None = None  # why it was not located
+    heap: Heap | None = None  # located: the heap its refs were checked against
+    collector: str | None = None
+    layout_from: int | None = None  # the LAYOUTS row used
+    vmctx: int | None = None
+    store_context: int | None = None  # the store established for it (also when not located)
+    tie: str | None = None  # how that store was established
+    tie_by_records: bool | None = None  # by the runtime's own records (not by its heap)
+    ambiguous: tuple[int, ...] | None = None  # store contexts that each fit equally
+
+
 class HeapReport:
     """What `annotate` found, keyed by thread, frame level and slot (core/report.py adds it
     to the report records)."""
@@ -123,7 +138,8 @@ class HeapReport:
     def __init__(self) -> None:
         self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
         self.frame_notes: dict[tuple[int, int], str] = {}  # (thread, level) -> note
-        self.activations: dict[tuple[int, int], dict] = {}  # (thread, activation) -> heap rec
+        # (thread, activation) -> what was found about its heap
+        self.activations: dict[tuple[int, int], HeapFinding] = {}
         self.heaps: dict[tuple[int, int], Heap] = {}  # (thread, activation) -> located heap
         self.finder: _Finder | None = None
 

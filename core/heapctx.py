@@ -131,7 +131,7 @@ def _view_for(
     session, target, rep, key, images, root_refs, collected
 ) -> tuple[HeapView, list[str]]:
     heap = rep.heaps[key]
-    collector = rep.activations[key].get("collector")
+    collector = rep.activations[key].collector
     hl = header_layout(collector, heap.major)
     view = HeapView(target, heap.base, heap.length, collector, hl, heap.layout.kind_mask)
     notes = []
@@ -156,7 +156,7 @@ def context(session, target) -> Context:
     got = session.collect(target, None, True)
     collected, rep = got.threads, got.heap
     if not rep.heaps:
-        notes = sorted({a.get("note", "") for a in rep.activations.values()} - {""})
+        notes = sorted({a.note or "" for a in rep.activations.values()} - {""})
         raise StackMapsError(
             "no GC heap located"
             + (f": {notes[0]}" if notes else " (no wasm frame holds a heap ref)")

@@ -14,6 +14,7 @@ from .errors import ReadError, StackMapsError
 from .frames import Activation, Slot, WasmFrame
 from .gcheap import (
     Heap,
+    HeapFinding,
     HeapReport,
     Layout,
     _Check,
@@ -102,19 +103,18 @@ def _not_located(
     n: int,
     pairs: list[tuple[WasmFrame, Slot]],
     note: str,
-    rec: dict,
+    tie: Tie | None = None,
+    ambiguous: tuple[int, ...] | None = None,
 ) -> None:
-    rep.activations[(thread.num, n)] = {"located": False, "note": note, **rec}
+    rep.activations[(thread.num, n)] = HeapFinding(
+        False, note, ambiguous=ambiguous, **(_tie_fields(tie) if tie is not None else {})
+    )
     for fr in {id(fr): fr for fr, _ in pairs}.values():
         rep.frame_notes[(thread.num, fr.level)] = note
 
 
-def _tie_record(tie: Tie) -> dict:
-    return {
-        "store_context": tie.store_context,
-        "tie": tie.proof,
-        "tie_by_records": tie.by_records,
-    }
+def _tie_fields(tie: Tie) -> dict:
+    return {"store_context": tie.store_context, "tie": tie.proof, "tie_by_records": tie.by_records}
 
 
 def _annotate_one(
@@ -137,7 +137,7 @@ def _annotate_one(
                 rep, thread, n, pairs,
                 f"GC heap not located: Wasmtime "
                 f"{major if major is not None else '(unknown version)'} is not covered by the "
-                f"heap layout table (32 and later)", {},
+                f"heap layout table (32 and later)",
             )  # fmt: skip
         return
     assert major is not None
@@ -149,16 +149,16 @@ def _annotate_one(
     tie = ties.tie(thread, acts, n, major, pool, explains if refs else None)
     if tie.store_context is None:
         if tie.ambiguous:
-            _not_located(rep, thread, n, pairs, tie.note or "heap ambiguous",
-                         {"ambiguous": list(tie.ambiguous), **_tie_record(tie)})  # fmt: skip
+            _not_located(rep, thread, n, pairs, tie.note or "heap ambiguous", tie,
+                         tuple(tie.ambiguous))  # fmt: skip
         elif pairs:
             _not_located(rep, thread, n, pairs, _why_not(f, ties, thread, act, refs, layout, tie),
-                         _tie_record(tie))  # fmt: skip
+                         tie)  # fmt: skip
         return
     c = tie.candidate
     vmctx = c.vmctx if c is not None else None
     if not pairs:  # no refs to decode: the store tie alone
-        rep.activations[(thread.num, n)] = {"located": None, **_tie_record(tie), "vmctx": vmctx}
+        rep.activations[(thread.num, n)] = HeapFinding(None, vmctx=vmctx, **_tie_fields(tie))
         return
     try:
         base, length = f.heap_bounds(tie.store_context, vmctx, layout)
@@ -170,7 +170,7 @@ def _annotate_one(
             rep, thread, n, pairs,
             f"GC heap not located: the store context {tie.store_context:#x} established by "
             f"{tie.proof} has no heap that holds every live ref ({chk.valid} of {len(refs)} "
-            f"valid: {chk.why})", _tie_record(tie),
+            f"valid: {chk.why})", tie,
         )  # fmt: skip
         return
     heap = Heap(
@@ -235,20 +235,16 @@ def _decode_all(
             heads[r] = head
     collector = _choose_collector(f, heap, heads) if heads else None
     rep.heaps[(thread.num, n)] = heap
-    rep.activations[(thread.num, n)] = {
-        "located": True,
-        "base": heap.base,
-        "length": heap.length,
-        "vmctx": heap.vmctx,
-        "store_context": heap.store_context,
-        "tie": heap.tie,
-        "tie_by_records": tie.by_records,
-        "found_at": heap.found_at,
-        "found_in": heap.found_in,
-        "collector": collector,
-        "wasmtime_major": heap.major,
-        "layout_from": key,
-    }
+    rep.activations[(thread.num, n)] = HeapFinding(
+        True,
+        heap=heap,
+        collector=collector,
+        layout_from=key,
+        vmctx=heap.vmctx,
+        store_context=heap.store_context,
+        tie=heap.tie,
+        tie_by_records=tie.by_records,
+    )
     note = (
         f"GC heap {heap.base:#x}..{heap.base + heap.length:#x} "
         f"({collector or 'unknown'} collector), store context "

@@ -312,7 +312,7 @@ def apply_heaps(
         )
         if got is None:
             continue
-        rep.activations[(num, n)] = got.record
+        rep.activations[(num, n)] = got.finding
         if got.heap is not None:
             rep.heaps[(num, n)] = got.heap
         for f in pa.activation.frames:

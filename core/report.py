@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from .errors import StackMapsError
 from .frames import Activation, Slot, WasmFrame, wasm_offset
-from .gcheap import HeapReport
+from .gcheap import HeapFinding, HeapReport
 from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
@@ -147,6 +147,8 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
                     fr["heap_note"] = note
                 frames.append(fr)
             rec = {k: v for k, v in tie.items() if k not in ("objects", "heap_note")}
+            if isinstance(rec.get("heap"), HeapFinding):
+                rec["heap"] = heap_record(rec["heap"])
             acts.append(
                 {"source": act.source, "end": act.end_text, "frames": len(act.frames), **rec}
             )
@@ -171,9 +173,9 @@ def apply_heap(doc: dict, heap: HeapReport) -> dict:
         for fr in th.get("frames", []):
             apply_heap_frame(fr, heap, num)
         for i, act in enumerate(th.get("activations", [])):
-            rec = heap.activations.get((num, i))
-            if rec is not None:
-                act["heap"] = rec
+            finding = heap.activations.get((num, i))
+            if finding is not None:
+                act["heap"] = heap_record(finding)
     return doc
 
 
@@ -189,6 +191,36 @@ def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> d
     if note is not None:
         fr["heap_note"] = note
     return fr
+
+
+def heap_record(h: HeapFinding) -> dict:
+    """An activation's `heap` record: where its GC heap is, or why it was not located."""
+    tie = {}
+    if h.tie is not None or h.tie_by_records is not None:
+        tie = {"tie": h.tie, "tie_by_records": h.tie_by_records}
+    if h.located is None:  # no live heap refs: the store it runs in, only
+        return {"located": None, "store_context": h.store_context, **tie, "vmctx": h.vmctx}
+    if not h.located or h.heap is None:
+        rec: dict = {"located": False, "note": h.note}
+        if h.ambiguous is not None:
+            rec["ambiguous"] = list(h.ambiguous)
+        if tie:
+            rec.update(store_context=h.store_context, **tie)
+        return rec
+    heap = h.heap
+    return {
+        "located": True,
+        "base": heap.base,
+        "length": heap.length,
+        "vmctx": h.vmctx,
+        "store_context": h.store_context,
+        **tie,
+        "found_at": heap.found_at,
+        "found_in": heap.found_in,
+        "collector": h.collector,
+        "wasmtime_major": heap.major,
+        "layout_from": h.layout_from,
+    }
 
 
 def apply_suspicious(doc: dict, found: dict[tuple[int, int], dict]) -> dict:

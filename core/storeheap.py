@@ -17,7 +17,7 @@ from .gcref import SlotKind
 
 
 class StoreHeap(NamedTuple):
-    record: dict  # the activation's `heap` record: located (and where) or why not
+    finding: gcheap.HeapFinding  # the activation's heap: located (and where) or why not
     note: str | None  # the frames' `heap_note`
     objects: dict[tuple[int, int], dict]  # (id(frame), slot offset) -> object record
     heap: gcheap.Heap | None = None
@@ -70,7 +70,7 @@ def check_store(
 
 
 def not_located(note: str) -> StoreHeap:
-    return StoreHeap({"located": False, "note": note}, note, {})
+    return StoreHeap(gcheap.HeapFinding(False, note), note, {})
 
 
 def decode_in_store(
@@ -107,18 +107,9 @@ def decode_in_store(
         if len(head) >= 24:
             heads[r] = head
     collector = gcheap._choose_collector(finder, heap, heads) if heads else None
-    record = {
-        "located": True,
-        "base": base,
-        "length": length,
-        "vmctx": vmctx,
-        "store_context": store,
-        "found_at": found_at,
-        "found_in": found_in,
-        "collector": collector,
-        "wasmtime_major": major,
-        "layout_from": key,
-    }
+    finding = gcheap.HeapFinding(
+        True, heap=heap, collector=collector, layout_from=key, vmctx=vmctx, store_context=store
+    )
     note = (
         f"GC heap {base:#x}..{base + length:#x} ({collector or 'unknown'} collector), "
         f"store context {store:#x} ({found_in} at {found_at:#x})"
@@ -126,4 +117,4 @@ def decode_in_store(
     objects = {
         (id(f), s.offset): gcheap.decode_object(finder, heap, r, collector) for f, s, r in pairs
     }
-    return StoreHeap(record, note, objects, heap)
+    return StoreHeap(finding, note, objects, heap)

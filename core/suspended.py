@@ -105,7 +105,7 @@ def _tie(
     else:
         got = _unproven(finder, saved, act, ctx, rec)
     if got is not None:
-        rec.update(heap=got.record, heap_note=got.note, objects=got.objects)
+        rec.update(heap=got.finding, heap_note=got.note, objects=got.objects)
     return rec
 
 

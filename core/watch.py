@@ -136,28 +136,29 @@ class Watches:
                 raise StackMapsError(f"watch: SP+{slot.offset} holds no heap ref")
             ref = slot.ref.value
             heap = got.heap.heaps.get((tnum, n))
-            rec = got.heap.activations.get((tnum, n)) or {}
+            finding = got.heap.activations.get((tnum, n))
         else:
             ref = spec.ref
             heap = next((h for (t, _), h in got.heap.heaps.items() if t == tnum), None)
-            rec = next((r for (t, _), r in got.heap.activations.items() if t == tnum), {})
+            finding = next((r for (t, _), r in got.heap.activations.items() if t == tnum), None)
         if heap is None:
             raise StackMapsError("watch: the GC heap of the selected thread's store is not located")
+        collector = finding.collector if finding is not None else None
         assert ref is not None
         width, label = WIDTH, f"heap {ref:#x}+{spec.field_offset or 0}"
         if spec.field is not None:
             off, width, label = _field(self.session, target, ref, spec.field)
         else:
             off = spec.field_offset or 0
-        obj = gccheck.read_object(MemoryCache(target), heap, rec.get("collector"), ref)
+        obj = gccheck.read_object(MemoryCache(target), heap, collector, ref)
         if obj is None:
             raise StackMapsError(f"watch: no object at heap {ref:#x}")
-        if gccheck.ref_problem(MemoryCache(target), heap, rec.get("collector"), ref, None):
+        if gccheck.ref_problem(MemoryCache(target), heap, collector, ref, None):
             raise StackMapsError(f"watch: heap {ref:#x} is not a live object")
         if off + width > len(obj):
             raise StackMapsError(f"watch: +{off} is past the object's {len(obj)} bytes")
         w = Watch(self.next, text, "field", heap.base + ref + off, width)
-        w.heap, w.collector, w.ref, w.offset = heap, rec.get("collector"), ref, off
+        w.heap, w.collector, w.ref, w.offset = heap, collector, ref, off
         if not self.gcwatch.enabled:  # following the object needs the collections watched
             self.gcwatch.enable(target, False, False)
             self.gcwatch.quiet = True

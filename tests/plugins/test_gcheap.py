@@ -19,7 +19,7 @@ from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.frames import Activation, Slot
 from wasmtime_stackmaps.gcref import decode_gcref
-from wasmtime_stackmaps.report import apply_heap
+from wasmtime_stackmaps.report import apply_heap, heap_record
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
 
 from tests.plugins import driver
@@ -173,7 +173,7 @@ def _world(
 @pytest.mark.parametrize("collector", ["copying", "drc"])
 def test_synthetic_located(collector):
     rep, refs = _world(collector=collector)
-    rec = rep.activations[(1, 0)]
+    rec = heap_record(rep.activations[(1, 0)])
     assert rec["located"] and rec["base"] == HEAP and rec["vmctx"] == VMCTX
     assert rec["collector"] == collector and rec["found_at"] == STACK + 0x1800 - 0x20
     objs = [rep.objects[(1, 0, 8 * i)] for i in range(len(refs))]
@@ -184,11 +184,11 @@ def test_synthetic_located(collector):
 
 def test_synthetic_component_vmctx():
     rep, _ = _world(magic=b"comp")
-    assert rep.activations[(1, 0)]["located"]
+    assert rep.activations[(1, 0)].located
 
 
 def _check_not_located(rep, why):
-    rec = rep.activations[(1, 0)]
+    rec = heap_record(rep.activations[(1, 0)])
     assert not rec["located"]
     assert rec["note"].startswith("GC heap not located: ") and why in rec["note"], rec["note"]
     assert rep.frame_notes[(1, 0)] == rec["note"]
