@@ -135,6 +135,7 @@ class ActivationSource(StrEnum):
     REGISTERS = "registers"  # the thread's own registers: it is running wasm
     DEBUGGER = "debugger"  # a frame the debugger's own unwinder reached
     SCAN = "scan"  # a frame record found by scanning the stack
+    RUNTIME = "runtime"  # the runtime's exit/entry records (core/runtime_walk.py)
     FIBER = "fiber"  # a suspended fiber's saved exit record
     PULLEY = "pulley"  # the Pulley interpreter's frames, from the store context
 

@@ -10,6 +10,7 @@ activation and its frames, never an exception and never another store's heap.
 
 from collections.abc import Iterable
 
+from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
 from .frames import Activation, Slot, WasmFrame
 from .gcheap import (
@@ -25,6 +26,7 @@ from .gcheap import (
     layout_for,
 )
 from .gcref import SlotKind
+from .runtime_walk import runtime_activations
 from .stores import Candidate, StoreTies, Tie
 from .target import MemoryCache, Region, Target, ThreadState
 
@@ -72,10 +74,13 @@ def annotate(
     mem: MemoryCache,
     collected: Iterable[tuple[ThreadState, list[Activation]]],
     regions: list[Region] | None = None,
+    registry: ImageRegistry | None = None,
 ) -> HeapReport:
     """Tie every activation to its store and decode the objects its live heap refs point at.
 
-    `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it.
+    `collected` is [(ThreadState, [Activation, ...]), ...] as the commands gather it. With
+    the `registry`, activations the walks missed are first added from the runtime's own
+    records (core/runtime_walk.py; the activation lists are extended in place).
     Never raises StackMapsError: what goes wrong becomes a note.
     """
     rep = HeapReport()
@@ -85,11 +90,27 @@ def annotate(
     # Every store context seen in the stop: a candidate for any activation, which
     # still needs its own proof (stores.StoreTies.tie).
     pool: dict[int, Candidate] = {}
-    for thread, acts in collected:
-        for n, act in enumerate(acts):
-            if act.frames:
-                for c in ties.own_candidates(thread, act, n == 0):
+    majors: dict[int, int] = {}
+
+    def gather() -> None:
+        for thread, acts in collected:
+            for n, act in enumerate(acts):
+                major = _major(act)
+                for c in ties.own_candidates(thread, act, n == 0) if act.frames else ():
                     pool.setdefault(c.store_context, c)
+                    if major is not None:
+                        majors.setdefault(c.store_context, major)
+
+    gather()
+    if registry is not None and pool:
+        records = [ties.records(s, m) for s, m in majors.items()]
+        known = [r for r in records if r is not None]
+        added = [
+            runtime_activations(target, registry, mem, regions, t, acts, known, ties)
+            for t, acts in collected
+        ]
+        if any(added):
+            gather()
     for thread, acts in collected:
         for n, act in enumerate(acts):
             if act.frames:

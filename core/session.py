@@ -122,7 +122,10 @@ class Session:
             out.append((t, acts))
         depth = max_depth or self.max_depth
         pulley = add_pulley_activations(target, self.registry, mem, out, regions, depth)
-        heap = heapfind.annotate(target, mem, without(out, pulley), regions)  # GC objects
+        # Stores, activations from the runtime's records (not beside Pulley's: their indices
+        # are kept), GC objects of heap refs.
+        rt = None if pulley else self.registry
+        heap = heapfind.annotate(target, mem, without(out, pulley), regions, rt)
         apply_pulley_heaps(heap, mem, pulley)  # Pulley frames: in their proven store's heap
         heapctx.enrich(self, target, out, heap)  # their types and fields, when the module is known
         suspended = (  # wasm stacks no thread runs: looked for when every thread is asked for

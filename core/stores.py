@@ -86,7 +86,8 @@ class StoreTies:
     def __init__(self, mem: MemoryCache, regions: list[Region] | None, little_endian: bool):
         self.mem = mem
         self.regions = sorted(regions or [], key=lambda r: r.start) or None
-        self._starts = [r.start for r in self.regions or []]  # binary search: 1000s of maps
+        self._starts = [r.start for r in self.regions or []]
+        self._own: dict[tuple[int, int], list[Candidate]] = {}
         self.e = "<" if little_endian else ">"
         self.little = little_endian
         self.magics = {
@@ -105,8 +106,8 @@ class StoreTies:
         i = bisect.bisect_right(self._starts, v) - 1
         if i < 0 or v >= self.regions[i].end:
             return False
-        r = self.regions[i]
-        return not r.perms or (r.perms[:2] == "rw" and "x" not in r.perms)
+        perms = self.regions[i].perms
+        return not perms or (perms[:2] == "rw" and "x" not in perms)
 
     def words(self, lo: int, hi: int) -> Iterator[tuple[int, int]]:
         """(address, value) of the readable 8-aligned words in [lo, hi), page by page."""
@@ -185,6 +186,12 @@ class StoreTies:
         return list(out.values())
 
     def own_candidates(self, thread: ThreadState, act: Activation, first: bool) -> list[Candidate]:
+        key = (id(act), first)
+        if key not in self._own:
+            self._own[key] = self._own_candidates(thread, act, first)
+        return self._own[key]
+
+    def _own_candidates(self, thread: ThreadState, act: Activation, first: bool) -> list[Candidate]:
         fps = [fr.fp for fr in act.frames]
         lo = min(fps) - FRAME_SLACK_BELOW
         sp = thread.sp
@@ -225,25 +232,29 @@ class StoreTies:
         frames = act.frames
         if len(frames) < 2 or not _is_trampoline(frames[-1]):
             return None
-        lo = newer.frames[-1].fp
-        hi = frames[0].fp
+        lo, hi = newer.frames[-1].fp, frames[0].fp
         if not lo < hi or hi - lo > MAX_GAP:
             return None
         entry = frames[-1].fp
-        exits = {(fr.pc, frames[i - 1].fp if i else None, fr.fp) for i, fr in enumerate(frames[:3])}
-        hits: list[tuple[int, int]] = list(self.words(lo, hi))
-        index = {v: a for a, v in hits}
-        for pc, tramp_fp, wasm_fp in exits:
-            a_pc = index.get(pc)
-            if a_pc is None:
-                continue
-            near = {v: a for a, v in hits if abs(a - a_pc) <= SAVED_WINDOW}
-            fp_ok = (tramp_fp is not None and tramp_fp in near) or wasm_fp in near
-            if not fp_ok or entry not in near:
-                continue
-            found = [v for v in near if v in stores]
-            if len(found) == 1:
-                return found[0]
+        hits = list(self.words(lo, hi))
+        where: dict[int, list[int]] = {}
+        for a, v in hits:
+            where.setdefault(v, []).append(a)
+        for fr in frames[:3]:
+            for a_pc in where.get(fr.pc, ()):
+                near = {v for a, v in hits if abs(a - a_pc) <= SAVED_WINDOW}
+                if entry not in near:
+                    continue
+                # The exit FP: the wasm frame's own (before 37) or the exit trampoline's,
+                # whose frame record holds the wasm frame's FP and returns to its pc.
+                fp_ok = fr.fp in near or any(
+                    t % 8 == 0 and self.mem.try_u64(t) == fr.fp and self.mem.try_u64(t + 8) == fr.pc
+                    for t in near
+                    if fr.fp - MAX_GAP < t < fr.fp
+                )
+                found = [v for v in near if v in stores]
+                if fp_ok and len(found) == 1:
+                    return found[0]
         return None
 
     def tie(

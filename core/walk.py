@@ -323,11 +323,16 @@ def thread_activations(
             acts.append(act)
     # Innermost first: activations deeper in the stack have lower FPs.
     acts.sort(key=lambda a: a.frames[0].fp)
+    number_frames(acts, thread.num)
+    return acts
+
+
+def number_frames(acts: list[Activation], thread: int | None) -> None:
+    """Frame levels across a thread's activations (innermost first), and their owner."""
     level = 0
     for n, act in enumerate(acts):
         for f in act.frames:
             f.level = level
-            f.thread = thread.num
+            f.thread = thread
             f.activation = n
             level += 1
-    return acts

@@ -19,11 +19,13 @@ from tests.plugins.common import (
     PROGRAMS,
     PY,
     build_frames,
+    check_host_activations,
+    check_structs,
     cli_program,
     frames_of,
+    host_program,
     only_doc,
 )
-from tests.plugins.test_gcheap import check_structs
 from tests.tooling import wasmtime_cli
 
 DEPTH = 3
@@ -68,6 +70,8 @@ def check_threads_doc(doc):
             for s in f["slots"]:
                 if s["kind"] == "heap":
                     assert s["object"]["address"] == heap["base"] + s["value"]
+    sources = {a["source"] for th in doc["threads"] for a in th["activations"]}
+    assert sources <= {"registers", "debugger", "runtime"}, sources
     # One thread per act of the 4, and the nested pair on one thread, B innermost.
     assert len({acts[a][0] for a in THREAD_ACTS | {1}}) == 5
     assert acts[1][0] == acts[2][0] and (acts[2][1], acts[1][1]) == (0, 1)
@@ -178,3 +182,26 @@ def test_wasm_offsets_match_wasmtime_backtrace(dbg, tmp_path, program):
     assert all(f["wasm_offset"] is None for f in frames if "trampoline" in (f["function"] or ""))
     for f in wasm:
         assert re.search(rf"#{f['level']}\s.* @ {f['wasm_offset']:#x} fp=", r.output)
+
+
+# -- activations from the runtime's records -----------------------------------------------
+
+
+def test_activations_from_runtime_records(dbg):
+    """host -> wasm -> host -> wasm -> host -> wasm in ONE store: the newest activation's
+    bounds are the store context's records, the older two the records the store saved
+    for each nested call. What the stack scan found there is labelled "runtime"; with the
+    scan off, the records alone reach every activation the debugger did not."""
+    prog = host_program("inproc", 3, 3)
+    r = driver.run(dbg, ["stackmap bt --json", "stackmap bt --no-scan --json"], prog)
+    full, no_scan = r.docs[-2], r.docs[-1]
+    frames = frames_of(full)
+    check_host_activations(frames, depth=3, activations=3)
+    acts = full["threads"][0]["activations"]
+    assert {a["source"] for a in acts} <= {"registers", "debugger", "runtime"}, acts
+    assert all(a["heap"]["tie_by_records"] for a in acts), acts
+    assert sum("saved for the nested call" in a["heap"]["tie"] for a in acts) == 2
+    found = no_scan["threads"][0]["activations"]
+    if found:  # the debugger's unwinder reached the innermost one (GDB; LLDB does not here)
+        check_host_activations(frames_of(no_scan), depth=3, activations=3)
+        assert [a["source"] for a in found][1:] == ["runtime", "runtime"], found
