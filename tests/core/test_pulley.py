@@ -141,7 +141,8 @@ def test_objects_in_the_proven_store(compiled):
     rep.finder = gcheap._Finder(t, mem)
     apply_heaps(rep, mem, found)
     rec = rep.activations[(1, 0)]
-    assert rec["located"] and rec["base"] == HEAP and rec["store_context"] == STORE
+    assert rec.located and rec.heap is not None and rec.heap.base == HEAP
+    assert rec.store_context == STORE
     frames = collected[0][1][0].frames
     assert [f.level for f in frames] == list(range(len(frames)))
     values = [
