@@ -197,3 +197,24 @@ def objdump(path) -> Objdump:
         "objdump", "--addresses", "--funcs", "all", "--stack-maps", "--color", "never", path
     ).stdout
     return parse_objdump(out)
+
+
+def past_printed_code(od: Objdump, pc: int, func_end: int) -> ObjdumpFunction | None:
+    """The objdump function holding `pc` if objdump could not print a stack map there.
+
+    `wasmtime objdump` prints a stack map only as an annotation of the instruction
+    at its pc, and disassembles each function with capstone's `disasm_all`, which
+    stops at the first bytes it cannot decode (e.g. the jump table Cranelift
+    emits inline after an x86_64 `br_table` dispatch). The rest of that function,
+    and every stack map in it, is then simply not printed. This returns the
+    function when `pc` is in it (below `func_end`, its end per the image's symbol
+    table) and after the last instruction objdump printed for it; None otherwise.
+    """
+    holder = None
+    for f in od.functions:
+        if f.start <= pc and (holder is None or f.start > holder.start):
+            holder = f
+    if holder is None or holder.last_insn is None or pc >= func_end:
+        return None
+    last = holder.start + holder.last_insn if od.relative else holder.last_insn
+    return holder if pc > last else None

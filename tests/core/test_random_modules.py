@@ -18,6 +18,7 @@ STACKMAPS_FUZZ_SEED is set; every failure names the seed that reproduces it.
 import os
 import random
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import tooling
@@ -42,10 +43,23 @@ TARGETS = tooling.NATIVE_TARGETS + ("pulley64",)
 NO_SIMD_TARGETS = {"riscv64gc-unknown-linux-gnu"}
 
 
+def follows_x86_call(text: bytes, pc: int) -> bool:
+    """Whether an x86_64 call (`e8 rel32`, or `ff /2` of 2..7 bytes) may end at `pc`.
+
+    Checks that an entry objdump did not print is at least a plausible return address.
+    """
+    if pc >= 5 and text[pc - 5] == 0xE8:
+        return True
+    return any(
+        pc >= k and text[pc - k] == 0xFF and (text[pc - k + 1] >> 3) & 7 == 2 for k in range(2, 8)
+    )
+
+
 def one_seed(wasm_opt: str, workdir, seed: int):
     """Generate, compile and compare one module. Returns (stats, failures)."""
     rng = random.Random(seed)
     stats = {"generated": 0, "entries": {}, "refused": {}, "compiled": {}, "simd": 0}
+    stats["unprinted"] = {}  # target: entries objdump could not print (past_printed_code)
     failures = []
     src = workdir / f"seed-{seed}.bin"
     wasm = workdir / f"seed-{seed}.wasm"
@@ -89,6 +103,25 @@ def one_seed(wasm_opt: str, workdir, seed: int):
             continue
         od = tooling.objdump(out)
         theirs = [m.key() for m in od.stack_maps]
+        # Entries objdump cannot print (its disassembly of that function stopped
+        # before them, see tooling.past_printed_code) are left out of the
+        # comparison, but only those, and each must lie in the same function.
+        unprinted = set()
+        text_off, text_size = img.text_range
+        text = out.read_bytes()[text_off : text_off + text_size]
+        for i, (pc, _, _) in enumerate(ours):
+            func = img.function_at(pc)
+            held = func and tooling.past_printed_code(od, pc, func.end)
+            if held:
+                if held.name != func.name:
+                    failures.append(f"seed {seed} {target}: {pc:#x} in {func.name} vs {held.name}")
+                elif target.startswith("x86_64") and not follows_x86_call(text, pc):
+                    failures.append(f"seed {seed} {target}: unprinted {pc:#x} follows no call")
+                unprinted.add(i)
+        if unprinted:
+            ours = [e for i, e in enumerate(ours) if i not in unprinted]
+            names = [n for i, n in enumerate(names) if i not in unprinted]
+            stats["unprinted"][target] = len(unprinted)
         if ours != theirs:
             missing = sorted(set(theirs) - set(ours))[:5]
             extra = sorted(set(ours) - set(theirs))[:5]
@@ -112,7 +145,14 @@ def one_seed_guarded(wasm_opt: str, workdir, seed: int):
         import traceback
 
         return (
-            {"generated": 0, "entries": {}, "refused": {}, "compiled": {}, "simd": 0},
+            {
+                "generated": 0,
+                "entries": {},
+                "refused": {},
+                "compiled": {},
+                "simd": 0,
+                "unprinted": {},
+            },
             [f"seed {seed}: {type(e).__name__}: {e}\n{traceback.format_exc()}"],
         )
 
@@ -141,6 +181,9 @@ def test_binaryen_random_modules(request, wasm_opt, tmp_path, random_stats, comp
         random_stats[f"{t}: compiled"] += n_compiled
         random_stats[f"{t}: refused by wasmtime"] += n_refused
         random_stats[f"{t}: entries compared"] += n_entries
+        random_stats[f"{t}: entries objdump did not print"] += sum(
+            s["unprinted"].get(t, 0) for s, _ in results
+        )
         compared[f"random:{t}"] += n_entries
     refusals = sorted({r for s, _ in results for r in s["refused"].values()})
     summary = (
@@ -155,3 +198,15 @@ def test_binaryen_random_modules(request, wasm_opt, tmp_path, random_stats, comp
     assert x86[2] > 0, f"random modules compiled but had no stack-map entries: {summary}"
     for t, (n_compiled, _, n_entries) in per_target.items():
         assert n_compiled == 0 or n_entries > 0, f"{t}: compiled modules but no entries: {summary}"
+
+
+def test_entry_objdump_cannot_print(wasm_opt, tmp_path, monkeypatch):
+    """Seed 1488473968 on x86_64: capstone stops at the jump table inside
+    function[23], so objdump prints no stack map at 0x211d (after a call to
+    gc_alloc_raw). The comparison must excuse exactly that entry and still match
+    all 84 others."""
+    monkeypatch.setattr(sys.modules[__name__], "TARGETS", ("x86_64-unknown-linux-gnu",))
+    stats, failures = one_seed(wasm_opt, tmp_path, 1488473968)
+    assert not failures
+    assert stats["unprinted"] == {"x86_64-unknown-linux-gnu": 1}
+    assert stats["entries"] == {"x86_64-unknown-linux-gnu": 84}
