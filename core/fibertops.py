@@ -39,7 +39,7 @@ from .target import MemoryCache, Region, ThreadState
 MAX_REGIONS = 100_000
 MAX_LIVE = 8 * 1024 * 1024  # bytes of a suspended fiber's live part searched, from its top
 MAX_FIBER_STACK = 16 * 1024 * 1024  # Wasmtime's default async stack is 2 MiB
-SCAN_BUDGET = 256 * 1024 * 1024
+SCAN_BUDGET = 64 * 1024 * 1024  # about half a second of GDB reads
 SCAN_CHUNK = 1024 * 1024
 MAX_INNER_TOPS = 256
 
@@ -82,13 +82,21 @@ class InnerTop(NamedTuple):
 
 
 def _guard_first(regions: list[Region] | None, cands: list[Region]) -> list[Region]:
-    """`cands` with those right above a one-page mapping without write access (a fiber's
-    guard page as GDB and core files list it) first; otherwise by address."""
-    ends = {r.end: r for r in regions or () if not r.perms.startswith("rw")}
+    """`cands` with those right above a one-page guard first (listed without write access,
+    as GDB and core files list it, or a one-page hole, as LLDB leaves it out); otherwise by
+    address."""
+    page = MemoryCache.PAGE
+    rs = sorted(regions or (), key=lambda r: r.start)
+    ends = [r.end for r in rs]
 
     def key(r: Region) -> tuple[int, int]:
-        g = ends.get(r.start)
-        return (0 if g is not None and g.end - g.start == MemoryCache.PAGE else 1, r.start)
+        i = bisect.bisect_right(ends, r.start) - 1  # the last mapping ending at or below
+        below = rs[i] if i >= 0 else None
+        guard = below is not None and (
+            (below.end == r.start and below.end - below.start == page and below.perms[1:2] != "w")
+            or below.end == r.start - page
+        )
+        return (0 if guard else 1, r.start)
 
     return sorted(cands, key=key)
 
