@@ -316,18 +316,13 @@ def _inside(
 
 
 def find_suspended(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    regions: list[Region] | None,
-    threads: list[ThreadState],
-    max_depth: int,
+    seek: Seek, regions: list[Region] | None, threads: list[ThreadState]
 ) -> list[FiberFind]:
     """Every suspended fiber stack holding wasm frames, lowest address first: at the end of
     each candidate mapping, then inside the mappings where that found none (fibertops.py)."""
+    mem, target, registry, _ = seek
     if not registry.hi:
         return []
-    seek = Seek(mem, target, registry, max_depth)
     trampoline = exit_is_trampoline(registry)
     data = DataRegions(regions)
     out = []

@@ -22,10 +22,10 @@ looked at; at most MAX_INNER_TOPS page ends that look like a fiber's top are
 searched for a saved exit record (fibers.py), each in its live part, already
 read. A stack longer than MAX_FIBER_STACK merged with its neighbour is missed.
 
-In a core file a guard page may be listed without its protection (GDB's gcore
-marks every segment readable) or not at all (LLDB leaves unmapped pages out):
-neither is a read-write mapping, so the rule "not continuing a read-write
-mapping below" holds in all three.
+A guard page is listed with no access (GDB live), read-only (a core written by
+GDB's gcore marks every segment readable) or not at all (a live LLDB leaves
+it out): never read-write, so "not continuing a read-write mapping below"
+holds in all three.
 """
 
 import bisect

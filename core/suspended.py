@@ -16,7 +16,7 @@ from typing import NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
-from .fibers import FiberFind, SavedExit, find_suspended
+from .fibers import FiberFind, SavedExit, Seek, find_suspended
 from .frames import Activation
 from .regions import DataRegions
 from .runtime import vmctx_store
@@ -170,7 +170,7 @@ def suspended_stacks(
     max_depth: int,
 ) -> list[SuspendedStack]:
     """Every suspended fiber stack with wasm frames, each activation tied to its store."""
-    finds = find_suspended(target, registry, mem, regions, threads, max_depth)
+    finds = find_suspended(Seek(mem, target, registry, max_depth), regions, threads)
     if not finds:
         return []
     finder = gcheap._Finder(target, mem, regions)

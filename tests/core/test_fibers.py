@@ -16,7 +16,7 @@ import struct
 import pytest
 from wasmtime_stackmaps import WasmtimeImage, fibertops
 from wasmtime_stackmaps.discover import ImageRegistry
-from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
+from wasmtime_stackmaps.fibers import TOP_READ, Seek, find_suspended
 from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
 from wasmtime_stackmaps.report import suspended_records
 from wasmtime_stackmaps.source import BytesSource
@@ -229,7 +229,7 @@ def spy_find(w, threads=()):
     t = Spy({a: bytes(b) for a, b in w.blocks.items()}, list(threads))
     reg = ImageRegistry()
     reg.add(WasmtimeImage(BytesSource(bytes(w.blocks[BASE])), base=BASE))
-    return find_suspended(t, reg, MemoryCache(t), w.regions, list(threads), 1000), t.log
+    return find_suspended(Seek(MemoryCache(t), t, reg, 1000), w.regions, list(threads)), t.log
 
 
 def merge_above(w, n=0x8000, tops=()):
