@@ -41,8 +41,8 @@ def add_parsers(sub, int_type) -> None:
         "heap",
         help=SUBCOMMANDS["heap"],
         description="Objects reachable from every root of the store a debugger can read, "
-        "with a histogram by type (count, bytes); with the copying collector, also the "
-        "unreachable objects still in its active space.",
+        "with a histogram by type (count, bytes); with the copying and null collectors, "
+        "also the unreachable objects still in their bump-allocated space.",
     )
     s.add_argument("--stat", action="store_true", help="the histogram only")
     s.add_argument("--json", action="store_true", help="one JSON document")

@@ -277,8 +277,9 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
     if module is not None and canon is not None:
         # Roots with a declared type (globals, tables): the object must be of that type.
         for root in roots:
-            if root.field_type is not None:
-                checked += 1
+            h = w.headers.get(root.ref)
+            if root.field_type is not None and h is not None and h.kind is not None:
+                checked += 1  # (a root at no object is one of the walk's problems above)
                 problem = _check_ref(view, module, canon, root.field_type, root.ref)
                 if problem and len(violations) < MAX_VIOLATIONS:
                     violations.append({"ref": root.ref, "problem": problem, "path": [root.label]})

@@ -260,10 +260,11 @@ class HeapView:
         )
         if h.forwarded is not None:
             obj["forwarded"] = h.forwarded
-        obj["type"] = self.type_record(h)
-        if h.kind is None:
+        if h.kind is None:  # not an object: its "type" and "size" words mean nothing
+            obj.update(type=None, type_index=None, size=None)
             obj["error"] = f"{h.kind_word:#010x} is not a GC object header"
             return obj
+        obj["type"] = self.type_record(h)
         if not self.size_ok(h):
             obj["error"] = f"size {h.size} does not fit the {self.collector} layout"
             return obj
