@@ -252,7 +252,7 @@ def typed(session: Session, target: Target) -> dict:
 
     try:
         from .heapctx import context
-        from .heapgraph import verify
+        from .heapverify import verify
     except ImportError:
         return {"note": "typed verify not available"}
     try:

@@ -197,17 +197,24 @@ def plant_command(dbg, heap_index, value):
     """Write the u32 `value` at `heap_index` with the debugger's own memory-write command.
     The heap's base moves between runs (compiler threads map memory in a racy order), so
     the one-liner asks the plugin for this run's base first."""
-    get = "stackmap heap --stat --json"
+    base = 'd["heap"]["base"]'
+    return write_u32_command(dbg, "stackmap heap --stat --json", f"{base} + {heap_index}", value)
+
+
+def write_u32_command(dbg, get, address_expr, value):
+    """A debugger one-liner: run the plugin's `get` (a --json command), evaluate the Python
+    `address_expr` over its document `d`, write the u32 `value` there with the debugger's
+    own memory-write command."""
     if dbg == "gdb":
         return (
-            f"python import json; b = json.loads(gdb.execute({get!r}, to_string=True))"
-            f'["heap"]["base"]; gdb.execute("set {{int}}%#x = %#x" % (b + {heap_index}, {value}))'
+            f"python import json; d = json.loads(gdb.execute({get!r}, to_string=True)); "
+            f'gdb.execute("set {{int}}%#x = %#x" % ({address_expr}, {value}))'
         )
     return (
         "script import json, lldb; r = lldb.SBCommandReturnObject(); "
         f"lldb.debugger.GetCommandInterpreter().HandleCommand({get!r}, r); "
-        'b = json.loads(r.GetOutput()[r.GetOutput().index("{"):])["heap"]["base"]; '
-        f'lldb.debugger.HandleCommand("memory write -s 4 %#x %#x" % (b + {heap_index}, {value}))'
+        'd = json.loads(r.GetOutput()[r.GetOutput().index("{"):]); '
+        f'lldb.debugger.HandleCommand("memory write -s 4 %#x %#x" % ({address_expr}, {value}))'
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.plugins import driver
 from tests.plugins.common import CLI_FLAGS, PROGRAMS, PY
+from tests.plugins.test_heap import write_u32_command
 from tests.tooling import wasmtime_cli
 
 SOURCE = PROGRAMS / "heap_roots.wat"
@@ -95,21 +96,10 @@ def check(dbg, kind, prog=None, core=None):
 
 
 def _plant(dbg, label):
-    """Write 12 (no object: misaligned) into the root `label`, at the address this run's `heap --json`
-    gives (globals and tables move between runs of the Python host)."""
-    get = "stackmap heap --json"
+    """Write 12 (no object: misaligned) into the root `label`, at the address this run's
+    `heap --json` gives (globals and tables move between runs of the Python host)."""
     pick = f'[x["address"] for x in d["root_list"] if x["label"] == {label!r}][0]'
-    if dbg == "gdb":
-        return (
-            f"python import json; d = json.loads(gdb.execute({get!r}, to_string=True)); "
-            f'gdb.execute("set {{int}}%#x = 0xc" % {pick})'
-        )
-    return (
-        "script import json, lldb; r = lldb.SBCommandReturnObject(); "
-        f"lldb.debugger.GetCommandInterpreter().HandleCommand({get!r}, r); "
-        'd = json.loads(r.GetOutput()[r.GetOutput().index("{"):]); '
-        f'lldb.debugger.HandleCommand("memory write -s 4 %#x 0xc" % {pick})'
-    )
+    return write_u32_command(dbg, "stackmap heap --json", pick, 12)
 
 
 @pytest.mark.parametrize("kind", KINDS)
