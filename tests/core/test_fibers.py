@@ -14,7 +14,7 @@ that is not a fiber, what is read) is checked against exact expectations.
 import struct
 
 import pytest
-from wasmtime_stackmaps import WasmtimeImage, fibertops
+from wasmtime_stackmaps import WasmtimeImage, fibertops, heapctx
 from wasmtime_stackmaps.discover import ImageRegistry
 from wasmtime_stackmaps.fibers import TOP_READ, Seek, find_suspended
 from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
@@ -290,3 +290,16 @@ def test_merged_scan_budget(compiled, monkeypatch):
     merge_above(w)
     finds, log = spy_find(w)
     assert finds == [] and all(size <= TOP_READ for _, size in log)
+
+
+def test_suspended_roots_in_heap_context(compiled):
+    """`stackmap heap` counts the heap refs of a suspended stack tied to the store among its
+    roots (core/heapctx.py), labelled with the stack; another store gets none of them."""
+    w = World(compiled)
+    t, reg = w.target()
+    stacks = suspended_stacks(t, reg, MemoryCache(t), w.regions, [], 1000)
+    images = {}
+    roots = heapctx._suspended_roots(stacks, STORE, images)
+    assert sorted(r.ref for r in roots) == sorted(w.refs) and len(images) == 1
+    assert all(r.label.startswith(f"suspended stack {FIBER:#x} frame #") for r in roots)
+    assert heapctx._suspended_roots(stacks, STORE2, {}) == []
