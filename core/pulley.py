@@ -41,13 +41,13 @@ from typing import Literal, NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .fibers import SavedExit, Seek, StackWords, find_saved_exits
+from .fibers import SavedExit, StackWords, find_saved_exits
 from .fibertops import MAX_LIVE
 from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
 from .gcref import SlotKind
 from .regions import DataRegions
 from .runtime import store_layout_for
-from .stackread import words_above
+from .stackread import Seek, words_above
 from .storeexits import images_major, store_exits, stores_on_stack
 from .storeheap import decode_in_store
 from .target import MemoryCache, Region, Target, ThreadState
@@ -117,17 +117,13 @@ def walk_pulley(
 
 
 def pulley_activations(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    thread: ThreadState,
-    regions: list[Region] | None,
-    max_depth: int,
+    seek: Seek, thread: ThreadState, regions: list[Region] | None
 ) -> list[PulleyActivation]:
     """The Pulley activations a thread is in a host call from, each with its store."""
+    mem, target, registry, max_depth = seek
     out = []
     seen_entry: set[int] = set()
-    for ex in store_exits(target, registry, mem, thread, regions, True):
+    for ex in store_exits(seek, thread, regions, True):
         st = ex.state
         act = walk_pulley(mem, target, registry, st.exit_pc, ex.wasm_fp, st.entry_fp, max_depth)
         if act is not None:
@@ -189,7 +185,7 @@ def add_pulley_activations(
     host call the thread is in) and renumber its frames; returns (thread, index, activation)."""
     found = []
     for i, (thread, acts) in enumerate(collected):
-        pas = pulley_activations(target, registry, mem, thread, regions, max_depth)
+        pas = pulley_activations(Seek(mem, target, registry, max_depth), thread, regions)
         if not pas:
             continue
         # The stack scan may have found the same frames too (the interpreter's stack can sit in

@@ -23,7 +23,7 @@ from .errors import ReadError, StackMapsError
 from .frames import Activation, ActivationEnd, ActivationSource
 from .regions import DataRegions
 from .runtime import StoreContextState, read_store_context, store_layout_for, vmctx_store
-from .stackread import span_above, words_above
+from .stackread import Seek, span_above, words_above
 from .target import MemoryCache, Region, Target, ThreadState
 
 NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
@@ -72,15 +72,11 @@ def stores_on_stack(
 
 
 def store_exits(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    thread: ThreadState,
-    regions: list[Region] | None,
-    pulley: bool,
+    seek: Seek, thread: ThreadState, regions: list[Region] | None, pulley: bool
 ) -> Iterator[StoreExit]:
     """The exit records of the stores the top of the thread's stack leads to whose exit pc is
     in a Pulley (or native) image, one per entry FP."""
+    mem, target, registry, _ = seek
     layout = store_layout_for(images_major(registry, pulley))
     if layout is None or not thread.sp:
         return
@@ -99,12 +95,7 @@ def store_exits(
 
 
 def native_exit_activations(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    thread: ThreadState,
-    regions: list[Region] | None,
-    max_depth: int,
+    seek: Seek, thread: ThreadState, regions: list[Region] | None
 ) -> list[Activation]:
     """The native activations the thread is in a host call from, from its stores' exit
     records: each walk must end exactly at its record's entry FP, at a trampoline."""
@@ -112,7 +103,8 @@ def native_exit_activations(
 
     out = []
     lo, hi = span_above(regions, thread.sp, OWN_STACK)
-    for ex in store_exits(target, registry, mem, thread, regions, False):
+    mem, target, registry, max_depth = seek
+    for ex in store_exits(seek, thread, regions, False):
         if not lo <= ex.wasm_fp < hi:
             continue  # another thread's (or a fiber's) exit
         act = walk_chain(

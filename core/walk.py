@@ -18,7 +18,7 @@ from .errors import ReadError, StackMapsError
 from .frames import Activation, ActivationEnd, ActivationSource, Slot, WasmFrame
 from .gcref import decode_gcref
 from .image import WasmtimeImage
-from .stackread import words_above
+from .stackread import Seek, words_above
 from .storeexits import native_exit_activations
 from .target import MemoryCache, Region, Target, ThreadState
 
@@ -301,7 +301,8 @@ def thread_activations(
         # Without the scan, what the debugger's unwinder did not reach (LLDB stops in a
         # Python host's interpreter loop; an older activation in another store) starts
         # where Wasmtime's backtrace does: at the exit records of the stores the stack names.
-        for act in native_exit_activations(target, registry, mem, thread, regions, max_depth):
+        seek = Seek(mem, target, registry, max_depth)
+        for act in native_exit_activations(seek, thread, regions):
             if not covered & {f.fp for f in act.frames}:
                 add(act)
     # Innermost first: activations deeper in the stack have lower FPs.

@@ -16,10 +16,11 @@ import struct
 import pytest
 from wasmtime_stackmaps import WasmtimeImage, fibertops, heapctx
 from wasmtime_stackmaps.discover import ImageRegistry
-from wasmtime_stackmaps.fibers import TOP_READ, Seek, find_suspended
+from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
 from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
 from wasmtime_stackmaps.report import suspended_records
 from wasmtime_stackmaps.source import BytesSource
+from wasmtime_stackmaps.stackread import Seek
 from wasmtime_stackmaps.suspended import suspended_stacks
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, Region, ThreadState
 
