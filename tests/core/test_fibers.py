@@ -304,3 +304,17 @@ def test_suspended_roots_in_heap_context(compiled):
     assert sorted(r.ref for r in roots) == sorted(w.refs) and len(images) == 1
     assert all(r.label.startswith(f"suspended stack {FIBER:#x} frame #") for r in roots)
     assert heapctx._suspended_roots(stacks, STORE2, {}) == []
+
+
+def test_merged_scan_guard_first(compiled, monkeypatch):
+    """With budget for one mapping, the one right above a one-page guard is searched first,
+    before a lower mapping with no guard under it."""
+    w = World(compiled)
+    merge_above(w)
+    low = FIBER - 0x100_0000
+    w.blocks[low] = bytearray(0x40000)
+    w.regions.append(Region(low, low + 0x40000, "rw-", None))
+    monkeypatch.setattr(fibertops, "SCAN_BUDGET", FSIZE + 0x8000 - 0x1000)
+    finds, log = spy_find(w)
+    assert [f.region for f in finds] == [Region(FIBER, FIBER + FSIZE, "rw-", None)]
+    assert not any(low <= a < low + 0x40000 and size > TOP_READ for a, size in log)
