@@ -458,7 +458,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     patch(S, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
     patch(S.heapfind, "annotate", "heapfind.annotate (store ties, GC objects of heap refs)")
     patch(C, "threads_document", "report.threads_document (report records + heap objects)")
-    patch(C, "bt_lines", "render.bt_lines (text)")
+    patch(C, "bt_lines", "btrender.bt_lines (text)")
     shim = types.SimpleNamespace(
         **{k: getattr(json, k) for k in dir(json) if not k.startswith("__")}
     )

@@ -184,8 +184,9 @@ def cmd_triage(args: argparse.Namespace) -> int:
 def _triage(args: argparse.Namespace) -> int:
     from .batch import run_batch
     from .outfile import write_atomic
-    from .render import Style, report_lines
+    from .render import Style
     from .report import to_json
+    from .reportrender import report_lines
 
     _preflight(args)
     try:
