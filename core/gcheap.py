@@ -190,10 +190,9 @@ class HeapReport:
 class _Finder:
     def __init__(self, target: Target, mem: MemoryCache, regions: object = None):
         self.mem = mem  # (regions: accepted for callers of the older signature, unused)
-        self.e = "<" if target.little_endian else ">"
         self._objects: dict[int, bytes] = {}
-        self._u32 = struct.Struct(self.e + "I").unpack_from
-        self._u64 = struct.Struct(self.e + "Q").unpack_from
+        self._u32 = struct.Struct(mem.order.prefix + "I").unpack_from
+        self._u64 = struct.Struct(mem.order.prefix + "Q").unpack_from
 
     def object_bytes(self, base: int, r: int, length: int) -> bytes:
         """Up to OBJECT_READ bytes of the object at heap index r (ReadError if unreadable)."""
