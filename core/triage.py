@@ -182,7 +182,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def _triage(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .batch import Launch, run_batch
     from .outfile import write_atomic
     from .render import Style
     from .report import to_json
@@ -193,10 +193,7 @@ def _triage(args: argparse.Namespace) -> int:
         r = run_batch(
             args.debugger,
             ["stackmap report --json"],
-            program=args.run,
-            core=args.core,
-            executable=args.exe,
-            pid=args.pid,
+            Launch(program=args.run, core=args.core, executable=args.exe, pid=args.pid),
             timeout=args.timeout,
         )
     except subprocess.TimeoutExpired:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.arch import remote
+from tests.plugins.common import check_frame_layout
 from tests.tooling import REPO, objdump, run_wasmtime
 
 HERE = Path(__file__).resolve().parent
@@ -249,12 +250,7 @@ def test_frames(session):
     assert not frames[DEPTH + 1]["safepoint"]
     assert frames[DEPTH + 1]["reason"] == "call site with no live GC references"
     assert "not wasm code" in frames[DEPTH + 2]["reason"]
-    fps = [f["fp"] for f in frames]
-    assert fps == sorted(fps) and len(set(fps)) == len(fps)
-    for f in calls:
-        assert f["sp"] == f["fp"] - f["frame_size"]
-        for s in f["slots"]:
-            assert s["address"] == f["sp"] + s["offset"]
+    check_frame_layout(frames, calls)
     # Each callee's frame record sits right below its caller's SP (docs/format.md §4).
     for callee, caller in zip(frames, calls, strict=False):
         assert callee["fp"] + 16 == caller["sp"]
