@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wasmtime_stackmaps.batch import LLDB_PLUGIN
 
 from tests.arch import remote
 from tests.plugins.common import check_frame_layout
@@ -51,7 +52,7 @@ EXPECTED_FUNCTIONS = ["wasm[0]::function[0]::build"] * (DEPTH + 1) + [
 ]
 MASK48 = (1 << 48) - 1
 CONFIGS = [("gdb", False), ("gdb", True), ("lldb", False), ("lldb", True)]
-LLDB_PLUGIN_MISSING = not remote.LLDB_PLUGIN.exists()
+LLDB_PLUGIN_MISSING = not LLDB_PLUGIN.exists()
 
 
 def _config_id(c):
