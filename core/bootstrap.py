@@ -1,8 +1,10 @@
 """Make `wasmtime_stackmaps` importable inside a debugger's embedded Python.
 
 GDB and LLDB embed the system Python (Debian: 3.11), not the environment the
-tool was installed into. The plugins load this file by path, then call
-`load(root)` with the directory above their own:
+tool was installed into. The plugins load this file by path and call
+`load_adapter(their own file, module name)`: it loads the core with `load(root)`,
+`root` being the directory above the plugin's, then the plugin's `adapter.py`.
+`root` is
 
 - a repo checkout (`root/core/` is the package): the dependencies come from the
   repo's `.venv` (`bash dev.sh setup`);
@@ -127,3 +129,22 @@ def load(root: str) -> ModuleType | None:
         del sys.modules["wasmtime_stackmaps"]
         raise
     return module
+
+
+def load_adapter(plugin_file: str, module_name: str) -> ModuleType | None:
+    """Load the core, then the `adapter.py` next to `plugin_file` as `module_name` (afresh:
+    loading the plugin again replaces its commands; the core and its state stay). The
+    adapter module, or None after printing one line why not."""
+    here = os.path.dirname(os.path.abspath(plugin_file))
+    if load(os.path.dirname(here)) is None:
+        return None
+    spec = importlib.util.spec_from_file_location(module_name, os.path.join(here, "adapter.py"))
+    assert spec is not None and spec.loader is not None
+    adapter = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = adapter
+    try:
+        spec.loader.exec_module(adapter)
+    except Exception:
+        del sys.modules[module_name]
+        raise
+    return adapter

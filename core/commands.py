@@ -220,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Use FILE (a .cwasm) as the image mapped at ADDR, for core "
         "files whose image memory was not dumped and remote targets.",
     )
-    s.add_argument("file")
-    s.add_argument("address", type=_address)
+    s.add_argument("file", help="the image file (a .cwasm)")
+    s.add_argument("address", type=_address, help="the address it is mapped at")
 
     s = _subcommand(
         sub,

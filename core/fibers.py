@@ -33,55 +33,40 @@ within a few words of each other (WINDOW):
 A candidate is accepted only when that walk is clean and ends exactly at E.
 Its store context is one of the record's other words (see suspended.py).
 
-Cost: one read of the top page of each candidate region (an anonymous
-read-write mapping no thread's SP is in, not continuing a read-write mapping
-below it); a region whose top is not a suspended fiber's costs nothing more
-(its top page is searched for a damaged fiber's exit record: no more reads).
-The live part of a suspended fiber is read once (bounded by the region and
-MAX_LIVE), usually inside that same page.
+Where the tops are: the end of each candidate mapping, or a page end inside a
+mapping the kernel merged with the one above it (fibertops.py, bounded).
+Cost: one read of the top page of each candidate mapping; a mapping whose top
+is not a suspended fiber's is searched for a damaged fiber's exit record in
+that page (no more reads), then for tops inside it (fibertops.py). The live
+part of a suspended fiber is read once (bounded by MAX_LIVE), usually inside
+its top page.
 """
 
-import bisect
-import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
+from .fibertops import (
+    MAX_LIVE,
+    InnerTop,
+    TopScan,
+    candidate_regions,
+    merged_candidates,
+    suspended_top,
+)
 from .frames import Activation, ActivationEnd, ActivationSource
+from .regions import DataRegions
 from .runtime import store_layout_for
+from .stackread import words as to_words
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import walk_chain
 
 TOP_READ = 4096  # one page: the top-of-stack words, and where a damaged top is searched
-MAX_LIVE = 8 * 1024 * 1024
 WINDOW = 12  # words each side of an exit pc: the whole EntryStoreContext (~12 words)
-MAX_REGIONS = 100_000
 # Return-address-like words looked at per stack: a real one has a few per wasm frame; a
 # hostile one full of them must not cost minutes (the innermost ones come first).
 MAX_EXIT_CANDIDATES = 20_000
-
-
-class DataRegions:
-    """Is an address in read-write, non-executable memory? Binary search over the map (a
-    process with hundreds of fiber stacks has thousands of mappings)."""
-
-    def __init__(self, regions: list[Region] | None):
-        rs = sorted(regions or [], key=lambda r: r.start)
-        self.known = bool(rs)
-        self.starts = [r.start for r in rs]
-        self.regions = rs
-
-    def __call__(self, v: int) -> bool:
-        if v < 0x10000 or v >= 1 << 57 or v % 8:
-            return False
-        if not self.known:
-            return True
-        i = bisect.bisect_right(self.starts, v) - 1
-        if i < 0:
-            return False
-        r = self.regions[i]
-        return v < r.end and r.perms.startswith("rw") and "x" not in r.perms
 
 
 class SavedExit(NamedTuple):
@@ -102,35 +87,6 @@ class FiberFind(NamedTuple):
     note: str | None
 
 
-def candidate_regions(regions: list[Region] | None, threads: list[ThreadState]) -> list[Region]:
-    """Anonymous read-write regions that no thread is running on and that do not continue
-    a read-write mapping right below them (a fiber stack sits on a guard page; LLDB does
-    not list such a page at all, GDB and core files list it without write permission)."""
-    if not regions:
-        return []
-    rs = sorted(regions, key=lambda r: r.start)
-    sps = sorted(t.sp for t in threads if t.sp)
-    out = []
-    for k, r in enumerate(rs):
-        if r.path or not r.perms.startswith("rw") or "x" in r.perms or r.end - r.start < 4096:
-            continue
-        below = rs[k - 1] if k else None
-        if below is not None and below.end == r.start and below.perms.startswith("rw"):
-            continue
-        i = bisect.bisect_left(sps, r.start)
-        if i < len(sps) and sps[i] < r.end:
-            continue  # a thread runs on it: the thread's walk reports its frames
-        out.append(r)
-        if len(out) >= MAX_REGIONS:
-            break
-    return out
-
-
-def _words(data: bytes, little: bool) -> tuple[int, ...]:
-    n = len(data) // 8
-    return struct.unpack(("<" if little else ">") + f"{n}Q", data[: n * 8])
-
-
 class _Candidate(NamedTuple):
     at: int  # address of the exit pc word
     exit_pc: int
@@ -139,19 +95,35 @@ class _Candidate(NamedTuple):
     near: tuple[int, ...]  # the words around it: the rest of the record
 
 
+class StackWords(NamedTuple):
+    """The words read at `base` of a stack whose live part is [lo, hi)."""
+
+    words: tuple[int, ...]
+    base: int
+    lo: int
+    hi: int
+
+
+class Seek(NamedTuple):
+    """What a search for saved activations needs besides the stack: the command's memory,
+    the target, its images and the depth limit of a walk."""
+
+    mem: MemoryCache
+    target: Target
+    registry: ImageRegistry
+    max_depth: int
+
+
 def find_saved_exits(
-    words: tuple[int, ...],
-    base: int,
-    lo: int,
-    hi: int,
+    stack: StackWords,
     registry: ImageRegistry,
     trampoline_fp: bool,
     read_word: Callable[[int], int | None] | None = None,
     fp_ok: Callable[[int], bool] | None = None,
     pulley: bool | None = None,
 ) -> list[_Candidate]:
-    """Candidate saved activation records among `words` (the 8-byte words at `base`...):
-    an exit pc with an exit FP next to it in the live stack [lo, hi) whose frame record
+    """Candidate saved activation records among the stack's words: an exit pc with an exit
+    FP next to it in the live stack [lo, hi) whose frame record
     returns to it. The entry FP is checked by the walk (_walk_saved). `read_word` reads
     that frame record when it is not among `words` (Pulley: the record is on the
     interpreter's stack, the words on the thread's native stack); `fp_ok` then says which
@@ -159,6 +131,7 @@ def find_saved_exits(
     (True) or native (False) images."""
     out = []
     tlo, thi = registry.lo, registry.hi
+    words, base, lo, hi = stack
     end = base + 8 * len(words)
 
     def in_stack(v: int) -> bool:
@@ -196,20 +169,18 @@ def find_saved_exits(
 
 
 def _walk_saved(
-    mem: MemoryCache,
-    target: Target,
-    registry: ImageRegistry,
+    seek: Seek,
     cand: _Candidate,
     lo: int,
     hi: int,
-    max_depth: int,
     walks: dict[tuple[int, int], Activation | None],
 ) -> tuple[SavedExit, Activation] | None:
     """The activation of a candidate record: the walk from its exit must end at an entry
     trampoline whose FP is one of the record's words."""
     key = (cand.exit_pc, cand.wasm_fp)
     if key not in walks:
-        w = walk_chain(mem, target, registry, cand.exit_pc, cand.wasm_fp, False, None, max_depth)
+        mem, target, registry, depth = seek
+        w = walk_chain(mem, target, registry, cand.exit_pc, cand.wasm_fp, False, None, depth)
         last = w.frames[-1].function if w.frames else None
         ok = (
             w.end is ActivationEnd.LEFT_WASM
@@ -249,96 +220,120 @@ def exit_is_trampoline(registry: ImageRegistry) -> bool:
 
 
 def _activations(
-    mem: MemoryCache,
-    target: Target,
-    registry: ImageRegistry,
-    words: tuple[int, ...],
-    base: int,
-    lo: int,
-    hi: int,
-    max_depth: int,
-    trampoline: bool,
-    data: "DataRegions | None" = None,
+    seek: Seek, stack: StackWords, trampoline: bool, data: DataRegions | None = None
 ) -> list[tuple[SavedExit, Activation]]:
     """Accepted (record, activation) pairs, innermost first, one per activation."""
     found: dict[int, tuple[SavedExit, Activation]] = {}
     walks: dict[tuple[int, int], Activation | None] = {}
-    for cand in find_saved_exits(words, base, lo, hi, registry, trampoline, pulley=False):
-        got = _walk_saved(mem, target, registry, cand, lo, hi, max_depth, walks)
+    for cand in find_saved_exits(stack, seek.registry, trampoline, pulley=False):
+        got = _walk_saved(seek, cand, stack.lo, stack.hi, walks)
         if got is None:
             continue
         key = got[0].entry_fp  # one activation per entry trampoline: keep the longest walk
         if key not in found or len(got[1].frames) > len(found[key][1].frames):
             found[key] = got
-    if data is not None and any(img.pulley for img in registry):
+    if data is not None and any(img.pulley for img in seek.registry):
         from .pulley import suspended_pulley  # pulley.py uses this module
 
-        for got in suspended_pulley(mem, target, registry, words, base, lo, hi, max_depth, data):
+        for got in suspended_pulley(seek, stack, data):
             found.setdefault(got[0].entry_fp, got)
     return sorted(found.values(), key=lambda p: p[1].frames[0].fp)
 
 
-def find_suspended(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    regions: list[Region] | None,
-    threads: list[ThreadState],
-    max_depth: int,
+def _live(
+    mem: MemoryCache, lo: int, top: int, have: bytes, have_at: int, little: bool
+) -> StackWords | None:
+    """The words of [lo, top) from `have` (bytes at `have_at`) when it holds them, else one
+    read; None if they cannot be read."""
+    if have_at <= lo and top <= have_at + len(have):
+        data = have[lo - have_at : top - have_at]
+    else:
+        try:
+            data = mem.read(lo, top - lo)
+        except ReadError:
+            return None
+    return StackWords(to_words(data, little), lo, lo, top)
+
+
+def _at_end(seek: Seek, r: Region, trampoline: bool, data: DataRegions) -> FiberFind | None:
+    """The fiber whose top is the end of mapping `r`, from its top words, or from a saved
+    exit record in its top page when those words are damaged."""
+    mem, little = seek.mem, seek.target.little_endian
+    n = min(TOP_READ, r.end - r.start)
+    n -= n % MemoryCache.PAGE
+    try:
+        top = mem.read_pages(r.end - n, n)  # one read, exactly the top of the mapping
+    except ReadError:
+        return None
+    top_words = to_words(top, little)
+    saved_sp, running = top_words[-2], top_words[-1]
+    if suspended_top(r.start, r.end, saved_sp, running):
+        live = _live(mem, max(saved_sp, r.end - MAX_LIVE), r.end, top, r.end - n, little)
+        acts = _activations(seek, live, trampoline, data) if live is not None else []
+        return FiberFind(r, saved_sp, acts, None) if acts else None
+    # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
+    base = r.end - n
+    acts = _activations(seek, StackWords(top_words, base, base, r.end), trampoline, data)
+    if not acts:
+        return None
+    note = (
+        f"the top of this stack does not hold a suspended fiber's saved stack pointer "
+        f"(top-16: {saved_sp:#x}, top-8: {running:#x}; expected an address inside "
+        f"{r.start:#x}..{r.end:#x} and 0): garbage, or not a Wasmtime fiber; "
+        f"frames found from a saved wasm exit record in its top page"
+    )
+    return FiberFind(r, None, acts, note)
+
+
+def _inside(
+    seek: Seek, scan: TopScan, r: Region, trampoline: bool, data: DataRegions
 ) -> list[FiberFind]:
-    """Every suspended fiber stack holding wasm frames, lowest address first."""
+    """Fibers whose top is a page end inside the merged mapping `r`. Where two candidate
+    tops explain the same activation (a top-like pair of words in a live part), the one
+    whose saved SP is highest wins: the real one is the SP the fiber suspended at, right
+    under its frames."""
+    finds: list[FiberFind] = []
+    top: InnerTop
+    for top in scan.inner_tops(r):
+        live = _live(
+            seek.mem,
+            top.live_from,
+            top.stack.end,
+            top.live or b"",
+            top.live_from,
+            seek.target.little_endian,
+        )
+        acts = _activations(seek, live, trampoline, data) if live is not None else []
+        if not acts:
+            continue
+        entries = {s.entry_fp for s, _ in acts}
+        clash = [f for f in finds if entries & {s.entry_fp for s, _ in f.activations}]
+        if any((f.saved_sp or 0) >= top.saved_sp for f in clash):
+            continue
+        finds = [f for f in finds if f not in clash]
+        finds.append(FiberFind(top.stack, top.saved_sp, acts, None))
+    return finds
+
+
+def find_suspended(
+    seek: Seek, regions: list[Region] | None, threads: list[ThreadState]
+) -> list[FiberFind]:
+    """Every suspended fiber stack holding wasm frames, lowest address first: at the end of
+    each candidate mapping, then inside the mappings where that found none (fibertops.py)."""
+    mem, target, registry, _ = seek
     if not registry.hi:
         return []
-    little = target.little_endian
     trampoline = exit_is_trampoline(registry)
-    data_regions = DataRegions(regions)
+    data = DataRegions(regions)
     out = []
+    rest = []
     for r in candidate_regions(regions, threads):
-        n = min(TOP_READ, r.end - r.start)
-        n -= n % MemoryCache.PAGE
-        try:
-            top = mem.read_pages(r.end - n, n)  # one read, exactly the top of the mapping
-        except ReadError:
-            continue
-        top_words = _words(top, little)
-        saved_sp, running = top_words[-2], top_words[-1]
-        if running == 0 and r.start <= saved_sp < r.end - 16 and saved_sp % 8 == 0:
-            start = max(saved_sp, r.end - MAX_LIVE)
-            if start < r.end - n:
-                try:
-                    data = mem.read(start, r.end - start)
-                except ReadError:
-                    continue
-                words, base = _words(data, little), start
-            else:
-                words = top_words[(start - (r.end - n)) // 8 :]
-                base = start
-            acts = _activations(
-                mem,
-                target,
-                registry,
-                words,
-                base,
-                start,
-                r.end,
-                max_depth,
-                trampoline,
-                data_regions,
-            )
-            if acts:
-                out.append(FiberFind(r, saved_sp, acts, None))
-            continue
-        # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
-        base = r.end - n
-        acts = _activations(
-            mem, target, registry, top_words, base, base, r.end, max_depth, trampoline, data_regions
-        )
-        if acts:
-            note = (
-                f"the top of this stack does not hold a suspended fiber's saved stack pointer "
-                f"(top-16: {saved_sp:#x}, top-8: {running:#x}; expected an address inside "
-                f"{r.start:#x}..{r.end:#x} and 0): garbage, or not a Wasmtime fiber; "
-                f"frames found from a saved wasm exit record in its top page"
-            )
-            out.append(FiberFind(r, None, acts, note))
-    return out
+        got = _at_end(seek, r, trampoline, data)
+        if got is not None:
+            out.append(got)
+        else:
+            rest.append(r)
+    scan = TopScan(mem, target.little_endian)
+    for r in merged_candidates(regions, rest):
+        out += _inside(seek, scan, r, trampoline, data)
+    return sorted(out, key=lambda f: f.region.start)

@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction, summary: str, parser_class: type
         "or out-of-heap object (or at another object than before) is a violation. One line "
         "per collection. off: remove the breakpoints. status: counts. log: every record.",
     )
-    s.add_argument("action", choices=("on", "off", "status", "log"))
+    s.add_argument("action", choices=("on", "off", "status", "log"), help="what to do (below)")
     s.add_argument(
         "--verify", action="store_true", help="also check the objects the roots reach (slower)"
     )

@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "obj": "a GC object's type, fields and elements (REF as 'bt' prints it)",
     "heap": "objects reachable from the store's roots, with a histogram by type",
     "gcroot": "paths from the roots to a GC object",
-    "verify": "check every reachable ref: in the heap, a valid header, the declared type",
+    "verify": "check every reachable ref: in the heap, valid header, declared type",
 }
 
 
@@ -30,7 +30,7 @@ def add_parsers(sub, int_type) -> None:
         "names (a .wasm, or .wat text compiled with the wasmtime Python package). Without FILE: "
         "the modules known and whether they match the code images.",
     )
-    s.add_argument("file", nargs="?")
+    s.add_argument("file", nargs="?", help="a .wasm, or a .wat (needs the wasmtime package)")
     s.add_argument("--clear", action="store_true", help="forget the modules given before")
     s = sub.add_parser("obj", help=SUBCOMMANDS["obj"], description=SUBCOMMANDS["obj"] + ".")
     s.add_argument("ref", nargs="+", help="heap index as 'bt' prints it: 0x70 or heap 0x70")
@@ -46,16 +46,26 @@ def add_parsers(sub, int_type) -> None:
     )
     s.add_argument("--stat", action="store_true", help="the histogram only")
     s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument("--max-objects", type=int_type, default=heapgraph.DEFAULT_MAX_OBJECTS)
+    s.add_argument(
+        "--max-objects",
+        type=int_type,
+        default=heapgraph.DEFAULT_MAX_OBJECTS,
+        help="objects to walk at most (default %(default)s)",
+    )
     _picture_options(s)
     s = sub.add_parser("gcroot", help=SUBCOMMANDS["gcroot"], description=SUBCOMMANDS["gcroot"])
     s.add_argument("ref", nargs="+", help="heap index as 'bt' prints it: 0x70 or heap 0x70")
-    s.add_argument("--max-paths", type=int_type, default=10)
+    s.add_argument("--max-paths", type=int_type, default=10, help="paths at most (default 10)")
     _picture_options(s)
     s.add_argument("--json", action="store_true", help="one JSON document")
     s = sub.add_parser("verify", help=SUBCOMMANDS["verify"], description=SUBCOMMANDS["verify"])
     s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument("--max-objects", type=int_type, default=heapgraph.DEFAULT_MAX_OBJECTS)
+    s.add_argument(
+        "--max-objects",
+        type=int_type,
+        default=heapgraph.DEFAULT_MAX_OBJECTS,
+        help="objects to walk at most (default %(default)s)",
+    )
 
 
 def _picture_options(s) -> None:

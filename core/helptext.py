@@ -17,7 +17,7 @@ SUMMARIES = {
     "snapshot": "record the live GC roots of every wasm frame (for 'stackmap diff')",
     "diff": "compare the roots with a snapshot: which ones changed value",
     "gc-watch": "check the roots around every collection (stops briefly at each)",
-    "watch": "hardware watchpoint on a root slot or an object field (follows moves)",
+    "watch": "hardware watchpoint on a root slot or object field (follows moves)",
     "context": "on/off: a summary of the roots after each stop",
 }
 BASE_ORDER = ("frame", "bt", "images", "load", "report", "snapshot", "diff")

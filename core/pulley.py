@@ -36,20 +36,22 @@ interpreter keeps one stack), and accepted when the walk reaches the recorded
 entry FP and the record names a store context a vmctx on this stack leads to.
 """
 
-import struct
 from typing import Literal, NamedTuple
 
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .fibers import MAX_LIVE, DataRegions, SavedExit, find_saved_exits
+from .fibers import SavedExit, Seek, StackWords, find_saved_exits
+from .fibertops import MAX_LIVE
 from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
 from .gcref import SlotKind
 from .image import WasmtimeImage
+from .regions import DataRegions
 from .runtime import read_store_context, store_layout_for, vmctx_store
+from .stackread import words_above
 from .storeheap import decode_in_store
 from .target import MemoryCache, Region, Target, ThreadState
-from .walk import MAX_FRAME_BYTES, _read_slots
+from .walk import MAX_FRAME_BYTES, _read_slots, number_frames
 
 NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
 NESTED_SCAN = 512 * 1024  # ... searched for the saved records of older Pulley activations
@@ -81,31 +83,19 @@ def _stores_on_stack(
     target: Target, mem: MemoryCache, thread: ThreadState, regions: list[Region] | None
 ) -> dict[int, tuple[int, int]]:
     """store context -> (vmctx, where) for the VMContext pointers in the top of the stack."""
-    lo = thread.sp - thread.sp % 8
-    hi = lo + NATIVE_SCAN
-    for r in regions or []:
-        if r.start <= lo < r.end:
-            hi = min(hi, r.end)
+    lo, words = words_above(mem, regions, thread.sp, NATIVE_SCAN, target.little_endian)
     found: dict[int, tuple[int, int]] = {}
     seen: set[int] = set()
     data_pointer = DataRegions(regions)
-    little = target.little_endian
-    pos = lo
-    while pos < hi and len(seen) < MAX_PROBES:
-        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
-        try:
-            data = mem.read(pos, n)
-        except ReadError:
+    for i, v in enumerate(words):
+        if v in seen or not data_pointer(v):
+            continue
+        if len(seen) >= MAX_PROBES:
             break
-        for i in range(0, len(data) - 7, 8):
-            v = int.from_bytes(data[i : i + 8], "little" if little else "big")
-            if v in seen or not data_pointer(v):
-                continue
-            seen.add(v)
-            hit = vmctx_store(mem.read, v, little)
-            if hit is not None and hit[1] not in found:
-                found[hit[1]] = (v, pos + i)
-        pos += n
+        seen.add(v)
+        hit = vmctx_store(mem.read, v, target.little_endian)
+        if hit is not None and hit[1] not in found:
+            found[hit[1]] = (v, lo + 8 * i)
     return found
 
 
@@ -209,34 +199,12 @@ def _older(
 ) -> list[PulleyActivation]:
     """Older Pulley activations: from saved exit records on the native stack whose exit FP
     lies above `above` (the newest activation's entry FP) on the interpreter's stack."""
-    lo = thread.sp - thread.sp % 8
-    hi = lo + NESTED_SCAN
-    for r in regions or []:
-        if r.start <= lo < r.end:
-            hi = min(hi, r.end)
-    parts = []
-    pos = lo
-    while pos < hi:
-        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
-        try:
-            parts.append(mem.read(pos, n))
-        except ReadError:
-            break
-        pos += n
-    data = b"".join(parts)
-    words = struct.unpack(
-        ("<" if target.little_endian else ">") + f"{len(data) // 8}Q", data[: len(data) // 8 * 8]
-    )
-
-    def word(a: int) -> int | None:
-        return mem.try_u64(a)
-
+    lo, words = words_above(mem, regions, thread.sp, NESTED_SCAN, target.little_endian)
     layout = store_layout_for(_pulley_major(registry)[1])
     trampoline = True if layout is None else layout.exit_fp_is_trampoline
     found: dict[int, PulleyActivation] = {}
-    for c in find_saved_exits(
-        words, lo, above + 1, above + PULLEY_STACK, registry, trampoline, word
-    ):
+    stack = StackWords(words, lo, above + 1, above + PULLEY_STACK)
+    for c in find_saved_exits(stack, registry, trampoline, mem.try_u64):
         img = registry.image_at(c.exit_pc)
         if img is None or not img.pulley:
             continue
@@ -274,11 +242,7 @@ def add_pulley_activations(
         acts = [pa.activation for pa in pas] + [
             a for a in acts if not any(f.fp in fps for f in a.frames)
         ]
-        level = 0
-        for n, act in enumerate(acts):
-            for f in act.frames:
-                f.level, f.thread, f.activation = level, thread.num, n
-                level += 1
+        number_frames(acts, thread.num)
         collected[i] = (thread, acts)
         found += [(thread.num, n, pa) for n, pa in enumerate(pas)]
     return found
@@ -325,26 +289,17 @@ def apply_heaps(
 
 
 def suspended_pulley(
-    mem: MemoryCache,
-    target: Target,
-    registry: ImageRegistry,
-    words: tuple[int, ...],
-    base: int,
-    lo: int,
-    hi: int,
-    max_depth: int,
-    data: DataRegions,
+    seek: Seek, stack: StackWords, data: DataRegions
 ) -> list[tuple[SavedExit, Activation]]:
     """Suspended Pulley activations: the saved exit record is on the fiber stack, but the
     exit and entry FPs are on the interpreter's own stack (read-write memory elsewhere)."""
+    mem, target, registry, max_depth = seek
 
     def elsewhere(v: int) -> bool:
-        return data(v) and not lo <= v < hi
+        return data(v) and not stack.lo <= v < stack.hi
 
     out = []
-    cands = find_saved_exits(
-        words, base, lo, hi, registry, True, mem.try_u64, fp_ok=elsewhere, pulley=True
-    )
+    cands = find_saved_exits(stack, registry, True, mem.try_u64, fp_ok=elsewhere, pulley=True)
     for c in cands:
         for e in sorted({w for w in c.near if c.wasm_fp < w < c.wasm_fp + MAX_LIVE}):
             act = walk_pulley(mem, target, registry, c.exit_pc, c.wasm_fp, e, max_depth)

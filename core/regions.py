@@ -1,5 +1,7 @@
-"""Memory maps without a debugger's help: /proc/PID/maps and a core file's segments."""
+"""Memory maps: without a debugger's help (/proc/PID/maps, a core file's segments), and
+what kind of memory an address is in."""
 
+import bisect
 import os
 
 from .errors import StackMapsError
@@ -71,3 +73,25 @@ def core_regions(path: str) -> list[Region] | None:
         return None
     except Exception:  # pyelftools on a damaged core: fall back to scanning from pcs
         return None
+
+
+class DataRegions:
+    """Is an address in read-write, non-executable memory? Binary search over the map (a
+    process with hundreds of fiber stacks has thousands of mappings)."""
+
+    def __init__(self, regions: list[Region] | None):
+        rs = sorted(regions or [], key=lambda r: r.start)
+        self.known = bool(rs)
+        self.starts = [r.start for r in rs]
+        self.regions = rs
+
+    def __call__(self, v: int) -> bool:
+        if v < 0x10000 or v >= 1 << 57 or v % 8:
+            return False
+        if not self.known:
+            return True
+        i = bisect.bisect_right(self.starts, v) - 1
+        if i < 0:
+            return False
+        r = self.regions[i]
+        return v < r.end and r.perms.startswith("rw") and "x" not in r.perms

@@ -16,8 +16,9 @@ from typing import NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
-from .fibers import DataRegions, FiberFind, SavedExit, find_suspended
+from .fibers import FiberFind, SavedExit, Seek, find_suspended
 from .frames import Activation
+from .regions import DataRegions
 from .runtime import vmctx_store
 from .storeheap import (
     StoreHeap,
@@ -28,6 +29,7 @@ from .storeheap import (
     not_located,
 )
 from .target import MemoryCache, Region, Target, ThreadState
+from .walk import number_frames
 
 VMCTX_SLACK_BELOW = 4096  # the innermost frame's spill area and the exit trampoline below it
 MAX_VMCTX_PROBES = 256
@@ -168,7 +170,7 @@ def suspended_stacks(
     max_depth: int,
 ) -> list[SuspendedStack]:
     """Every suspended fiber stack with wasm frames, each activation tied to its store."""
-    finds = find_suspended(target, registry, mem, regions, threads, max_depth)
+    finds = find_suspended(Seek(mem, target, registry, max_depth), regions, threads)
     if not finds:
         return []
     finder = gcheap._Finder(target, mem, regions)
@@ -176,12 +178,9 @@ def suspended_stacks(
     out = []
     for find in finds:
         ctx = _Ctx(find, data)
-        level = 0
-        acts = []
-        for n, (saved, act) in enumerate(find.activations):
-            for f in act.frames:
-                f.level, f.thread, f.activation = level, None, n
-                level += 1
-            acts.append((act, _tie(mem, target, finder, saved, act, ctx)))
+        number_frames([act for _, act in find.activations], None)
+        acts = [
+            (act, _tie(mem, target, finder, saved, act, ctx)) for saved, act in find.activations
+        ]
         out.append(SuspendedStack(find.region, find.saved_sp, find.note, acts))
     return out

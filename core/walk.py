@@ -9,7 +9,6 @@ frame at a safepoint `callee_fp + 16 == fp - frame_size` exactly: the walk
 checks it and the stack scan uses it to validate candidates.
 """
 
-import struct
 from collections.abc import Callable
 
 from .abi import FRAME_RECORD_SIZE, RETURN_ADDRESS_AT, SAVED_FP_AT, VMGCREF_SIZE
@@ -19,6 +18,7 @@ from .errors import ReadError, StackMapsError
 from .frames import Activation, ActivationEnd, ActivationSource, Slot, WasmFrame
 from .gcref import decode_gcref
 from .image import WasmtimeImage
+from .stackread import words_above
 from .target import MemoryCache, Region, Target, ThreadState
 
 DEFAULT_MAX_DEPTH = 100_000
@@ -162,14 +162,6 @@ def _read_slots(mem: MemoryCache, frames: list[WasmFrame]) -> None:
             f.error = f"stack memory {sp:#x}..{f.fp:#x} is unreadable"
 
 
-def _stack_bounds(regions: list[Region] | None, sp: int) -> tuple[int, int]:
-    if regions:
-        for r in regions:
-            if r.start <= sp < r.end:
-                return sp, r.end
-    return sp, sp + MAX_STACK_SCAN
-
-
 def has_wasm_frames(
     mem: MemoryCache,
     target: Target,
@@ -210,27 +202,10 @@ def scan_stack(
     return address has a map, and an end where control leaves the image from
     a trampoline. Chains already found (`covered` FPs) are skipped.
     """
-    lo, hi = _stack_bounds(regions, thread.sp)
-    hi = min(hi, lo + limit)
-    lo -= lo % 8
-    # Read up to the end of readable memory, page by page from the chunked cache.
-    pos = lo
-    parts = []
-    while pos < hi:
-        n = min(MemoryCache.PAGE - pos % MemoryCache.PAGE, hi - pos)
-        try:
-            parts.append(mem.read(pos, n))
-        except ReadError:
-            break
-        pos += n
-    data = b"".join(parts)
-    if len(data) < 16:
+    base, words = words_above(mem, regions, thread.sp, limit, target.little_endian)
+    if len(words) < 2:
         return []
-    hi = lo + len(data)
-    words = struct.unpack(
-        ("<" if target.little_endian else ">") + f"{len(data) // 8}Q",
-        data[: len(data) - len(data) % 8],
-    )
+    lo, hi = base, base + 8 * len(words)
     out: list[Activation] = []
     tlo, thi = registry.lo, registry.hi
     arch = target.arch

@@ -1,32 +1,21 @@
 """GDB plugin: `source /path/to/gdb_plugin/stackmaps.py`.
 
 Loads the core (`wasmtime_stackmaps`: this checkout's `core/` and `.venv`, or the
-installed package and its environment), then
-the GDB adapter over it (gdb_plugin/adapter.py): the Target protocol over `gdb`,
-the `stackmap` commands, an unwinder that lets GDB's own `bt` walk through wasm
+installed package and its environment) through its bootstrap, then the GDB
+adapter over it (gdb_plugin/adapter.py): the Target protocol over `gdb`, the
+`stackmap` commands, an unwinder that lets GDB's own `bt` walk through wasm
 frames, and a frame filter that names them.
 """
 
-import importlib.util
 import os
 import runpy
-import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# The directory above this one: a repo checkout (core/ is the package) or the
-# installed package itself (the plugins ship inside wasmtime_stackmaps/).
-_ROOT = os.path.dirname(_HERE)
+# The bootstrap is core/bootstrap.py in a checkout, and wasmtime_stackmaps/bootstrap.py
+# (next to this plugin's directory) when installed: it loads the core and the adapter,
+# or prints one line why not and gives None.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT = os.path.join(_ROOT, "core", "bootstrap.py")
-if not os.path.isfile(_BOOT):
-    _BOOT = os.path.join(_ROOT, "bootstrap.py")
-# The core becomes importable once the bootstrap (our own file) has set up the paths;
-# it prints one line and gives None when it cannot.
-wsm = runpy.run_path(_BOOT)["load"](_ROOT)
-if wsm is not None:
-    _spec = importlib.util.spec_from_file_location(
-        "wasmtime_stackmaps_gdb", os.path.join(_HERE, "adapter.py")
-    )
-    adapter = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = adapter
-    _spec.loader.exec_module(adapter)
+_BOOT = _BOOT if os.path.isfile(_BOOT) else os.path.join(_ROOT, "bootstrap.py")
+adapter = runpy.run_path(_BOOT)["load_adapter"](__file__, "wasmtime_stackmaps_gdb")
+if adapter is not None:
     adapter.install()

@@ -384,14 +384,13 @@ def _lldb_width(debugger) -> int:
         return effective_width(None)
 
 
-def _run(debugger, argv: str, exe_ctx, result) -> None:
+def _run(debugger, args: list[str], exe_ctx, result) -> None:
     # One line for every failure, never a Python traceback (run() turns bugs into
     # StackMapsError too; this catches what happens around it).
     try:
         style = Style(
             color_wanted(debugger.GetUseColor()) and _is_terminal(debugger), _lldb_width(debugger)
         )
-        args = shlex.split(argv)
         _reap()
         with _Selection(exe_ctx):
             text = run(_session(), args, lambda: LldbTarget(exe_ctx, debugger), style)
@@ -422,22 +421,53 @@ _SHORT_HELP = TOP_SUMMARY
 _LONG_HELP = f"{TOP_SYNTAX}\n\n{subcommand_list()}"
 
 
+# LLDB's longest command-line word we take (a path is at most 4096 bytes).
+_WORD_LIMIT = 1 << 16
+
+
+def _words(args) -> list[str]:
+    """The words of a parsed command (an SBStructuredData array of strings)."""
+    words = []
+    for i in range(args.GetSize()):
+        word = args.GetItemAtIndex(i).GetStringValue(_WORD_LIMIT)
+        if len(word) >= _WORD_LIMIT - 1:
+            raise ValueError(f"an argument longer than {_WORD_LIMIT - 2} bytes")
+        words.append(word)
+    return words
+
+
 class _Sub:
-    """One `stackmap NAME` command; LLDB hands it the raw argument string."""
+    """One `stackmap NAME` command, registered as a parsed command (`command script add
+    -p`) that declares no options: LLDB then hands every word to the core's argparse as
+    it was typed (LLDB's quoting, as shlex does it) and shows our help without the "Expects
+    'raw' input" note it puts on raw script commands. An LLDB without -p (before 18)
+    registers the same class as a raw command: `__call__` gets the command string."""
 
     name = ""
 
     def __init__(self, debugger, internal_dict):
         pass
 
-    def __call__(self, debugger, command, exe_ctx, result):
-        _run(debugger, self.name + " " + command, exe_ctx, result)
+    def get_args_definition(self):
+        # Any number of words: a parsed command that declares none refuses every argument.
+        # LLDB shows it as the `Syntax:` line, the one line of its own in our help.
+        return [[{"arg_type": lldb.eArgTypeValue, "repeat": "star"}]]
+
+    def __call__(self, debugger, args, exe_ctx, result):
+        try:
+            words = shlex.split(args) if isinstance(args, str) else _words(args)
+        except ValueError as e:  # unbalanced quotes, an oversized word
+            result.SetError(f"stackmap: {safe(str(e))}")
+            return
+        _run(debugger, [self.name, *words], exe_ctx, result)
 
     def get_short_help(self):
-        return SUBCOMMANDS[self.name]
+        return SUBCOMMANDS[self.name] + "."
 
     def get_long_help(self):
-        return subcommand_help(self.name) + "\n"
+        # GDB's `help stackmap NAME` is this summary, a blank line and the argparse help;
+        # LLDB prints the short help, its `Syntax:` line, then this.
+        return "\n" + subcommand_help(self.name).split("\n\n", 1)[1] + "\n"
 
 
 # -- stop hook: symbols for LLDB's own commands ----------------------------------------
@@ -550,8 +580,16 @@ def install(debugger, module_name: str) -> None:
 
     # Loading twice: overwrite the container and its subcommands (-o).
     do(f"command container add -o -h {_quote(_SHORT_HELP)} -H {_quote(_LONG_HELP)} stackmap")
+    parsed = True
     for name, cls in COMMAND_CLASSES.items():
-        do(f"command script add -o -c {module_name}.{cls.__name__} stackmap {name}")
+        add = f"command script add -o -c {module_name}.{cls.__name__} stackmap {name}"
+        if parsed:
+            res = lldb.SBCommandReturnObject()
+            ci.HandleCommand(add.replace(" -c ", " -p -c ", 1), res)
+            if res.Succeeded():
+                continue
+            parsed = False  # an LLDB before 18: raw commands
+        do(add)
     # The symbol files go with the debugger (LLDB runs no atexit handlers); LLDB 19 has
     # only the one destroy callback, which then is ours.
     add_cb = getattr(debugger, "AddDestroyCallback", None) or debugger.SetDestroyCallback

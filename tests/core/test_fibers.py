@@ -14,9 +14,10 @@ that is not a fiber, what is read) is checked against exact expectations.
 import struct
 
 import pytest
-from wasmtime_stackmaps import WasmtimeImage
+from wasmtime_stackmaps import WasmtimeImage, fibertops
 from wasmtime_stackmaps.discover import ImageRegistry
-from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
+from wasmtime_stackmaps.fibers import TOP_READ, Seek, find_suspended
+from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
 from wasmtime_stackmaps.report import suspended_records
 from wasmtime_stackmaps.source import BytesSource
 from wasmtime_stackmaps.suspended import suspended_stacks
@@ -212,18 +213,80 @@ def test_thread_running_on_the_stack_is_not_suspended(compiled):
     assert w.records([th])[0] == []
 
 
+class Spy(MemoryTarget):
+    """A MemoryTarget that records every read."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.log = []
+
+    def read_memory(self, address, size):
+        self.log.append((address, size))
+        return super().read_memory(address, size)
+
+
+def spy_find(w, threads=()):
+    t = Spy({a: bytes(b) for a, b in w.blocks.items()}, list(threads))
+    reg = ImageRegistry()
+    reg.add(WasmtimeImage(BytesSource(bytes(w.blocks[BASE])), base=BASE))
+    return find_suspended(Seek(MemoryCache(t), t, reg, 1000), w.regions, list(threads)), t.log
+
+
+def merge_above(w, n=0x8000, tops=()):
+    """The kernel merged the fiber's mapping with an anonymous one of n bytes above it:
+    one region; `tops` are page ends in the neighbour given a fiber top's words."""
+    w.fiber += bytearray(n)
+    for p, saved_sp in tops:
+        w.put(p - 16, saved_sp)
+        w.put(p - 8, 0)
+    w.regions = [r for r in w.regions if r.start != FIBER]
+    w.regions.append(Region(FIBER, FIBER + FSIZE + n, "rw-", None))
+
+
 def test_reads_are_bounded(compiled):
-    """A region that is not a fiber costs one bulk read of its top; nothing else is read."""
+    """A region that is not a fiber costs one bulk read of its top, then reads of at most
+    MAX_FIBER_STACK from its start in SCAN_CHUNK pieces; the image and a region continuing
+    a read-write mapping are not read at all."""
     w = World(compiled)
     w.fiber[:] = bytes(FSIZE)  # no fiber any more: all zero
-    t, reg = w.target()
-    mem = MemoryCache(t)
-    assert find_suspended(t, reg, mem, w.regions, [], 1000) == []
-    # One read of the top page of each candidate; OTHER (continuing a read-write mapping)
-    # and the image are not read at all.
-    for p in mem._pages:
-        r = next(r for r in w.regions if r.start <= p * 4096 < r.end)
-        assert r.start not in (OTHER, BASE) and p * 4096 == r.end - TOP_READ, hex(p * 4096)
-    # One read per candidate: the mapping under OTHER is one too, but has no bytes here.
-    assert mem.reads == len(mem._pages) + 1
-    assert FIBER + FSIZE - TOP_READ in {p * 4096 for p in mem._pages}
+    finds, log = spy_find(w)
+    assert finds == []
+    cands = [r for r in w.regions if r.perms == "rw-" and r.start != OTHER]
+    for addr, size in log:
+        r = next(r for r in w.regions if r.start <= addr < r.end)
+        assert r in cands, hex(addr)
+        top = addr + size == r.end and size <= TOP_READ
+        inside = r.start <= addr and addr + size <= r.start + MAX_FIBER_STACK
+        assert top or (inside and size <= SCAN_CHUNK and addr + size <= r.end - 4096), hex(addr)
+    assert (FIBER, FSIZE - 4096) in log  # the fiber's mapping was searched inside, once
+    assert sum(1 for a, _ in log if a == FIBER) == 1
+
+
+def test_merged_fiber_found(compiled):
+    """The fiber's mapping merged with one above it: its top is a page end inside."""
+    w = World(compiled)
+    merge_above(w)
+    (rec,), _ = w.records()
+    assert rec["stack"] == [FIBER, FIBER + FSIZE] and rec["saved_sp"] == FIBER + FSIZE - 0x1000
+    assert rec["store_context"] == STORE and rec["note"] is None
+    assert [f["fp"] for f in build_frames(rec)] == w.fps
+    assert rec["activations"][0]["heap"]["base"] == HEAP
+
+
+def test_merged_top_like_words_elsewhere(compiled):
+    """Page ends that look like a fiber's top (in the neighbour above, and in the fiber below
+    its live part) do not add or move a stack: the one whose saved SP is the fiber's wins."""
+    w = World(compiled)
+    low = FIBER + 0x2000
+    merge_above(w, tops=[(FIBER + FSIZE + 0x4000, FIBER + 0x100), (low, FIBER + 0x40)])
+    (rec,), _ = w.records()
+    assert rec["stack"] == [FIBER, FIBER + FSIZE] and rec["saved_sp"] == FIBER + FSIZE - 0x1000
+
+
+def test_merged_scan_budget(compiled, monkeypatch):
+    """Out of budget: the search inside merged mappings stops (nothing is found there)."""
+    monkeypatch.setattr(fibertops, "SCAN_BUDGET", 0)
+    w = World(compiled)
+    merge_above(w)
+    finds, log = spy_find(w)
+    assert finds == [] and all(size <= TOP_READ for _, size in log)

@@ -1,12 +1,14 @@
 """Help, width and the context on stop: the same behaviour under GDB and LLDB."""
 
+import argparse
 import os
 import re
+import shlex
 import subprocess
 
 import pytest
 from wasmtime_stackmaps.batch import GDB_BATCH_OPTIONS, GDB_PLUGIN, LLDB_PLUGIN, debugger_path
-from wasmtime_stackmaps.commands import SUBCOMMANDS, build_parser
+from wasmtime_stackmaps.commands import HANDLERS, SUBCOMMANDS, build_parser, subcommand_help
 
 from tests.plugins import driver
 from tests.plugins.common import CLI_DEPTH, cli_program
@@ -56,35 +58,62 @@ def _block(text: str, start: str, end_line: str | None = None) -> str:
     return "\n".join(out)
 
 
+def _helps(dbg: str, cmds: list[str]) -> list[str]:
+    """The debugger's output of each of `cmds` (separated by marker lines)."""
+    mark = "echo =={}==\\n" if dbg == "gdb" else "script print('=={}==')"
+    steps = [x for i, c in enumerate(cmds) for x in (mark.format(i), c)]
+    out = session(dbg, [], [*steps, mark.format(len(cmds))])
+    parts = re.split(r"^==(\d+)==\n", out, flags=re.M)
+    texts = {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+    assert sorted(texts) == list(range(len(cmds) + 1)), out[-3000:]
+    # LLDB echoes each command (and the marker's `script` line) before its output.
+    return [
+        "\n".join(x for x in texts[i].splitlines() if not x.startswith("(lldb) ")).rstrip()
+        for i in range(len(cmds))
+    ]
+
+
 def test_help_is_the_same_in_both_debuggers():
     for dbg in driver.DEBUGGERS:
         if debugger_path(dbg) is None:
             pytest.skip(f"{dbg} is not installed here")
+    # Every subcommand that runs (a new one cannot escape this test), in `help` order.
     subs = list(SUBCOMMANDS)
+    assert sorted(subs) == sorted(HANDLERS)
     cmds = ["help stackmap", *(f"help stackmap {s}" for s in subs)]
-    outs = {dbg: session(dbg, [], cmds) for dbg in driver.DEBUGGERS}
+    outs = {dbg: _helps(dbg, cmds) for dbg in driver.DEBUGGERS}
+    gdb, lldb = outs["gdb"], outs["lldb"]
     # `help stackmap`: every subcommand on one line, the same lines in both.
-    lists = {dbg: _block(out, "Subcommands:") for dbg, out in outs.items()}
+    lists = {dbg: _block(out[0], "Subcommands:") for dbg, out in outs.items()}
     assert lists["gdb"] == lists["lldb"], lists
     rows = lists["gdb"].splitlines()[1:]
     assert [r.split()[0] for r in rows] == subs
-    assert all(re.fullmatch(r"  \S+ +\S.*", r) for r in rows), rows
+    assert all(re.fullmatch(r"  \S+ +\S.*", r) and len(r) <= 80 for r in rows), rows
+    # Each debugger then adds its own list of the subcommands: LLDB's says nothing of raw
+    # input (the subcommands are parsed commands that leave the words to argparse).
+    assert "Syntax: stackmap SUBCOMMAND [OPTIONS] [ARGS]" in lldb[0]
+    assert "raw" not in "\n".join(lldb), lldb[0]
     parser = build_parser()
-    sub_parsers = next(a for a in parser._actions if hasattr(a, "choices") and a.choices)
-    for s in subs:
-        helps = {}
-        for dbg, out in outs.items():
-            text = out.split(f"usage: stackmap {s} ", 1)[1]
-            helps[dbg] = text.split("\nexamples:\n", 1)[0]
-            ex = text.split("\nexamples:\n", 1)[1].splitlines()
-            assert ex and ex[0].startswith(f"  stackmap {s}"), (dbg, s, ex[:3])
-        assert helps["gdb"] == helps["lldb"], s
-        # Every option of the subcommand is in its help.
+    sub_parsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for s, g, ll in zip(subs, gdb[1:], lldb[1:], strict=True):
+        # The same text, but for the one line LLDB adds after the summary.
+        assert g == subcommand_help(s), (s, g)
+        lines = ll.splitlines()
+        assert lines[2] == f"Syntax: {s} [<value> [<value> [...]]]" and lines[3] == "", (s, ll)
+        assert "\n".join(lines[:2] + lines[4:]) == g, (s, ll)
+        assert g.startswith(SUBCOMMANDS[s] + ".\n\nusage: stackmap " + s), (s, g)
+        # Every option and argument is in it, each with what it does.
         for action in sub_parsers.choices[s]._actions:
+            assert action.help, (s, action.option_strings or action.dest)
             for opt in action.option_strings:
-                assert re.search(rf"(^|[\s\[,]){re.escape(opt)}\b", helps["gdb"]), (s, opt)
-    # LLDB's syntax line is ours, not the bare subcommand name.
-    assert "Syntax: stackmap SUBCOMMAND [OPTIONS] [ARGS]" in outs["lldb"]
+                assert re.search(rf"(^|[\s\[,]){re.escape(opt)}\b", g), (s, opt)
+        # At least one example, each one a command line the parser takes.
+        examples = g.split("\nexamples:\n", 1)[1].splitlines()
+        assert examples, s
+        for ex in examples:
+            argv = shlex.split(ex.strip())
+            assert argv[:2] == ["stackmap", s], (s, ex)
+            assert parser.parse_args(argv[1:]).sub == s, (s, ex)
 
 
 def _frame_lines(out: str) -> list[str]:
