@@ -87,6 +87,7 @@ def run(session, args, target, style) -> str:
     v = ctx.view
     base = {"schema": 1, "heap": {"base": v.base, "length": v.length, "collector": v.collector}}
     base["notes"] = ctx.notes
+    base["root_sets"] = ctx.root_sets
     if args.sub == "obj":
         obj = v.describe(args.ref, max(0, args.depth), max(0, args.elements))
         if args.json:
@@ -150,6 +151,9 @@ def _heap_doc(v: HeapView, ctx: Context, w, with_objects: bool) -> dict:
     }
     doc["unreachable"] = unreachable_in_active_space(v, ctx.heap, w)
     if with_objects:
+        doc["root_list"] = [
+            {"label": r.label, "ref": r.ref, "address": r.address} for r in ctx.roots[:10000]
+        ]
         doc["object_list"] = [
             {"ref": r, "kind": h.kind, "type_index": h.shared_type, "size": h.size}
             for r, h in list(w.headers.items())[:10000]

@@ -3,8 +3,10 @@
 The store is the one of the selected frame (else the selected thread's first
 located heap, else any). Its roots are the heap refs in the stack maps of
 every wasm activation tied to the same store context, on every thread, and
-of suspended fiber stacks tied to it (core/suspended.py). Globals and tables
-are not read yet: every result says so. The module typing the objects comes
+of suspended fiber stacks tied to it (core/suspended.py), and the GC refs in
+the globals and tables of its instances found on those stacks
+(core/instroots.py); every result says which root sets were read and which
+not. The module typing the objects comes
 from the user or the command line (core/modfind.py); its type-ids are read
 from an instance of the store (core/instances.py, core/typemap.py).
 """
@@ -15,9 +17,11 @@ from typing import NamedTuple
 
 from . import heapgraph
 from .errors import StackMapsError
+from .gcheap import Heap
 from .gctypes import header_layout
 from .heapview import HeapView
 from .instances import stack_ranges, store_instances
+from .instroots import store_roots
 from .modfind import (
     LoadedModule,
     ModuleError,
@@ -28,7 +32,9 @@ from .modfind import (
 from .target import MemoryCache
 from .typemap import read_type_map
 
-NOT_READ = ["globals", "tables"]  # root sets a debugger could read but this tool does not yet
+# Root sets a debugger cannot read reliably: host-held refs (`Rooted`, `ManuallyRooted`,
+# `OwnedRooted`) live in the store's Rust structures, whose layout is not repr(C).
+NOT_READ = ["host-held refs (Rooted/ManuallyRooted)"]
 
 
 class _State:
@@ -54,8 +60,9 @@ def state(session) -> _State:
 class Context(NamedTuple):
     view: HeapView
     roots: list[heapgraph.Root]
-    heap: object  # gcheap.Heap
-    notes: list[str]  # what was not read, which module was used or why none
+    heap: Heap
+    notes: list[str]  # which root sets were read or not, which module was used or why none
+    root_sets: dict[str, list[str]]  # {"read": [...], "not_read": [...]}
 
 
 def modules(session, target) -> tuple[list[LoadedModule], list[str]]:
@@ -127,8 +134,22 @@ def _disagreeing(view: HeapView, refs) -> str | None:
     return None
 
 
+def _vmctxs(session, target, heap: Heap, collected, rep) -> list[int]:
+    """The store's instances: the heap's own VMContext, then those found on its stacks."""
+    vmctxs = [heap.vmctx] if heap.vmctx else []
+    if session is not None:
+        found = store_instances(
+            MemoryCache(target),
+            heap.store_context,
+            stack_ranges(collected, heap.store_context, rep.heaps),
+            getattr(target, "little_endian", True),
+        )
+        vmctxs += [v for v in found if v not in vmctxs]
+    return vmctxs
+
+
 def _view_for(
-    session, target, rep, key, images, root_refs, collected
+    session, target, rep, key, images, root_refs, collected, vmctxs=None
 ) -> tuple[HeapView, list[str]]:
     heap = rep.heaps[key]
     collector = rep.activations[key].collector
@@ -137,15 +158,8 @@ def _view_for(
     notes = []
     if collector is None:
         notes.append("collector unknown: object sizes and fields cannot be decoded")
-    vmctxs = [heap.vmctx] if heap.vmctx else []
-    if session is not None:
-        found = store_instances(
-            MemoryCache(target),
-            heap.store_context,
-            stack_ranges(collected, heap.store_context, rep.heaps),
-            view.little,
-        )
-        vmctxs += [v for v in found if v not in vmctxs]
+    if vmctxs is None:
+        vmctxs = _vmctxs(session, target, heap, collected, rep)
     tm, tnotes = type_map_for(session, target, heap, images, root_refs, view, vmctxs)
     if tm is None:
         view.type_note = tnotes[-1] if tnotes else "no module"
@@ -176,13 +190,29 @@ def context(session, target) -> Context:
                 label = f"thread {t.num} frame #{f.level} SP+{s.offset}"
                 roots.append(heapgraph.Root(label, s.ref.value))
     roots += _suspended_roots(got.suspended or [], heap.store_context, images)
+    stack_roots = len(roots)
+    vmctxs = _vmctxs(session, target, heap, collected, rep)
     view, notes = _view_for(
-        session, target, rep, key, list(images.values()), [r.ref for r in roots], collected
+        session, target, rep, key, list(images.values()), [r.ref for r in roots], collected, vmctxs
     )
-    notes.insert(0, f"root sets not read: {', '.join(NOT_READ)}")
+    mods, _ = modules(session, target)
+    fitting = [lm for lm in mods if check_against_images(lm.module, list(images.values()))[0]]
+    iroots, read_sets, inotes = store_roots(
+        target.read_memory, vmctxs, fitting, heap.major, view.little
+    )
+    roots += iroots
+    sets = {
+        "read": [f"wasm stacks: {stack_roots} heap ref slot(s)", *read_sets],
+        "not_read": [*(n for n in inotes if " not read" in n), *NOT_READ],
+    }
+    if not read_sets:
+        sets["not_read"].insert(0, "globals, tables")
+    notes.insert(0, "root sets read: " + "; ".join(sets["read"]))
+    notes.insert(1, "root sets not read: " + "; ".join(sets["not_read"]))
+    notes += [n for n in inotes if " not read" not in n]
     if skipped:
         notes.append(f"{skipped} activation(s) with heap refs not tied to this store")
-    return Context(view, roots, heap, notes)
+    return Context(view, roots, heap, notes, sets)
 
 
 def _suspended_roots(stacks, store_context: int, images: dict) -> list[heapgraph.Root]:

@@ -24,7 +24,8 @@ MAX_VIOLATIONS = 10_000
 class Root(NamedTuple):
     label: str  # e.g. "thread 1 frame #3 SP+8"
     ref: int  # heap index
-    field_type: RefType | None = None  # declared type, when known (globals)
+    field_type: RefType | None = None  # declared type, when known (globals, tables)
+    address: int | None = None  # where the ref is stored (globals, tables)
 
 
 # An edge: (parent, slot): the parent object's heap index (-1 - i for root i) and the heap
@@ -273,6 +274,14 @@ def verify(view: HeapView, roots: list[Root], max_objects: int = DEFAULT_MAX_OBJ
     for p in w.problems:
         add(p["ref"], p["problem"])
     checked = 0
+    if module is not None and canon is not None:
+        # Roots with a declared type (globals, tables): the object must be of that type.
+        for root in roots:
+            if root.field_type is not None:
+                checked += 1
+                problem = _check_ref(view, module, canon, root.field_type, root.ref)
+                if problem and len(violations) < MAX_VIOLATIONS:
+                    violations.append({"ref": root.ref, "problem": problem, "path": [root.label]})
     for r, h in w.headers.items():
         if h.forwarded is not None:
             add(r, f"forwarding header (copied to {h.forwarded:#x}) outside a collection")

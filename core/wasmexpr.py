@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .wasmparse import MAX_TYPES, WasmParseError, _heap_type, _Reader, _val_type
+from typing import Any
+
+from .wasmbinary import Reader, WasmParseError
+from .wasmtypes import MAX_TYPES, heap_type, val_type
 
 # Constant expressions: opcodes and how many immediates of which kind follow.
 _CONST_OPS = {
@@ -23,7 +26,7 @@ _CONST_OPS = {
 _GC_CONST_OPS = {0: "u", 1: "u", 6: "u", 7: "u", 8: "uu", 0x1A: "", 0x1B: "", 0x1C: ""}
 
 
-def _skip_const_expr(r: _Reader) -> None:
+def skip_const_expr(r: Reader) -> None:
     for _ in range(100_000):
         op = r.byte()
         if op == 0x0B:
@@ -50,16 +53,16 @@ def _skip_const_expr(r: _Reader) -> None:
         elif kind == "u":
             r.uleb()
         elif kind == "h":
-            _heap_type(r)
+            heap_type(r)
     raise r.fail("constant expression too long")
 
 
-def global_types(r: _Reader, m: dict) -> None:
+def global_types(r: Reader, m: dict[str, Any]) -> None:
     try:
         for _ in range(r.count(MAX_TYPES, "global")):
-            t = _val_type(r)
+            t = val_type(r)
             mut = r.byte() == 1
             m["globals"].append((t, mut))
-            _skip_const_expr(r)
+            skip_const_expr(r)
     except WasmParseError:
         pass  # the globals before the first undecodable init expression are kept

@@ -1,80 +1,59 @@
 """A minimal WebAssembly binary parser: what a heap inspector needs from a module.
 
-Reads the type section (rec groups, subtypes, func/struct/array composite
-types), counts imports and defined functions, the globals' types, and the
-name section's module, function, type (subsection 4) and field (subsection
-10) names. Everything else is skipped by its section size.
+Reads the type section (core/wasmtypes.py), counts imports and defined
+functions, memories (and which are shared) and tags, the globals' and
+tables' types, and the name section's module, function, type (subsection 4)
+and field (subsection 10) names. Everything else is skipped by its section
+size. The counts are what Wasmtime's `VMOffsets` needs to place an
+instance's globals and tables in its VMContext (core/instroots.py).
 
-The input is untrusted (a file named by the user or found on a command
-line): every count and length is checked against the bytes really present,
-nesting and totals are bounded, and any malformation raises WasmParseError
-with one line saying where.
+The input is untrusted: every count and length is checked against the bytes
+really present (core/wasmbinary.py), nesting and totals are bounded, and any
+malformation raises WasmParseError with one line saying where.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-MAX_TYPES = 1_000_000
-MAX_FIELDS = 100_000
-MAX_NAME = 4096
+from .wasmbinary import Reader, WasmParseError
+from .wasmtypes import (
+    ABSTRACT_HEAP,
+    MAX_FIELDS,
+    MAX_TYPES,
+    NUMERIC,
+    PACKED,
+    CompositeType,
+    FieldType,
+    RefType,
+    StorageType,
+    SubType,
+    ValType,
+    type_section,
+    val_type,
+)
 
-
-class WasmParseError(ValueError):
-    pass
-
-
-# Abstract heap types by their one-byte encoding (also the shorthand ref types).
-ABSTRACT_HEAP = {
-    0x70: "func",
-    0x6F: "extern",
-    0x6E: "any",
-    0x6D: "eq",
-    0x6C: "i31",
-    0x6B: "struct",
-    0x6A: "array",
-    0x69: "exn",
-    0x68: "cont",
-    0x71: "none",
-    0x72: "noextern",
-    0x73: "nofunc",
-    0x74: "noexn",
-    0x75: "nocont",
-}
-NUMERIC = {0x7F: "i32", 0x7E: "i64", 0x7D: "f32", 0x7C: "f64", 0x7B: "v128"}
-PACKED = {0x78: "i8", 0x77: "i16"}
-
-
-class RefType(NamedTuple):
-    nullable: bool
-    heap: str | int  # an abstract heap type name, or a concrete type index
-
-    def __str__(self) -> str:
-        h = f"${self.heap}" if isinstance(self.heap, int) else self.heap
-        return f"(ref {'null ' if self.nullable else ''}{h})"
+__all__ = [
+    "ABSTRACT_HEAP",
+    "NUMERIC",
+    "PACKED",
+    "CompositeType",
+    "FieldType",
+    "RefType",
+    "StorageType",
+    "SubType",
+    "TableType",
+    "ValType",
+    "WasmModule",
+    "WasmParseError",
+    "parse_module",
+]
 
 
-ValType = str | RefType  # "i32" | "i64" | "f32" | "f64" | "v128" | RefType
-StorageType = str | RefType  # ValType or "i8" | "i16"
-
-
-class FieldType(NamedTuple):
-    storage: StorageType
-    mutable: bool
-
-
-class CompositeType(NamedTuple):
-    kind: str  # "func" | "struct" | "array" | "cont"
-    fields: tuple[FieldType, ...] = ()  # struct fields; an array's one element type
-    params: tuple[ValType, ...] = ()
-    results: tuple[ValType, ...] = ()
-    cont_type: int | None = None
-
-
-class SubType(NamedTuple):
-    final: bool
-    supertypes: tuple[int, ...]
-    composite: CompositeType
+class TableType(NamedTuple):
+    element: RefType
+    minimum: int
+    maximum: int | None
 
 
 class WasmModule(NamedTuple):
@@ -85,6 +64,11 @@ class WasmModule(NamedTuple):
     func_types: list[int]  # type index of every function (imports first)
     imported_globals: int
     globals: list[tuple[ValType, bool]]  # (type, mutable) of every global (imports first)
+    imported_tables: int
+    tables: list[TableType]  # every table (imports first)
+    imported_memories: int
+    memories_shared: list[bool]  # every memory (imports first): shared or not
+    imported_tags: int
     module_name: str | None
     func_names: dict[int, str]
     type_names: dict[int, str]
@@ -95,171 +79,27 @@ class WasmModule(NamedTuple):
         return self.imported_funcs + self.defined_funcs
 
 
-class _Reader:
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None):
-        self.data = data
-        self.pos = pos
-        self.end = len(data) if end is None else end
-
-    def fail(self, what: str) -> WasmParseError:
-        return WasmParseError(f"{what} at byte offset {self.pos:#x}")
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise self.fail("unexpected end of data")
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
-
-    def peek(self) -> int:
-        if self.pos >= self.end:
-            raise self.fail("unexpected end of data")
-        return self.data[self.pos]
-
-    def bytes(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > self.end:
-            raise self.fail(f"{n} bytes wanted, {self.end - self.pos} left")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def uleb(self, bits: int = 32) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift >= bits + 7:
-                raise self.fail("LEB128 number too long")
-        if result >= 1 << bits:
-            raise self.fail("LEB128 number out of range")
-        return result
-
-    def sleb(self, bits: int = 33) -> int:
-        result = shift = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift >= bits + 7:
-                raise self.fail("LEB128 number too long")
-        if b & 0x40:
-            result -= 1 << shift
-        return result
-
-    def count(self, limit: int, what: str) -> int:
-        """A vector length: at most one element per byte left, and `limit`."""
-        n = self.uleb()
-        if n > self.end - self.pos or n > limit:
-            raise self.fail(f"{what} count {n} exceeds the data")
-        return n
-
-    def name(self) -> str:
-        n = self.uleb()
-        if n > self.end - self.pos:
-            raise self.fail(f"name length {n} exceeds the data")
-        raw = self.bytes(n)[:MAX_NAME]
-        return raw.decode("utf-8", "replace")
-
-
-def _heap_type(r: _Reader) -> str | int:
-    b = r.peek()
-    if b in ABSTRACT_HEAP:
-        r.pos += 1
-        return ABSTRACT_HEAP[b]
-    if b == 0x65:
-        raise r.fail("shared heap types are not supported")
-    v = r.sleb()
-    if v < 0:
-        raise r.fail(f"unknown heap type {v}")
-    return v
-
-
-def _val_type(r: _Reader) -> ValType:
-    b = r.byte()
-    if b in NUMERIC:
-        return NUMERIC[b]
-    if b == 0x64:
-        return RefType(False, _heap_type(r))
-    if b == 0x63:
-        return RefType(True, _heap_type(r))
-    if b in ABSTRACT_HEAP:
-        return RefType(True, ABSTRACT_HEAP[b])
-    r.pos -= 1
-    raise r.fail(f"unknown value type {b:#04x}")
-
-
-def _field_type(r: _Reader) -> FieldType:
-    b = r.peek()
-    if b in PACKED:
-        r.pos += 1
-        storage: StorageType = PACKED[b]
-    else:
-        storage = _val_type(r)
-    m = r.byte()
-    if m > 1:
-        raise r.fail(f"bad mutability {m}")
-    return FieldType(storage, m == 1)
-
-
-def _composite(r: _Reader) -> CompositeType:
-    form = r.byte()
-    if form == 0x60:
-        params = tuple(_val_type(r) for _ in range(r.count(MAX_FIELDS, "param")))
-        results = tuple(_val_type(r) for _ in range(r.count(MAX_FIELDS, "result")))
-        return CompositeType("func", params=params, results=results)
-    if form == 0x5F:
-        n = r.count(MAX_FIELDS, "field")
-        return CompositeType("struct", fields=tuple(_field_type(r) for _ in range(n)))
-    if form == 0x5E:
-        return CompositeType("array", fields=(_field_type(r),))
-    if form == 0x5D:
-        return CompositeType("cont", cont_type=r.uleb())
-    r.pos -= 1
-    raise r.fail(f"unknown composite type form {form:#04x}")
-
-
-def _sub_type(r: _Reader) -> SubType:
-    b = r.peek()
-    if b in (0x50, 0x4F):
-        r.pos += 1
-        supers = tuple(r.uleb() for _ in range(r.count(16, "supertype")))
-        return SubType(b == 0x4F, supers, _composite(r))
-    return SubType(True, (), _composite(r))
-
-
-def _type_section(r: _Reader, types: list[SubType], groups: list[tuple[int, int]]) -> None:
-    for _ in range(r.count(MAX_TYPES, "rec group")):
-        if r.peek() == 0x4E:
-            r.pos += 1
-            n = r.count(MAX_TYPES, "rec group member")
-            start = len(types)
-            for _ in range(n):
-                types.append(_sub_type(r))
-            groups.append((start, n))
-        else:
-            groups.append((len(types), 1))
-            types.append(_sub_type(r))
-        if len(types) > MAX_TYPES:
-            raise r.fail("too many types")
-
-
-def _limits(r: _Reader) -> None:
+def _limits(r: Reader) -> tuple[int, int, int | None]:
+    """(flags, minimum, maximum or None); flags 2 = shared, 4 = 64-bit, 8 = page size."""
     flags = r.byte()
     if flags & ~0x0F:
         raise r.fail(f"bad limits flags {flags:#x}")
-    r.uleb(64)
-    if flags & 1:
-        r.uleb(64)
+    lo = r.uleb(64)
+    hi = r.uleb(64) if flags & 1 else None
     if flags & 8:
         r.uleb()
+    return flags, lo, hi
 
 
-def _import_section(r: _Reader, m: dict) -> None:
+def _table_type(r: Reader) -> TableType:
+    t = val_type(r)
+    if not isinstance(t, RefType):
+        raise r.fail(f"table element type {t} is not a reference type")
+    _, lo, hi = _limits(r)
+    return TableType(t, lo, hi)
+
+
+def _import_section(r: Reader, m: dict[str, Any]) -> None:
     for _ in range(r.count(MAX_TYPES, "import")):
         r.name()
         r.name()
@@ -268,22 +108,53 @@ def _import_section(r: _Reader, m: dict) -> None:
             m["func_types"].append(r.uleb())
             m["imported_funcs"] += 1
         elif kind == 0x01:
-            _val_type(r)
-            _limits(r)
+            m["tables"].append(_table_type(r))
+            m["imported_tables"] += 1
         elif kind == 0x02:
-            _limits(r)
+            m["memories_shared"].append(bool(_limits(r)[0] & 2))
+            m["imported_memories"] += 1
         elif kind == 0x03:
-            t = _val_type(r)
+            t = val_type(r)
             m["globals"].append((t, r.byte() == 1))
             m["imported_globals"] += 1
         elif kind == 0x04:
             r.byte()
             r.uleb()
+            m["imported_tags"] += 1
         else:
             raise r.fail(f"unknown import kind {kind:#04x}")
 
 
-def _name_map(r: _Reader, limit: int) -> dict[int, str]:
+UNKNOWN_TABLE = TableType(RefType(True, "unknown"), 0, None)
+
+
+def _table_section(r: Reader, m: dict[str, Any]) -> None:
+    """Every table's type; past an undecodable one the count stays right (it places the
+    globals in the VMContext) and the rest are UNKNOWN_TABLE."""
+    from .wasmexpr import skip_const_expr
+
+    n = r.count(MAX_TYPES, "table")
+    for i in range(n):
+        try:
+            if r.peek() == 0x40:  # a table with an initializer expression
+                r.pos += 1
+                if r.byte() != 0:
+                    raise r.fail("bad table encoding")
+                m["tables"].append(_table_type(r))
+                skip_const_expr(r)
+            else:
+                m["tables"].append(_table_type(r))
+        except WasmParseError:
+            m["tables"].extend([UNKNOWN_TABLE] * (n - i))
+            return
+
+
+def _memory_section(r: Reader, m: dict[str, Any]) -> None:
+    for _ in range(r.count(MAX_TYPES, "memory")):
+        m["memories_shared"].append(bool(_limits(r)[0] & 2))
+
+
+def _name_map(r: Reader, limit: int) -> dict[int, str]:
     out = {}
     for _ in range(r.count(limit, "name map entry")):
         idx = r.uleb()
@@ -291,16 +162,13 @@ def _name_map(r: _Reader, limit: int) -> dict[int, str]:
     return out
 
 
-def _name_section(r: _Reader, m: dict) -> None:
+def _name_section(r: Reader, m: dict[str, Any]) -> None:
     """Best effort: a malformed subsection ends the name section, not the parse."""
     try:
         while r.pos < r.end:
             sid = r.byte()
             size = r.uleb()
-            if size > r.end - r.pos:
-                return
-            sub = _Reader(r.data, r.pos, r.pos + size)
-            r.pos += size
+            sub = r.sub(size)
             if sid == 0:
                 m["module_name"] = sub.name()
             elif sid == 1:
@@ -327,33 +195,38 @@ def parse_module(data: bytes) -> WasmModule:
         )
     types: list[SubType] = []
     groups: list[tuple[int, int]] = []
-    m: dict = {
+    m: dict[str, Any] = {
         "imported_funcs": 0,
         "func_types": [],
         "imported_globals": 0,
         "globals": [],
+        "imported_tables": 0,
+        "tables": [],
+        "imported_memories": 0,
+        "memories_shared": [],
+        "imported_tags": 0,
         "module_name": None,
         "func_names": {},
         "type_names": {},
         "field_names": {},
     }
     defined = 0
-    r = _Reader(data, 8)
+    r = Reader(data, 8)
     while r.pos < r.end:
         sid = r.byte()
-        size = r.uleb()
-        if size > r.end - r.pos:
-            raise r.fail(f"section {sid} size {size} exceeds the data")
-        sec = _Reader(data, r.pos, r.pos + size)
-        r.pos += size
+        sec = r.sub(r.uleb())
         if sid == 1:
-            _type_section(sec, types, groups)
+            type_section(sec, types, groups)
         elif sid == 2:
             _import_section(sec, m)
         elif sid == 3:
             n = sec.count(MAX_TYPES * 10, "function")
             m["func_types"].extend(sec.uleb() for _ in range(n))
             defined = n
+        elif sid == 4:
+            _table_section(sec, m)
+        elif sid == 5:
+            _memory_section(sec, m)
         elif sid == 6:
             from .wasmexpr import global_types
 

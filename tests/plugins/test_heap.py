@@ -109,7 +109,9 @@ def check_heap_stat(doc):
     assert {k: v["count"] for k, v in by_name.items()} == COUNTS
     assert doc["objects"] == sum(COUNTS.values()) and not doc["truncated"]
     assert doc["bytes"] == sum(s["bytes"] for s in doc["stat"])
-    assert "globals" in doc["notes"][0]  # says which root sets were not read
+    # which root sets were read: the stacks, and the instance's globals and tables (none here)
+    assert any("0 GC global(s), 0 GC table(s)" in s for s in doc["root_sets"]["read"]), doc
+    assert doc["notes"][0].startswith("root sets read: wasm stacks")
 
 
 def first_run(dbg, prog=None, core=None, exe=None, pre=()):
