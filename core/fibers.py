@@ -58,8 +58,9 @@ from .fibertops import (
 from .frames import Activation, ActivationEnd, ActivationSource
 from .regions import DataRegions
 from .runtime import store_layout_for
+from .stackread import Seek
 from .stackread import words as to_words
-from .target import MemoryCache, Region, Target, ThreadState
+from .target import MemoryCache, Region, ThreadState
 from .walk import walk_chain
 
 TOP_READ = 4096  # one page: the top-of-stack words, and where a damaged top is searched
@@ -102,16 +103,6 @@ class StackWords(NamedTuple):
     base: int
     lo: int
     hi: int
-
-
-class Seek(NamedTuple):
-    """What a search for saved activations needs besides the stack: the command's memory,
-    the target, its images and the depth limit of a walk."""
-
-    mem: MemoryCache
-    target: Target
-    registry: ImageRegistry
-    max_depth: int
 
 
 def find_saved_exits(

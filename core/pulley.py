@@ -41,22 +41,22 @@ from typing import Literal, NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError, StackMapsError
-from .fibers import SavedExit, Seek, StackWords, find_saved_exits
+from .fibers import SavedExit, StackWords, find_saved_exits
 from .fibertops import MAX_LIVE
 from .frames import Activation, ActivationEnd, ActivationSource, WasmFrame
 from .gcref import SlotKind
-from .image import WasmtimeImage
 from .regions import DataRegions
-from .runtime import read_store_context, store_layout_for, vmctx_store
-from .stackread import words_above
+from .runtime import store_layout_for
+from .stackread import Seek, words_above
+from .storeexits import images_major, store_exits, stores_on_stack
 from .storeheap import decode_in_store
 from .target import MemoryCache, Region, Target, ThreadState
 from .walk import MAX_FRAME_BYTES, _read_slots, number_frames
 
-NATIVE_SCAN = 64 * 1024  # bytes of a thread's native stack searched for a vmctx, from its SP
-NESTED_SCAN = 512 * 1024  # ... searched for the saved records of older Pulley activations
+NESTED_SCAN = (
+    512 * 1024
+)  # bytes of a thread's native stack searched for the saved records of older Pulley activations
 PULLEY_STACK = 64 * 1024 * 1024  # older activations lie this far above the newest at most
-MAX_PROBES = 1024
 
 
 class PulleyActivation(NamedTuple):
@@ -64,39 +64,6 @@ class PulleyActivation(NamedTuple):
     store_context: int
     vmctx: int
     found_at: int  # native stack address holding the vmctx pointer
-
-
-def _pulley_major(registry: ImageRegistry) -> tuple[list[WasmtimeImage], int | None]:
-    imgs = []
-    major = None
-    for img in registry:
-        try:
-            if img.pulley:
-                imgs.append(img)
-                major = img.engine.major
-        except StackMapsError:
-            continue
-    return imgs, major
-
-
-def _stores_on_stack(
-    target: Target, mem: MemoryCache, thread: ThreadState, regions: list[Region] | None
-) -> dict[int, tuple[int, int]]:
-    """store context -> (vmctx, where) for the VMContext pointers in the top of the stack."""
-    lo, words = words_above(mem, regions, thread.sp, NATIVE_SCAN, target.little_endian)
-    found: dict[int, tuple[int, int]] = {}
-    seen: set[int] = set()
-    data_pointer = DataRegions(regions)
-    for i, v in enumerate(words):
-        if v in seen or not data_pointer(v):
-            continue
-        if len(seen) >= MAX_PROBES:
-            break
-        seen.add(v)
-        hit = vmctx_store(mem.read, v, target.little_endian)
-        if hit is not None and hit[1] not in found:
-            found[hit[1]] = (v, lo + 8 * i)
-    return found
 
 
 def walk_pulley(
@@ -150,36 +117,21 @@ def walk_pulley(
 
 
 def pulley_activations(
-    target: Target,
-    registry: ImageRegistry,
-    mem: MemoryCache,
-    thread: ThreadState,
-    regions: list[Region] | None,
-    max_depth: int,
+    seek: Seek, thread: ThreadState, regions: list[Region] | None
 ) -> list[PulleyActivation]:
     """The Pulley activations a thread is in a host call from, each with its store."""
-    imgs, major = _pulley_major(registry)
-    layout = store_layout_for(major)
-    if not imgs or layout is None or not thread.sp:
-        return []
+    mem, target, registry, max_depth = seek
     out = []
     seen_entry: set[int] = set()
-    for store, (vmctx, where) in _stores_on_stack(target, mem, thread, regions).items():
-        try:
-            st = read_store_context(mem.read, store, layout, target.little_endian)
-            wasm_fp = mem.u64(st.exit_fp) if layout.exit_fp_is_trampoline else st.exit_fp
-        except ReadError:
-            continue
-        img = registry.image_at(st.exit_pc)
-        if img is None or not img.pulley or st.entry_fp in seen_entry:
-            continue
-        act = walk_pulley(mem, target, registry, st.exit_pc, wasm_fp, st.entry_fp, max_depth)
+    for ex in store_exits(seek, thread, regions, True):
+        st = ex.state
+        act = walk_pulley(mem, target, registry, st.exit_pc, ex.wasm_fp, st.entry_fp, max_depth)
         if act is not None:
             seen_entry.add(st.entry_fp)
-            out.append(PulleyActivation(act, store, vmctx, where))
+            out.append(PulleyActivation(act, ex.store_context, ex.vmctx, ex.found_at))
     if out:
         top = max(pa.activation.frames[-1].fp for pa in out)
-        stores = _stores_on_stack(target, mem, thread, regions)
+        stores = stores_on_stack(target, mem, thread, regions)
         for pa in _older(target, registry, mem, thread, regions, top, stores, max_depth):
             if pa.activation.frames[-1].fp not in seen_entry:
                 seen_entry.add(pa.activation.frames[-1].fp)
@@ -200,7 +152,7 @@ def _older(
     """Older Pulley activations: from saved exit records on the native stack whose exit FP
     lies above `above` (the newest activation's entry FP) on the interpreter's stack."""
     lo, words = words_above(mem, regions, thread.sp, NESTED_SCAN, target.little_endian)
-    layout = store_layout_for(_pulley_major(registry)[1])
+    layout = store_layout_for(images_major(registry, True))
     trampoline = True if layout is None else layout.exit_fp_is_trampoline
     found: dict[int, PulleyActivation] = {}
     stack = StackWords(words, lo, above + 1, above + PULLEY_STACK)
@@ -233,7 +185,7 @@ def add_pulley_activations(
     host call the thread is in) and renumber its frames; returns (thread, index, activation)."""
     found = []
     for i, (thread, acts) in enumerate(collected):
-        pas = pulley_activations(target, registry, mem, thread, regions, max_depth)
+        pas = pulley_activations(Seek(mem, target, registry, max_depth), thread, regions)
         if not pas:
             continue
         # The stack scan may have found the same frames too (the interpreter's stack can sit in

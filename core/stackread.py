@@ -7,9 +7,21 @@ words there. One helper does it, through the command's chunked MemoryCache.
 """
 
 import struct
+from typing import NamedTuple
 
+from .discover import ImageRegistry
 from .errors import ReadError
-from .target import MemoryCache, Region
+from .target import MemoryCache, Region, Target
+
+
+class Seek(NamedTuple):
+    """What a search for activations needs besides the stack: the command's memory,
+    the target, its images and the depth limit of a walk."""
+
+    mem: MemoryCache
+    target: Target
+    registry: ImageRegistry
+    max_depth: int
 
 
 def span_above(regions: list[Region] | None, addr: int, limit: int) -> tuple[int, int]:

@@ -16,10 +16,11 @@ from typing import NamedTuple
 from . import gcheap
 from .discover import ImageRegistry
 from .errors import ReadError
-from .fibers import FiberFind, SavedExit, Seek, find_suspended
+from .fibers import FiberFind, SavedExit, find_suspended
 from .frames import Activation
 from .regions import DataRegions
 from .runtime import vmctx_store
+from .stackread import Seek
 from .storeheap import (
     StoreHeap,
     activation_major,

@@ -18,7 +18,8 @@ from .errors import ReadError, StackMapsError
 from .frames import Activation, ActivationEnd, ActivationSource, Slot, WasmFrame
 from .gcref import decode_gcref
 from .image import WasmtimeImage
-from .stackread import words_above
+from .stackread import Seek, words_above
+from .storeexits import native_exit_activations
 from .target import MemoryCache, Region, Target, ThreadState
 
 DEFAULT_MAX_DEPTH = 100_000
@@ -296,6 +297,14 @@ def thread_activations(
             mem, target, registry, thread, regions, covered, covered_spans, max_depth
         ):
             acts.append(act)
+    else:
+        # Without the scan, what the debugger's unwinder did not reach (LLDB stops in a
+        # Python host's interpreter loop; an older activation in another store) starts
+        # where Wasmtime's backtrace does: at the exit records of the stores the stack names.
+        seek = Seek(mem, target, registry, max_depth)
+        for act in native_exit_activations(seek, thread, regions):
+            if not covered & {f.fp for f in act.frames}:
+                add(act)
     # Innermost first: activations deeper in the stack have lower FPs.
     acts.sort(key=lambda a: a.frames[0].fp)
     number_frames(acts, thread.num)

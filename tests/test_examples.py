@@ -7,6 +7,7 @@ The same expected output holds for GDB and LLDB: both plugins render the
 same report.
 """
 
+import os
 import re
 import subprocess
 
@@ -53,7 +54,7 @@ def test_examples_have_readmes():
         assert "expected_output.txt" in readme or "Expected output" in readme
 
 
-def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb():
+def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb(tmp_path):
     """`bash dev.sh demo` ends in examples/demo.sh: all three parts must show the roots."""
     p = subprocess.run(
         ["bash", str(REPO / "examples" / "demo.sh")],
@@ -83,6 +84,43 @@ def test_demo_shows_stack_maps_offline_in_gdb_and_in_lldb():
     assert sum(len(line) > 80 for line in lines if not _debugger_own(line)) == 0, [
         line for line in lines if len(line) > 80 and not _debugger_own(line)
     ]
+    # The command lines it prints (`$ ...`, continued after a backslash) run as printed.
+    printed = printed_commands(out)
+    assert len(printed) == 2, printed
+    for command in printed:
+        _runs_and_shows_the_roots(command, tmp_path)
+
+
+def printed_commands(out: str) -> list[str]:
+    """The shell command lines in a script's output: from `$ ` while lines end in `\\`."""
+    commands, current = [], None
+    for line in out.splitlines():
+        if current is not None:
+            current.append(line)
+        elif line.startswith("$ "):
+            current = [line[2:]]
+        if current is not None and not line.endswith("\\"):
+            commands.append("\n".join(current))
+            current = None
+    return commands
+
+
+def _runs_and_shows_the_roots(command: str, home) -> None:
+    # A HOME of its own: no ~/.gdbinit or ~/.lldbinit of the machine's user.
+    env = dict(os.environ, NO_COLOR="1", HOME=str(home))
+    env.pop("PYTHONPATH", None)
+    p = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    said = f"{command}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}"
+    assert p.returncode == 0, said
+    assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in p.stdout, said
 
 
 def _debugger_own(line: str) -> bool:

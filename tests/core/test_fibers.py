@@ -14,12 +14,13 @@ that is not a fiber, what is read) is checked against exact expectations.
 import struct
 
 import pytest
-from wasmtime_stackmaps import WasmtimeImage, fibertops
+from wasmtime_stackmaps import WasmtimeImage, fibertops, heapctx
 from wasmtime_stackmaps.discover import ImageRegistry
-from wasmtime_stackmaps.fibers import TOP_READ, Seek, find_suspended
+from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
 from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
 from wasmtime_stackmaps.report import suspended_records
 from wasmtime_stackmaps.source import BytesSource
+from wasmtime_stackmaps.stackread import Seek
 from wasmtime_stackmaps.suspended import suspended_stacks
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, Region, ThreadState
 
@@ -290,3 +291,30 @@ def test_merged_scan_budget(compiled, monkeypatch):
     merge_above(w)
     finds, log = spy_find(w)
     assert finds == [] and all(size <= TOP_READ for _, size in log)
+
+
+def test_suspended_roots_in_heap_context(compiled):
+    """`stackmap heap` counts the heap refs of a suspended stack tied to the store among its
+    roots (core/heapctx.py), labelled with the stack; another store gets none of them."""
+    w = World(compiled)
+    t, reg = w.target()
+    stacks = suspended_stacks(t, reg, MemoryCache(t), w.regions, [], 1000)
+    images = {}
+    roots = heapctx._suspended_roots(stacks, STORE, images)
+    assert sorted(r.ref for r in roots) == sorted(w.refs) and len(images) == 1
+    assert all(r.label.startswith(f"suspended stack {FIBER:#x} frame #") for r in roots)
+    assert heapctx._suspended_roots(stacks, STORE2, {}) == []
+
+
+def test_merged_scan_guard_first(compiled, monkeypatch):
+    """With budget for one mapping, the one right above a one-page guard is searched first,
+    before a lower mapping with no guard under it."""
+    w = World(compiled)
+    merge_above(w)
+    low = FIBER - 0x100_0000
+    w.blocks[low] = bytearray(0x40000)
+    w.regions.append(Region(low, low + 0x40000, "rw-", None))
+    monkeypatch.setattr(fibertops, "SCAN_BUDGET", FSIZE + 0x8000 - 0x1000)
+    finds, log = spy_find(w)
+    assert [f.region for f in finds] == [Region(FIBER, FIBER + FSIZE, "rw-", None)]
+    assert not any(low <= a < low + 0x40000 and size > TOP_READ for a, size in log)

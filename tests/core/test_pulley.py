@@ -17,6 +17,7 @@ from wasmtime_stackmaps.discover import ImageRegistry
 from wasmtime_stackmaps.image import WasmtimeImage
 from wasmtime_stackmaps.pulley import add_pulley_activations, apply_heaps, pulley_activations
 from wasmtime_stackmaps.source import BytesSource
+from wasmtime_stackmaps.stackread import Seek
 from wasmtime_stackmaps.target import MemoryCache, MemoryTarget, Region, ThreadState
 from wasmtime_stackmaps.walk import Activation
 
@@ -115,7 +116,7 @@ class World:
 
     def activations(self):
         t, reg, mem = self.target()
-        return pulley_activations(t, reg, mem, self.thread, self.regions, 1000)
+        return pulley_activations(Seek(mem, t, reg, 1000), self.thread, self.regions)
 
 
 def test_pulley_frames_from_the_store_context(compiled):

@@ -180,6 +180,30 @@ def test_wheel_and_sdist_carry_core_plugins_schema_and_license(dist):
         assert want in members, sorted(members)
 
 
+def _files(wheel: Path) -> set[str]:
+    return {n for n in zipfile.ZipFile(wheel).namelist() if not n.endswith(".dist-info/RECORD")}
+
+
+def test_the_sdist_builds_the_same_package_which_installs_and_loads(dist, tmp_path, outside):
+    """`pip install` of the sdist builds a wheel from it: the same files as the checkout's
+    wheel; installed in a fresh venv, the tool runs and GDB loads its plugin."""
+    wheel, sdist = dist
+    out = tmp_path / "from-sdist"
+    out.mkdir()
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    _ok(_run([*pip_wheel, "--no-index", "-w", out, sdist], cwd=out))
+    (built,) = out.glob("*.whl")
+    assert _files(built) == _files(wheel)
+    v = make_venv(tmp_path / "venv", sys.executable, built)
+    tool = v / "bin" / "wasmtime-stackmaps"
+    p = _ok(_run([tool, "--version"], cwd=outside))
+    assert p.stdout.strip() == f"wasmtime-stackmaps {wasmtime_stackmaps.__version__}"
+    line = _ok(_run([tool, "gdbinit"], cwd=outside)).stdout.strip()
+    p = _run(["gdb", "-nx", "-batch", "-ex", line, "-ex", "help stackmap"], cwd=outside)
+    assert p.returncode == 0 and "wasmtime-stackmaps:" not in p.stdout, p.stdout + p.stderr
+    assert "Subcommands:\n  frame " in p.stdout, p.stdout
+
+
 def test_version_and_init_lines(venv, outside, tmp_path):
     tool = venv / "bin" / "wasmtime-stackmaps"
     p = _ok(_run([tool, "--version"], cwd=outside))
