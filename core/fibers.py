@@ -246,7 +246,9 @@ def _live(
     return StackWords(to_words(data, little), lo, lo, top)
 
 
-def _at_end(seek: Seek, r: Region, trampoline: bool, data: DataRegions) -> FiberFind | None:
+def _at_end(
+    seek: Seek, scan: TopScan, r: Region, trampoline: bool, data: DataRegions
+) -> FiberFind | None:
     """The fiber whose top is the end of mapping `r`, from its top words, or from a saved
     exit record in its top page when those words are damaged."""
     mem, little = seek.mem, seek.target.little_endian
@@ -259,7 +261,10 @@ def _at_end(seek: Seek, r: Region, trampoline: bool, data: DataRegions) -> Fiber
     top_words = to_words(top, little)
     saved_sp, running = top_words[-2], top_words[-1]
     if suspended_top(r.start, r.end, saved_sp, running):
-        live = _live(mem, max(saved_sp, r.end - MAX_LIVE), r.end, top, r.end - n, little)
+        start = max(saved_sp, r.end - MAX_LIVE)
+        if start < r.end - n and not scan.take_live(r.end - start):
+            return None  # out of budget: a live part beyond the top page is not searched
+        live = _live(mem, start, r.end, top, r.end - n, little)
         acts = _activations(seek, live, trampoline, data) if live is not None else []
         return FiberFind(r, saved_sp, acts, None) if acts else None
     # Not a suspended fiber's top: a damaged one still shows by its saved exit record.
@@ -316,15 +321,15 @@ def find_suspended(
         return []
     trampoline = exit_is_trampoline(registry)
     data = DataRegions(regions)
+    scan = TopScan(mem, target.little_endian)
     out = []
     rest = []
     for r in candidate_regions(regions, threads):
-        got = _at_end(seek, r, trampoline, data)
+        got = _at_end(seek, scan, r, trampoline, data)
         if got is not None:
             out.append(got)
         else:
             rest.append(r)
-    scan = TopScan(mem, target.little_endian)
     for r in merged_candidates(regions, rest):
         out += _inside(seek, scan, r, trampoline, data)
     return sorted(out, key=lambda f: f.region.start)

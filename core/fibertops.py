@@ -20,7 +20,8 @@ all such reads of one command stop at SCAN_BUDGET bytes, the mappings right
 above a one-page guard first. Only the top words of each page end are
 looked at; at most MAX_INNER_TOPS page ends that look like a fiber's top are
 searched for a saved exit record (fibers.py), each in its live part, already
-read. A stack longer than MAX_FIBER_STACK merged with its neighbour is missed.
+read; the bytes of those live parts count against the same budget. The live
+parts under mapping ends share LIVE_BUDGET. A stack longer than MAX_FIBER_STACK merged with its neighbour is missed.
 
 A guard page is listed with no access (GDB live), read-only (a core written by
 GDB's gcore marks every segment readable) or not at all (a live LLDB leaves
@@ -40,6 +41,7 @@ MAX_REGIONS = 100_000
 MAX_LIVE = 8 * 1024 * 1024  # bytes of a suspended fiber's live part searched, from its top
 MAX_FIBER_STACK = 16 * 1024 * 1024  # Wasmtime's default async stack is 2 MiB
 SCAN_BUDGET = 64 * 1024 * 1024  # about half a second of GDB reads
+LIVE_BUDGET = 64 * 1024 * 1024  # live parts searched under mapping tops, all together
 SCAN_CHUNK = 1024 * 1024
 MAX_INNER_TOPS = 256
 
@@ -108,7 +110,16 @@ class TopScan:
         self.mem = mem
         self.little = little
         self.budget = SCAN_BUDGET
+        self.live_budget = LIVE_BUDGET
         self.tops_left = MAX_INNER_TOPS
+
+    def take_live(self, n: int) -> bool:
+        """May a live part of n bytes under a mapping's top be searched? (A process full of
+        mappings whose tops look like a fiber's must not cost MAX_LIVE each.)"""
+        if n > self.live_budget:
+            return False
+        self.live_budget -= n
+        return True
 
     def _window(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         """Readable chunks of [lo, hi), within the budget."""
@@ -145,8 +156,13 @@ class TopScan:
                 top = base + off
                 if not suspended_top(r.start, top, saved_sp, running):
                     continue
-                self.tops_left -= 1
                 live_from = max(saved_sp, top - MAX_LIVE)
+                # Searching a live part costs a pass over its words: charged to the budget
+                # (a mapping full of top-like words must not cost a pass per page).
+                if self.budget < top - live_from:
+                    return
+                self.budget -= top - live_from
+                self.tops_left -= 1
                 yield InnerTop(
                     Region(r.start, top, r.perms, r.path),
                     saved_sp,

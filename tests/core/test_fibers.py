@@ -14,7 +14,7 @@ that is not a fiber, what is read) is checked against exact expectations.
 import struct
 
 import pytest
-from wasmtime_stackmaps import WasmtimeImage, fibertops, heapctx
+from wasmtime_stackmaps import WasmtimeImage, fibers, fibertops, heapctx
 from wasmtime_stackmaps.discover import ImageRegistry
 from wasmtime_stackmaps.fibers import TOP_READ, find_suspended
 from wasmtime_stackmaps.fibertops import MAX_FIBER_STACK, SCAN_CHUNK
@@ -314,7 +314,37 @@ def test_merged_scan_guard_first(compiled, monkeypatch):
     low = FIBER - 0x100_0000
     w.blocks[low] = bytearray(0x40000)
     w.regions.append(Region(low, low + 0x40000, "rw-", None))
-    monkeypatch.setattr(fibertops, "SCAN_BUDGET", FSIZE + 0x8000 - 0x1000)
+    monkeypatch.setattr(fibertops, "SCAN_BUDGET", FSIZE + 0x8000)  # its window and live part
     finds, log = spy_find(w)
     assert [f.region for f in finds] == [Region(FIBER, FIBER + FSIZE, "rw-", None)]
     assert not any(low <= a < low + 0x40000 and size > TOP_READ for a, size in log)
+
+
+def test_top_like_words_everywhere_cost_is_bounded(compiled, monkeypatch):
+    """A mapping with a fiber-top-like pair of words at every page end: the live parts
+    searched count against the scan budget, so the words looked at stay within it."""
+    size = 0x40_0000
+    hostile = 0x7800_0000
+    blk = bytearray(size)
+    for p in range(0x1000, size + 1, 0x1000):
+        struct.pack_into("<QQ", blk, p - 16, hostile, 0)  # saved SP: the mapping's start
+    w = World(compiled)
+    w.blocks[hostile] = blk
+    w.regions.append(Region(hostile, hostile + size, "rw-", None))
+    budget = 0x80_0000
+    monkeypatch.setattr(fibertops, "SCAN_BUDGET", budget)
+    monkeypatch.setattr(fibertops, "LIVE_BUDGET", 0x1_0000)
+    seen = []
+    real = fibers._activations
+
+    def counting(seek, stack, *a):
+        seen.append(len(stack.words))
+        return real(seek, stack, *a)
+
+    monkeypatch.setattr(fibers, "_activations", counting)
+    finds, log = spy_find(w)
+    assert [f.region.start for f in finds] == [FIBER]  # the real one, at its mapping's end
+    scanned = sum(size for a, size in log if hostile <= a < hostile + size)
+    # Beyond the top pages (one per candidate mapping), all within the two budgets.
+    pages = len(w.regions) * TOP_READ
+    assert 8 * sum(seen) + scanned <= budget + 0x1_0000 + pages, (sum(seen), scanned)
