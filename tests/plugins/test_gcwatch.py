@@ -30,23 +30,28 @@ DEPTH = 5  # $build(4) .. $build(0): one $node each
 HEADER = 16  # copying collector object header
 
 
-def churn_program():
-    return [wasmtime_cli(), "run", *CLI_FLAGS, str(CHURN)]
+def churn_program(collector: str | None = None):
+    """The CLI running gc_churn.wat (with its default, copying, collector unless told)."""
+    chosen = ["-C", f"collector={collector}"] if collector else []
+    return [wasmtime_cli(), "run", *CLI_FLAGS, *chosen, str(CHURN)]
 
 
-def runtime_collections() -> int:
+def runtime_collections(collector: str | None = None) -> int:
     """Collections the runtime runs for the program (its own trace log)."""
     env = dict(os.environ, WASMTIME_LOG="wasmtime::runtime::store::gc=trace")
-    p = subprocess.run(churn_program(), capture_output=True, text=True, env=env, timeout=120)
+    prog = churn_program(collector)
+    p = subprocess.run(prog, capture_output=True, text=True, env=env, timeout=120)
     n = p.stderr.count("Begin GC") + p.stdout.count("Begin GC")
     assert n > 0, p.stderr[-2000:]
     return n
 
 
-def run_from_entry(dbg: str, steps: list[str], final: list[str]) -> str:
+def run_from_entry(
+    dbg: str, steps: list[str], final: list[str], collector: str | None = None
+) -> str:
     """Start the program stopped at its first instruction, run `steps` ("continue" resumes),
     then `final` once it has stopped for good (the trap at the end, or a stop of ours)."""
-    prog = churn_program()
+    prog = churn_program(collector)
     if dbg == "gdb":
         argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS, "-ex", f"source {GDB_PLUGIN}"]
         argv += ["-ex", "starti"]
@@ -136,6 +141,55 @@ def test_every_collection_checked(dbg, verify):
     # The roots are the frames' slots: distinct addresses, the same in every collection.
     slots = {tuple(sorted(r["address"] for r in rec["roots"])) for rec in recs}
     assert len(slots) == 1 and len(next(iter(slots))) == DEPTH
+
+
+DRC_HEADER = 24  # DRC object header: kind, type, ref count (u64), stack-root link, size
+
+
+@pytest.mark.parametrize("verify", ["", "--verify"])
+def test_drc_collections_leave_roots_in_place(dbg, verify):
+    """The deferred reference-counting collector does not move objects: gc-watch reports
+    every collection of the run (the runtime's own count), each root unchanged and its
+    object identical (the collector's ref count aside), and no violation."""
+    expected = runtime_collections("drc")
+    assert expected >= 20
+    steps = [f"stackmap gc-watch on {verify}", "continue"]
+    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"], collector="drc")
+    doc = log_of(out)
+    st = doc["status"]
+    assert st["collections"] == expected, (st, out[-2000:])
+    assert st["unbracketed"] == 0 and st["errors"] == 0 and st["violations"] == 0, st
+    recs = doc["collections"]
+    assert len(recs) == expected
+    assert len(re.findall(r"^gc-watch: collection #\d+: ", out, re.M)) == expected
+    first = None
+    for rec in recs:
+        assert rec["point"] == "gc_alloc_raw" and rec["collections"] >= 1, rec
+        assert rec["heap_before"]["collector"] == "drc", rec["heap_before"]
+        assert rec["violations"] == [] and rec["lost"] == [], rec
+        c = rec["counts"]
+        assert c["roots"] == DEPTH and c["unchanged"] == DEPTH and c["moved"] == 0, c
+        values, refs = set(), {r["old"] for r in rec["roots"]}
+        for r in rec["roots"]:
+            assert r["function"].endswith("::build") and r["new"] == r["old"], r
+            assert r["identical"] is True and r["problem"] is None, r
+            v0, next0 = struct.unpack_from("<iI", bytes.fromhex(r["before"]), DRC_HEADER)
+            v1, next1 = struct.unpack_from("<iI", bytes.fromhex(r["after"]), DRC_HEADER)
+            assert (v0, next0) == (v1, next1), r
+            assert next0 == 0 or next0 in refs, r  # the previous frame's node, in place
+            values.add(v0)
+        assert values == {100 + n for n in range(DEPTH)}, values
+        # The same slots holding the same refs at every collection: nothing moved.
+        now = sorted((r["address"], r["old"]) for r in rec["roots"])
+        first = first or now
+        assert now == first, (now, first)
+        ver = rec.get("verify")
+        if verify:
+            ty = ver["typed"]
+            assert ver["problem_count"] == 0 and ty["typed"] and ty["count"] == 0, ver
+            assert ty["objects"] == DEPTH, ty
+        else:
+            assert ver is None
 
 
 PLANT = {
