@@ -75,7 +75,7 @@ def check_after(target: Target, call: "Pending", number: int, host_known: bool) 
                 rec["problem"] = f"a null/i31 root changed: {r.raw:#x} -> {new:#x}"
         else:
             rec["state"] = "moved" if new != r.raw else "unchanged"
-            rec["problem"] = gccheck.ref_problem(mem, heap, r.collector, new, spaces)
+            rec["problem"] = gccheck.ref_problem(mem, heap, r.collector, new, spaces, True)
             after = gccheck.read_object(mem, heap, r.collector, new)
             if rec["problem"] is None and r.obj is not None and after is not None:
                 diff = gccheck.object_difference(r.obj, after, r.collector, moved)

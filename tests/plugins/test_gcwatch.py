@@ -11,6 +11,7 @@ import os
 import re
 import struct
 import subprocess
+import sys
 
 import pytest
 from wasmtime_stackmaps.batch import (
@@ -27,6 +28,7 @@ from tests.tooling import wasmtime_cli
 
 CHURN = PROGRAMS / "gc_churn.wat"
 DEPTH = 5  # $build(4) .. $build(0): one $node each
+DEPTH_ASYNC = 3  # gc_suspended.py: $nodes v = 1000*act + 1..3 on each fiber
 HEADER = 16  # copying collector object header
 
 
@@ -51,10 +53,15 @@ def run_from_entry(
 ) -> str:
     """Start the program stopped at its first instruction, run `steps` ("continue" resumes),
     then `final` once it has stopped for good (the trap at the end, or a stop of ours)."""
-    prog = churn_program(collector)
+    return run_program(dbg, churn_program(collector), steps, final)
+
+
+def run_program(dbg: str, prog: list[str], steps: list[str], final: list[str], entry=True) -> str:
+    """run_from_entry for any program; entry=False: run it to its first stop (a SIGTRAP
+    it raises itself) before `steps`."""
     if dbg == "gdb":
         argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS, "-ex", f"source {GDB_PLUGIN}"]
-        argv += ["-ex", "starti"]
+        argv += ["-ex", "starti" if entry else "run"]
         for c in steps + final:
             argv += ["-ex", c]
         argv += ["--args", *prog]
@@ -62,7 +69,7 @@ def run_from_entry(
         argv = [debugger_path("lldb") or "lldb", "--no-lldbinit", "-b"]
         argv += ["-o", "settings set auto-confirm true", "-o", "settings set use-color false"]
         argv += ["-o", f"command script import {LLDB_PLUGIN}"]
-        argv += ["-o", "process launch --stop-at-entry"]
+        argv += ["-o", "process launch" + (" --stop-at-entry" if entry else "")]
         for c in steps:
             argv += ["-o", "process continue" if c == "continue" else c]
         # A stop on a signal ends the -o list in batch mode and runs the -k list instead.
@@ -323,3 +330,63 @@ def test_watch_slot_ignores_the_collector(dbg):
     for rec in recs[1:]:
         (slot,) = [r for r in rec["roots"] if r["address"] == addr]
         assert slot["state"] == "moved" and slot["new"] != slot["old"], slot
+
+
+SUSPENDED_HOST = PROGRAMS / "gc_suspended.py"  # stores 1 and 2 suspended; store 1 collected
+IN_STACK_ROOTS = 1 << 1  # DRC header bit: the object is in the over-approximated stack roots
+
+
+def test_suspended_fiber_roots_checked(dbg):
+    """The roots of async calls suspended on fiber stacks are in every collection's
+    snapshot. The host collects store 1 (`wasmtime_context_gc`, DRC: the Python package's
+    default) three times while its call is suspended: Wasmtime traces only the stacks of
+    running wasm, so the collector drops the counts that kept store 1's fiber-held objects
+    alive and frees them in place. gc-watch reports each of those roots, with its fiber
+    stack, frame and slot; store 2's suspended roots stay live and are not reported."""
+    prog = [sys.executable, str(SUSPENDED_HOST), str(DEPTH_ASYNC), "3"]
+    steps = ["stackmap gc-watch on", "continue"]
+    out = run_program(dbg, prog, steps, ["stackmap gc-watch log --json"], entry=False)
+    doc = log_of(out)
+    st = doc["status"]
+    assert st["collections"] == 3 and st["errors"] == 0 and st["unbracketed"] == 0, st
+    assert out.count("host: collected store 1") == 3, out[-3000:]
+    assert st["violations"] == 3 * DEPTH_ASYNC, st  # store 1's three $nodes at each one
+    stacks: dict[int, str] = {}  # act -> its fiber stack
+    for n, rec in enumerate(doc["collections"], 1):
+        assert rec["point"] == "wasmtime_context_gc" and rec["collections"] == 1, rec
+        assert rec["heap_before"]["collector"] == "drc", rec
+        heap_roots = [r for r in rec["roots"] if r.get("before")]
+        assert rec["roots"] and all(r["thread"] == 0 and r["stack"] for r in rec["roots"])
+        by_act: dict[int, list[dict]] = {}
+        for r in heap_roots:
+            v = struct.unpack_from("<i", bytes.fromhex(r["before"]), DRC_HEADER)[0]
+            by_act.setdefault(v // 1000, []).append(r)
+            assert stacks.setdefault(v // 1000, r["stack"]) == r["stack"], r
+            assert r["function"].endswith("::build") and r["state"] == "unchanged", r
+        assert sorted(by_act) == [1, 2], sorted(by_act)
+        for act, roots in by_act.items():
+            values = sorted(
+                struct.unpack_from("<i", bytes.fromhex(r["before"]), DRC_HEADER)[0] for r in roots
+            )
+            assert values == [1000 * act + k for k in range(1, DEPTH_ASYNC + 1)], values
+        for r in by_act[2]:  # not collected: still counted, in the list, identical
+            assert r["problem"] is None and r["problem_before"] is None, r
+            assert r["identical"] is True, r
+        for r in by_act[1]:
+            assert r["problem"].startswith("freed object: its DRC ref count is 0"), r
+            head, count = struct.unpack_from("<IxxxxQ", bytes.fromhex(r["after"]))
+            assert count == 0 and not head & IN_STACK_ROOTS, r["after"]
+            if n == 1:  # live when the first collection started
+                head, count = struct.unpack_from("<IxxxxQ", bytes.fromhex(r["before"]))
+                assert count >= 1 and head & IN_STACK_ROOTS and r["problem_before"] is None
+            else:
+                assert r["problem_before"].startswith("freed object"), r
+        assert {v["address"] for v in rec["violations"]} == {r["address"] for r in by_act[1]}
+        lines = re.findall(
+            rf"^  VIOLATION {re.escape(stacks[1])} frame #\d \S+::build SP\+\d+ \(0x[0-9a-f]+\): "
+            r"(0x[0-9a-f]+) -> \1: after the collection: freed object",
+            out,
+            re.M,
+        )
+        assert len(lines) == 3 * DEPTH_ASYNC, out[-3000:]
+    assert stacks[1] != stacks[2]
