@@ -1,7 +1,6 @@
 """Shared helpers for the benchmark scripts (not a test module)."""
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -11,11 +10,20 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CACHE = HERE / ".cache"
-GDB_PLUGIN = REPO / "gdb_plugin" / "stackmaps.py"
-LLDB_PLUGIN = REPO / "lldb_plugin" / "stackmaps.py"
 VENV_PY = REPO / ".venv" / "bin" / "python"
 
 sys.path.insert(0, str(REPO))  # tests.tooling
+
+# The debuggers' batch command lines are the core's (what triage and the tests run).
+from wasmtime_stackmaps.batch import (  # noqa: E402
+    GDB_PLUGIN,  # noqa: F401 (bench_load's)
+    LLDB_PLUGIN,
+    Launch,
+    debugger_env,
+    debugger_path,
+    gdb_argv,
+    lldb_argv,
+)
 
 
 def cache_dir() -> Path:
@@ -30,23 +38,19 @@ def wasmtime_cli() -> str:
 
 
 def gdb_path():
-    return shutil.which("gdb")
+    return debugger_path("gdb")
 
 
 def lldb_path():
-    return shutil.which("lldb-19") or shutil.which("lldb")
+    return debugger_path("lldb")
 
 
 def lldb_plugin_ready() -> bool:
-    return LLDB_PLUGIN.is_file() and LLDB_PLUGIN.stat().st_size > 0
+    return os.path.isfile(LLDB_PLUGIN) and os.path.getsize(LLDB_PLUGIN) > 0
 
 
 def env():
-    e = dict(os.environ)
-    e["NO_COLOR"] = "1"
-    e.pop("PYTHONPATH", None)
-    e.pop("PYTHONHOME", None)
-    return e
+    return debugger_env()
 
 
 def median_time(fn, repeat=5, number=1):
@@ -87,33 +91,24 @@ def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
 
-def gdb_batch(commands, program=None, load=True, timeout=600, pre=()):
-    """Run gdb -batch; returns (stdout, stderr, returncode)."""
-    argv = [
-        gdb_path(),
-        "-nx",
-        "-batch",
-        "-iex",
-        "set debuginfod enabled off",
-        "-iex",
-        "set auto-load safe-path /nonexistent",
-        "-ex",
-        "set pagination off",
-        "-ex",
-        "set confirm off",
-    ]
-    for c in pre:
-        argv += ["-ex", c]
-    if load:
-        argv += ["-ex", f"source {GDB_PLUGIN}"]
-    for c in commands:
-        argv += ["-ex", c]
-    if program:
-        argv += ["--args", *map(str, program)]
+def _batch(argv, timeout):
     p = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL
     )
     return p.stdout, p.stderr, p.returncode
+
+
+def gdb_batch(commands, program=None, load=True, timeout=600):
+    """Run gdb -batch (the plugin loaded unless `load` is False) with `commands`, which
+    start `program` themselves ("run"); returns (stdout, stderr, returncode)."""
+    prog = [str(a) for a in program] if program else None
+    return _batch(gdb_argv(commands, Launch(prog, run=False, load=load)), timeout)
+
+
+def lldb_batch(commands, program, timeout=900):
+    """Run lldb -b with the plugin loaded: `program` launched to its first signal stop,
+    then `commands`; returns (stdout, stderr, returncode)."""
+    return _batch(lldb_argv(commands, Launch([str(a) for a in program])), timeout)
 
 
 def results_from(text: str, tag="@@BENCH "):

@@ -6,12 +6,18 @@ plugin's objects are reached through its adapter module; the plugin is not chang
 """
 
 import json
+import os
 import sys
 import time
 
 import gdb
 
-P = sys.modules["wasmtime_stackmaps_gdb"]  # the plugin's GDB adapter (gdb_plugin/adapter.py)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `source` does not
+from _records import bt_record  # noqa: E402
+
+# The plugin's GDB adapter (gdb_plugin/adapter.py); None in a bare GDB (bench_images'
+# host-mode baselines run without the plugin: only its unwinder is measured then).
+P = sys.modules.get("wasmtime_stackmaps_gdb")
 
 _perf = time.perf_counter
 # The plugin unwinder's own __call__, before any wrapper below.
@@ -104,16 +110,7 @@ def bench_stackmap_bt(label, repeat=3, args="--json"):
         if doc is None:
             start = out.find("{")
             doc = json.loads(out[start:])
-    frames = sum(len(t["frames"]) for t in doc["threads"])
-    acts = sum(len(t.get("activations", [])) for t in doc["threads"])
-    emit(
-        kind="stackmap_bt",
-        label=label,
-        runs=runs,
-        frames=frames,
-        activations=acts,
-        stats=doc.get("stats"),
-    )
+    emit(**bt_record(label, runs, doc))
 
 
 def bench_gdb_bt(label, repeat=3, args=""):
@@ -458,7 +455,7 @@ def bench_phases(label, cmd="stackmap bt --json", repeat=2):
     patch(S, "thread_activations", "walk.thread_activations (FP walk, maps, slots, scan)")
     patch(S.heapfind, "annotate", "heapfind.annotate (store ties, GC objects of heap refs)")
     patch(C, "threads_document", "report.threads_document (report records + heap objects)")
-    patch(C, "bt_lines", "render.bt_lines (text)")
+    patch(C, "bt_lines", "btrender.bt_lines (text)")
     shim = types.SimpleNamespace(
         **{k: getattr(json, k) for k in dir(json) if not k.startswith("__")}
     )

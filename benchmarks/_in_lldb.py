@@ -5,9 +5,14 @@
 """
 
 import json
+import os
+import sys
 import time
 
 import lldb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _records import bt_record  # noqa: E402
 
 _perf = time.perf_counter
 
@@ -38,26 +43,9 @@ def bench_stackmap_bt(debugger, label, repeat=3, args="--json"):
             except ValueError:
                 doc = None
     if doc is None:
-        emit(
-            kind="stackmap_bt",
-            label=label,
-            runs=runs,
-            frames=0,
-            activations=0,
-            stats=None,
-            error=out[-500:],
-        )
+        emit(**bt_record(label, runs, None, error=out[-500:]))
         return
-    frames = sum(len(t["frames"]) for t in doc["threads"])
-    acts = sum(len(t.get("activations", [])) for t in doc["threads"])
-    emit(
-        kind="stackmap_bt",
-        label=label,
-        runs=runs,
-        frames=frames,
-        activations=acts,
-        stats=doc.get("stats"),
-    )
+    emit(**bt_record(label, runs, doc))
 
 
 def bench_lldb_bt(debugger, label, repeat=1, args=""):

@@ -14,17 +14,15 @@ own memory reads counted by wrapping its target.
 
 import argparse
 import statistics
-import subprocess
 import time
 
 import _gen
 from _common import (
     HERE,
-    LLDB_PLUGIN,
     cache_dir,
-    env,
     fmt_s,
     gdb_batch,
+    lldb_batch,
     lldb_path,
     lldb_plugin_ready,
     results_from,
@@ -71,37 +69,6 @@ def run_gdb(depth):
     if not res:
         raise SystemExit(f"gdb gave no results (rc {rc}):\n{out[-3000:]}\n{err[-3000:]}")
     return res, time.perf_counter() - t0
-
-
-def lldb_batch(commands, prog, timeout=900):
-    argv = [
-        lldb_path(),
-        "--no-lldbinit",
-        "-b",
-        "-o",
-        "settings set auto-confirm true",
-        "-o",
-        "settings set use-color false",
-        "-o",
-        f"command script import {LLDB_PLUGIN}",
-        "-o",
-        "process launch --stop-at-entry",
-        "-o",
-        "process handle SIGILL SIGTRAP SIGSEGV -s true -p false -n true",
-        "-o",
-        "process continue",
-    ]
-    for c in commands:
-        argv += ["-o", c]
-    # In batch mode a stop on a signal counts as a crash: LLDB then skips the
-    # remaining -o commands and runs the -k ones. Give the commands both ways.
-    for c in commands:
-        argv += ["-k", c]
-    argv += ["--", *prog]
-    p = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, env=env(), stdin=subprocess.DEVNULL
-    )
-    return p.stdout, p.stderr, p.returncode
 
 
 def run_lldb(depth):

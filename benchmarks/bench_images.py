@@ -24,6 +24,7 @@ from _common import (
     cache_dir,
     fmt_s,
     gdb_batch,
+    lldb_batch,
     lldb_path,
     lldb_plugin_ready,
     results_from,
@@ -49,8 +50,6 @@ def gdb_results(cmds, program, load=True):
 
 
 def lldb_results(cmds, program):
-    from bench_deep import lldb_batch
-
     out, err, rc = lldb_batch([f"command script import {HERE / '_in_lldb.py'}", *cmds], program)
     return {r["label"]: r for r in results_from(out)}
 

@@ -37,6 +37,27 @@ GDB_BATCH_OPTIONS = (
     "-ex",
     "set confirm off",
 )
+# LLDB in batch mode: no user init file, no questions, no colour.
+LLDB_BATCH_OPTIONS = (
+    "--no-lldbinit",
+    "-b",
+    "-o",
+    "settings set auto-confirm true",
+    "-o",
+    "settings set use-color false",
+)
+
+
+class Launch(NamedTuple):
+    """What the debugger opens: a program it runs (or only loads, `run=False`), a core
+    file or a process it attaches to; and whether the plugin is loaded."""
+
+    program: Sequence[str] | None = None
+    core: str | None = None
+    executable: str | None = None  # the core's or the process's executable
+    pid: int | None = None
+    run: bool = True
+    load: bool = True
 
 
 class BatchResult(NamedTuple):
@@ -50,6 +71,22 @@ def debugger_path(name: str) -> str | None:
     if name == "gdb":
         return shutil.which("gdb")
     return shutil.which("lldb-19") or shutil.which("lldb")
+
+
+def plugin_load(debugger: str) -> list[str]:
+    """The command-line arguments that load the plugin into `debugger` in batch mode."""
+    if debugger == "gdb":
+        return ["-ex", f"source {GDB_PLUGIN}"]
+    return ["-o", f"command script import {LLDB_PLUGIN}"]
+
+
+def debugger_env() -> dict[str, str]:
+    """The environment a batch debugger runs in: no colour, and none of this Python's
+    paths (the debugger's own Python finds the core through the plugin's bootstrap)."""
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("PYTHONPATH", None)
+    env.pop("PYTHONHOME", None)
+    return env
 
 
 def json_docs(text: str) -> list[dict]:
@@ -70,20 +107,13 @@ def json_docs(text: str) -> list[dict]:
         pos = end
 
 
-def gdb_argv(
-    commands: Sequence[str],
-    program: Sequence[str] | None = None,
-    core: str | None = None,
-    executable: str | None = None,
-    pid: int | None = None,
-    run: bool = True,
-    load: bool = True,
-) -> list[str]:
+def gdb_argv(commands: Sequence[str], launch: Launch) -> list[str]:
+    program, core, executable, pid, run, load = launch
     argv = [debugger_path("gdb") or "gdb", *GDB_BATCH_OPTIONS]
     if executable and (core or pid):
         argv += ["-ex", f"file {executable}"]
     if load:
-        argv += ["-ex", f"source {GDB_PLUGIN}"]
+        argv += plugin_load("gdb")
     if core:
         argv += ["-ex", f"core-file {core}"]
     elif pid:
@@ -99,26 +129,15 @@ def gdb_argv(
     return argv
 
 
-def lldb_argv(
-    commands: Sequence[str],
-    program: Sequence[str] | None = None,
-    core: str | None = None,
-    executable: str | None = None,
-    pid: int | None = None,
-    run: bool = True,
-    load: bool = True,
-) -> list[str]:
-    argv = [debugger_path("lldb") or "lldb", "--no-lldbinit", "-b"]
+def lldb_argv(commands: Sequence[str], launch: Launch) -> list[str]:
+    program, core, executable, pid, run, load = launch
+    argv = [debugger_path("lldb") or "lldb", *LLDB_BATCH_OPTIONS]
     if core:
         argv += ["-c", core] + ([executable] if executable else [])
     elif pid:
         argv += ["-p", str(pid)] + ([executable] if executable else [])
-    argv += ["-o", "settings set auto-confirm true", "-o", "settings set use-color false"]
     if load:
-        argv += ["-o", f"command script import {LLDB_PLUGIN}"]
-    after = []
-    for c in commands:
-        after += [c]
+        argv += plugin_load("lldb")
     if program and not core and not pid and run:
         argv += [
             "-o",
@@ -129,9 +148,9 @@ def lldb_argv(
     # In batch mode a stop on a signal counts as a crash: LLDB then skips the
     # remaining -o commands and runs the -k ones instead. Give the commands to both;
     # only one list runs.
-    for c in after:
+    for c in commands:
         argv += ["-o", c]
-    for c in after:
+    for c in commands:
         argv += ["-k", c]
     if pid:
         argv += ["-o", "process detach", "-k", "process detach"]
@@ -143,21 +162,13 @@ def lldb_argv(
 def run_batch(
     debugger: str,
     commands: Sequence[str],
-    program: Sequence[str] | None = None,
-    core: str | None = None,
-    executable: str | None = None,
-    pid: int | None = None,
-    run: bool = True,
-    load: bool = True,
+    launch: Launch,
     timeout: float = 300,
     cwd: str | None = None,
 ) -> BatchResult:
     build = gdb_argv if debugger == "gdb" else lldb_argv
-    argv = build(commands, program, core, executable, pid, run, load)
-    env = dict(os.environ)
-    env["NO_COLOR"] = "1"
-    env.pop("PYTHONPATH", None)
-    env.pop("PYTHONHOME", None)
+    argv = build(commands, launch)
+    env = debugger_env()
     # A session of its own: on a timeout the debugger, its helpers (lldb-server) and the
     # program it runs are all found and killed, not left running (adopted by init).
     p = subprocess.Popen(

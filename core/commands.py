@@ -10,7 +10,7 @@ subcommand to the function that runs it (core/handlers.py).
 import argparse
 import shlex
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -134,6 +134,33 @@ def subcommand_help(name: str) -> str:
     return _HELP[name]
 
 
+def _json(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def _wide(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
+    )
+
+
+def _max_depth(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--max-depth",
+        type=_count,
+        default=None,
+        help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
+    )
+
+
+def _subcommand(sub: Any, name: str, description: str) -> argparse.ArgumentParser:
+    """The parser of `stackmap NAME`: its one-line summary and examples from helptext."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, epilog=examples(name), help=SUBCOMMANDS[name], description=description
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="stackmap",
@@ -142,39 +169,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="sub", metavar="SUBCOMMAND", parser_class=_Parser)
 
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "frame",
-        epilog=examples("frame"),
-        help=SUBCOMMANDS["frame"],
-        description="Stack map and live GC-reference slots of the selected "
+        "Stack map and live GC-reference slots of the selected "
         "wasm frame, or of frame N as numbered by 'stackmap bt'.",
     )
     s.add_argument("level", nargs="?", type=_level, help="frame number from 'stackmap bt'")
     s.add_argument(
         "-x", "--dump", action="store_true", help="hexdump SP..FP with the live slots highlighted"
     )
-    s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument(
-        "--max-depth",
-        type=_count,
-        default=None,
-        help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
-    )
+    _json(s)
+    _max_depth(s)
 
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "bt",
-        epilog=examples("bt"),
-        help=SUBCOMMANDS["bt"],
-        description="One line per wasm frame with its live GC references; "
+        "One line per wasm frame with its live GC references; "
         "host code between activations is shown as one line.",
     )
     s.add_argument("--all-threads", "-a", action="store_true", help="every thread")
     s.add_argument("--full", action="store_true", help="every slot on its own line")
     s.add_argument("-n", type=_count, default=None, metavar="N", help="only the N innermost frames")
-    s.add_argument(
-        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
-    )
-    s.add_argument("--json", action="store_true", help="one JSON document")
+    _wide(s)
+    _json(s)
     s.add_argument(
         "--no-scan",
         action="store_true",
@@ -186,52 +204,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="HEURISTIC: also list words in each frame that point at a GC object "
         "but are not in its stack map (a missing root, or a dead copy)",
     )
-    s.add_argument(
-        "--max-depth",
-        type=_count,
-        default=None,
-        help=f"frames to walk at most (default {DEFAULT_MAX_DEPTH})",
-    )
+    _max_depth(s)
 
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "images",
-        epilog=examples("images"),
-        help=SUBCOMMANDS["images"],
-        description="Wasmtime images mapped in the inferior (from its memory "
+        "Wasmtime images mapped in the inferior (from its memory "
         "map, a scan back from each thread's pc, and 'stackmap load').",
     )
-    s.add_argument("--json", action="store_true", help="one JSON document")
+    _json(s)
 
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "load",
-        epilog=examples("load"),
-        help=SUBCOMMANDS["load"],
-        description="Use FILE (a .cwasm) as the image mapped at ADDR, for core "
+        "Use FILE (a .cwasm) as the image mapped at ADDR, for core "
         "files whose image memory was not dumped and remote targets.",
     )
     s.add_argument("file", help="the image file (a .cwasm)")
     s.add_argument("address", type=_address, help="the address it is mapped at")
 
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "report",
-        epilog=examples("report"),
-        help=SUBCOMMANDS["report"],
-        description="Everything for a crash triage in one document: the stop "
+        "Everything for a crash triage in one document: the stop "
         "signal and faulting pc, the trap code (.wasmtime.traps) and "
         "wasm bytecode offset (.wasmtime.addrmap) when the pc is a "
         "trap site, the images, and every thread's wasm frames.",
     )
-    s.add_argument("--json", action="store_true", help="one JSON document")
-    s.add_argument(
-        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
-    )
+    _json(s)
+    _wide(s)
 
     for name in ("snapshot", "diff"):
-        s = sub.add_parser(
+        s = _subcommand(
+            sub,
             name,
-            epilog=examples(name),
-            help=SUBCOMMANDS[name],
-            description=SUBCOMMANDS[name]
+            SUBCOMMANDS[name]
             + (
                 ". Frames are matched by thread, frame pointer and pc; a root whose value changed "
                 "is what a moving collector must have updated."
@@ -242,24 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--name", default="default", help="snapshot name (default: default)")
         s.add_argument("--file", help="write (snapshot) or read (diff) the snapshot as JSON")
         if name == "diff":
-            s.add_argument("--json", action="store_true", help="one JSON document")
+            _json(s)
     heapcmds.add_parsers(sub, _int)
     gcwatch_commands.add_parser(sub, SUBCOMMANDS["gc-watch"], _Parser)
     gcwatch_commands.add_watch_parser(sub, SUBCOMMANDS["watch"])
     for name in (*heapcmds.SUBCOMMANDS, "gc-watch", "watch"):
         sub.choices[name].epilog = examples(name)
-    s = sub.add_parser(
+    s = _subcommand(
+        sub,
         "context",
-        epilog=examples("context"),
-        help=SUBCOMMANDS["context"],
-        description="With 'on', after every stop where the selected thread has wasm frames, "
+        "With 'on', after every stop where the selected thread has wasm frames, "
         "the debugger shows a few lines: each frame with live GC references and what they "
         "are (off by default). With no argument, show that summary now.",
     )
     s.add_argument("state", nargs="?", choices=("on", "off"), help="on or off")
-    s.add_argument(
-        "--wide", action="store_true", help="one line per frame, whatever the terminal width"
-    )
+    _wide(s)
     return p
 
 

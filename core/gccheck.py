@@ -29,7 +29,7 @@ from .errors import ReadError, StackMapsError
 from .gcdrc import drc_problem
 from .gcref import SlotKind
 from .session import Collected, Session
-from .target import MemoryCache, Target
+from .target import ByteOrder, MemoryCache, Target
 
 OBJECT_BYTES = 512  # bytes of each root's object kept for the identity check
 COPIED_BIT = 1  # copying collector: header reserved bit 0 = copied, forwarding ref at +16
@@ -73,13 +73,12 @@ class Snapshot(NamedTuple):
 BUILTIN_PREFIX = "wasmtime_builtin_"
 
 
-def _object_size(heap: gcheap.Heap, collector: str | None, head: bytes) -> int:
+def _object_size(order: ByteOrder, heap: gcheap.Heap, collector: str | None, head: bytes) -> int:
     """Bytes to keep of an object (its size when the collector says it, else OBJECT_BYTES)."""
-    e = "<"
     if collector == "copying" and len(head) >= 12:
-        return min(struct.unpack_from(e + "I", head, 8)[0], OBJECT_BYTES)
+        return min(order.u32(head, 8), OBJECT_BYTES)
     if collector == "drc" and len(head) >= 24 and heap.layout.drc_header == 24:
-        return min(struct.unpack_from(e + "I", head, 20)[0], OBJECT_BYTES)
+        return min(order.u32(head, 20), OBJECT_BYTES)
     return OBJECT_BYTES
 
 
@@ -89,7 +88,7 @@ def read_object(mem: MemoryCache, heap: gcheap.Heap, collector: str | None, r: i
         return None
     try:
         head = mem.read(heap.base + r, min(24, heap.length - r))
-        n = max(8, min(_object_size(heap, collector, head), heap.length - r))
+        n = max(8, min(_object_size(mem.order, heap, collector, head), heap.length - r))
         return mem.read(heap.base + r, n)
     except ReadError:
         return None
@@ -204,7 +203,7 @@ def copying_spaces(mem: MemoryCache, heap: gcheap.Heap) -> Spaces | None:
         return None  # the store was tied without a VMContext: its collector data unknown
     try:
         data_ptr = mem.u64(heap.vmctx + VMCTX_GC_HEAP_DATA)
-        bump, end = struct.unpack("<II", mem.read(data_ptr, 8))
+        bump, end = mem.order.unpack("II", mem.read(data_ptr, 8))
     except (ReadError, struct.error):
         return None
     if not 0 < end <= heap.length or end % COPYING_ALIGN or bump > end:
@@ -215,7 +214,7 @@ def copying_spaces(mem: MemoryCache, heap: gcheap.Heap) -> Spaces | None:
     if len(candidates) == 2 and bump > end // 2 + COPYING_ALIGN:
         first = end // 2 + COPYING_ALIGN
         try:
-            kind = struct.unpack("<I", mem.read(heap.base + first, 4))[0]
+            kind = mem.u32(heap.base + first)
         except ReadError:
             kind = 0
         start = end // 2 if kind & heap.layout.kind_mask in gcheap.KINDS else 0
@@ -237,7 +236,7 @@ def ref_problem(
     if r + 8 > heap.length:
         return f"out of the heap (index {r:#x}, heap length {heap.length:#x})"
     try:
-        kind, _ty = struct.unpack("<II", mem.read(heap.base + r, 8))
+        kind = mem.order.u32(mem.read(heap.base + r, 8))  # the header: kind word, type
     except ReadError:
         return f"object header at {heap.base + r:#x} is unreadable"
     if kind & heap.layout.kind_mask not in gcheap.KINDS:
@@ -245,7 +244,7 @@ def ref_problem(
     if collector == "copying":
         if kind & COPIED_BIT:
             try:
-                fwd = struct.unpack("<I", mem.read(heap.base + r + FORWARD_OFFSET, 4))[0]
+                fwd = mem.u32(heap.base + r + FORWARD_OFFSET)
             except ReadError:
                 fwd = None
             to = f"{fwd:#x}" if fwd is not None else "?"
@@ -263,22 +262,22 @@ def ref_problem(
 def forwarded_to(mem: MemoryCache, heap: gcheap.Heap, r: int) -> int | None:
     """Copying collector: where the object that was at r went (its forwarding ref), or None."""
     try:
-        kind = struct.unpack("<I", mem.read(heap.base + r, 4))[0]
+        kind = mem.u32(heap.base + r)
         if not kind & COPIED_BIT:
             return None
-        return struct.unpack("<I", mem.read(heap.base + r + FORWARD_OFFSET, 4))[0]
+        return mem.u32(heap.base + r + FORWARD_OFFSET)
     except ReadError:
         return None
 
 
 def object_difference(
-    before: bytes, after: bytes, collector: str | None, moved: dict[int, int]
+    order: ByteOrder, before: bytes, after: bytes, collector: str | None, moved: dict[int, int]
 ) -> str | None:
     """None when `after` is `before` moved: same header (but for the collector's own bits)
     and payload, 32-bit words that are refs to moved objects excepted."""
     if len(before) < 8 or len(after) < 8:
         return "object bytes missing"
-    hb, ha = struct.unpack_from("<II", before), struct.unpack_from("<II", after)
+    hb, ha = order.unpack("II", before), order.unpack("II", after)
     mask = 0xFC000000  # the kind bits; the rest of the word is the collector's
     if hb[0] & mask != ha[0] & mask or hb[1] != ha[1]:
         return (
@@ -290,8 +289,7 @@ def object_difference(
         return "object size changed"
     n = min(len(before), len(after))
     for off in range(hs, n - 3, 4):
-        ob = int.from_bytes(before[off : off + 4], "little")
-        oa = int.from_bytes(after[off : off + 4], "little")
+        ob, oa = order.u32(before, off), order.u32(after, off)
         if ob != oa and moved.get(ob) != oa:
             return f"payload differs at +{off:#x}: {ob:#010x} -> {oa:#010x}"
     return None
@@ -305,7 +303,7 @@ def heap_now(mem: MemoryCache, heap: gcheap.Heap) -> gcheap.Heap:
             data = mem.read(heap.vmctx + heap.layout.heap_offset, 16)
     except ReadError as e:
         raise StackMapsError(f"GC heap of store context {heap.store_context:#x}: {e}") from e
-    base, length = struct.unpack("<QQ", data)
+    base, length = mem.order.unpack("QQ", data)
     return heap._replace(base=base, length=length)
 
 

@@ -33,25 +33,26 @@ the Wasmtime source each was read from, and what real embedders showed:
 docs/format.md §6, §7, §10. Versions before 32 are not covered; versions after
 the last row use it, and the validation above refuses a wrong guess.
 
-What is shown:
-  - each heap slot gets an `object` dict: kind, type_index (Wasmtime's
+What is found (core/report.py alone turns it into report records):
+  - each heap slot's object, a `GcObject`: kind, type index (Wasmtime's
     engine-wide VMSharedTypeIndex, None for "no type" 0xFFFFFFFF), size,
-    length (arrays), header (raw hex of the collector's header), payload (hex
-    of the first bytes after it, the array length excluded), collector,
-    address, `ref_count` (DRC), and `forwarded` (copying: the header says the
-    object was already copied, the value is the forwarding ref);
-  - each activation gets a `heap` dict (base, length, store_context, `tie`:
+    length (arrays), the collector's header bytes, the first payload bytes
+    after it (the array length excluded), collector, address, the reference
+    count (DRC), and whether the header says the object was already copied
+    (copying) and where to;
+  - each activation's `HeapFinding`: the heap (base, length, store context,
     what established the store, vmctx and where it was found, collector) or
-    {"located": False, "note": ...} (with `ambiguous`: the candidate store
-    contexts, when several explain the refs equally and nothing decides);
-  - frames with heap refs get a `heap_note`: where the heap is, or
+    why it was not located (with the candidate store contexts, when several
+    explain the refs equally and nothing decides);
+  - frames with heap refs get a note: where the heap is, or
     "GC heap not located: <why>" / "heap ambiguous: <candidates>".
 The heap can move when it grows or after a copying collection: nothing is
 cached between commands.
 """
 
 import struct
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from .abi import ADDRESS_LIMIT, KIND_STRUCTREF, MAX_TYPE_INDEX, NO_TYPE
 from .abi import GC_KINDS as KINDS
@@ -131,12 +132,35 @@ class HeapFinding(NamedTuple):
     ambiguous: tuple[int, ...] | None = None  # store contexts that each fit equally
 
 
+@dataclass
+class GcObject:
+    """The GC object a live heap ref points at, as far as it could be decoded
+    (core/report.py makes its `object` record)."""
+
+    address: int
+    collector: str | None
+    kind: str = "unknown"  # a GC_KINDS name, or "unknown 0x........" (the header word)
+    type_index: int | None = None  # None: "no type"
+    size: int | None = None  # None: not decoded (no collector, or an insane size)
+    length: int | None = None  # arrays
+    header: bytes | None = None  # the collector's header as read
+    payload: bytes | None = None  # up to PAYLOAD_BYTES after the header; None: not decoded
+    error: str | None = None  # why it could not be decoded
+    copied: bool = False  # copying: the header says the object was already copied ...
+    forwarded: int | None = None  # ... to this ref (None: unreadable)
+    ref_count: int | None = None  # DRC
+    # The heap inspector's typed description ("type", "fields"/"element_type" or
+    # "type_note"), added by core/heapctx.py when the module is known.
+    typed: dict[str, Any] | None = None
+
+
 class HeapReport:
     """What `annotate` found, keyed by thread, frame level and slot (core/report.py adds it
     to the report records)."""
 
     def __init__(self) -> None:
-        self.objects: dict[tuple[int, int, int], dict] = {}  # (thread, level, offset) -> object
+        # (thread, level, offset) -> the object its heap ref points at
+        self.objects: dict[tuple[int, int, int], GcObject] = {}
         self.frame_notes: dict[tuple[int, int], str] = {}  # (thread, level) -> note
         # (thread, activation) -> what was found about its heap
         self.activations: dict[tuple[int, int], HeapFinding] = {}
@@ -166,10 +190,9 @@ class HeapReport:
 class _Finder:
     def __init__(self, target: Target, mem: MemoryCache, regions: object = None):
         self.mem = mem  # (regions: accepted for callers of the older signature, unused)
-        self.e = "<" if target.little_endian else ">"
         self._objects: dict[int, bytes] = {}
-        self._u32 = struct.Struct(self.e + "I").unpack_from
-        self._u64 = struct.Struct(self.e + "Q").unpack_from
+        self._u32 = struct.Struct(mem.order.prefix + "I").unpack_from
+        self._u64 = struct.Struct(mem.order.prefix + "Q").unpack_from
 
     def object_bytes(self, base: int, r: int, length: int) -> bytes:
         """Up to OBJECT_READ bytes of the object at heap index r (ReadError if unreadable)."""
@@ -269,43 +292,35 @@ def _choose_collector(f: _Finder, heap: Heap, heads: dict[int, bytes]) -> str | 
     return None
 
 
-def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> dict:
+def decode_object(f: _Finder, heap: Heap, r: int, collector: str | None) -> GcObject:
     lay = heap.layout
-    addr = heap.base + r
-    obj: dict = {
-        "kind": "unknown",
-        "type_index": None,
-        "size": None,
-        "length": None,
-        "header": None,
-        "address": addr,
-        "collector": collector,
-    }
+    obj = GcObject(heap.base + r, collector)
     try:
         head = f.object_bytes(heap.base, r, heap.length)
     except ReadError as e:
-        obj["error"] = f"object header unreadable ({e})"
+        obj.error = f"object header unreadable ({e})"
         return obj
     kind = f.u32(head, 0)
-    obj["kind"] = KINDS.get(kind & lay.kind_mask, f"unknown {kind:#010x}")
+    obj.kind = KINDS.get(kind & lay.kind_mask, f"unknown {kind:#010x}")
     ty = f.u32(head, 4)
-    obj["type_index"] = None if ty == NO_TYPE else ty
+    obj.type_index = None if ty == NO_TYPE else ty
     if collector is None or len(head) < 24:
-        obj["header"] = head[:8].hex()
+        obj.header = head[:8]
         return obj
     size, hs, why = _sizes(f, collector, r, head, heap.length, lay)
-    obj["header"] = head[:hs].hex()
+    obj.header = head[:hs]
     if why or size is None:
-        obj["error"] = why
+        obj.error = why
         return obj
-    obj["size"] = size
+    obj.size = size
     if collector == "copying" and kind & 1:
-        obj["forwarded"] = f.u32(head, COPYING_HEADER) if len(head) >= 20 else None
+        obj.copied = True
+        obj.forwarded = f.u32(head, COPYING_HEADER) if len(head) >= 20 else None
     if collector == "drc" and lay.drc_size_in_header:
-        obj["ref_count"] = f.u64(head, 8)
+        obj.ref_count = f.u64(head, 8)
     body = hs
-    if obj["kind"] == "arrayref" and size >= hs + 4:
-        obj["length"] = f.u32(head, hs)
+    if obj.kind == "arrayref" and size >= hs + 4:
+        obj.length = f.u32(head, hs)
         body = hs + 4
-    obj["payload"] = head[body : min(size, body + PAYLOAD_BYTES)].hex()
+    obj.payload = head[body : min(size, body + PAYLOAD_BYTES)]
     return obj

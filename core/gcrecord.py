@@ -78,7 +78,7 @@ def check_after(target: Target, call: "Pending", number: int, host_known: bool) 
             rec["problem"] = gccheck.ref_problem(mem, heap, r.collector, new, spaces, True)
             after = gccheck.read_object(mem, heap, r.collector, new)
             if rec["problem"] is None and r.obj is not None and after is not None:
-                diff = gccheck.object_difference(r.obj, after, r.collector, moved)
+                diff = gccheck.object_difference(mem.order, r.obj, after, r.collector, moved)
                 rec["identical"] = diff is None
                 if diff and rec["state"] == "moved":
                     rec["problem"] = f"not the object it pointed at before the move: {diff}"

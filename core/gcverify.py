@@ -19,14 +19,13 @@ Objects whose trace info is out of line are parsed but their refs are not
 followed (counted). Everything is bounded by the space and `MAX_OBJECTS`.
 """
 
-import struct
 from collections import deque
 from typing import NamedTuple
 
 from . import gccheck, gcheap
 from .errors import ReadError
 from .session import Session
-from .target import MemoryCache, Target
+from .target import ByteOrder, MemoryCache, Target
 
 MAX_OBJECTS = 1_000_000
 MAX_PROBLEMS = 100
@@ -36,10 +35,10 @@ ARRAY_ELEMS = 20
 MIN_SIZE = 20
 
 
-def ref_offsets(head: bytes, data: bytes | None = None) -> list[int] | None:
+def ref_offsets(order: ByteOrder, head: bytes, data: bytes | None = None) -> list[int] | None:
     """Offsets of the ref fields of an object from its header, or None (out of line).
     `data` (the object's bytes) is needed for an array of refs (its length)."""
-    word = struct.unpack_from("<I", head)[0]
+    word = order.u32(head)
     reserved = word & 0x03FFFFFF
     if not reserved & INLINE:
         return None
@@ -48,8 +47,8 @@ def ref_offsets(head: bytes, data: bytes | None = None) -> list[int] | None:
             return []
         if data is None or len(data) < ARRAY_ELEMS:
             return None
-        n = struct.unpack_from("<I", data, 16)[0]
-        size = struct.unpack_from("<I", data, 8)[0]
+        n = order.u32(data, 16)
+        size = order.u32(data, 8)
         n = min(n, max(0, (size - ARRAY_ELEMS) // 4))
         return [ARRAY_ELEMS + 4 * i for i in range(n)]
     bitmap = (reserved >> BITMAP_SHIFT) & ((1 << BITMAP_BITS) - 1)
@@ -67,7 +66,7 @@ def _object(mem: MemoryCache, heap: gcheap.Heap, r: int) -> bytes | None:
         return None
     try:
         head = mem.read(heap.base + r, 16)
-        size = struct.unpack_from("<I", head, 8)[0]
+        size = mem.order.u32(head, 8)
         if size < MIN_SIZE or r + size > heap.length:
             return None
         return mem.read(heap.base + r, min(size, 1 << 20))
@@ -91,7 +90,7 @@ def reachable(mem: MemoryCache, heap: gcheap.Heap, roots: list[tuple[str, int]])
         data = _object(mem, heap, r)
         if data is None:
             continue
-        offs = ref_offsets(data, data)
+        offs = ref_offsets(mem.order, data, data)
         if offs is None:
             untraced += 1
             continue
@@ -99,7 +98,7 @@ def reachable(mem: MemoryCache, heap: gcheap.Heap, roots: list[tuple[str, int]])
         for off in offs:
             if off + 4 > len(data):
                 break
-            v = struct.unpack_from("<I", data, off)[0]
+            v = mem.order.u32(data, off)
             if v and not v & 1 and v not in parent:
                 parent[v] = (r, off, root)
                 queue.append(v)
@@ -130,7 +129,7 @@ def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) ->
     while pos < spaces.bump and len(starts) < MAX_OBJECTS:
         data = _object(mem, heap, pos)
         try:
-            word = struct.unpack_from("<I", mem.read(heap.base + pos, 4))[0]
+            word = mem.u32(heap.base + pos)
         except ReadError:
             word = 0
         if data is None or word & heap.layout.kind_mask not in gcheap.KINDS:
@@ -138,7 +137,7 @@ def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) ->
                 {"ref": pos, "problem": f"no object header here ({word:#010x}): the parse stops"}
             )
             break
-        size = struct.unpack_from("<I", data, 8)[0]
+        size = mem.order.u32(data, 8)
         if size % 16 or pos + size > spaces.bump:
             problems.append({"ref": pos, "problem": f"object size {size:#x} does not fit"})
             break
@@ -150,14 +149,14 @@ def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) ->
     live = {p for p, _ in starts}
     untraced = 0
     for p, data in starts:
-        offs = ref_offsets(data, data)
+        offs = ref_offsets(mem.order, data, data)
         if offs is None:
             untraced += 1
             continue
         for off in offs:
             if off + 4 > len(data):
                 break
-            v = struct.unpack_from("<I", data, off)[0]
+            v = mem.order.u32(data, off)
             if v and not v & 1 and v not in live:
                 problems.append(
                     {
@@ -180,7 +179,7 @@ def lost(mem: MemoryCache, heap_after: gcheap.Heap, before: Reach) -> list[dict]
     out = []
     for r in before.parent:
         try:
-            word = struct.unpack_from("<I", mem.read(heap_after.base + r, 4))[0]
+            word = mem.u32(heap_after.base + r)
         except ReadError:
             continue
         if not word & gccheck.COPIED_BIT:

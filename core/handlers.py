@@ -2,28 +2,17 @@
 
 core/commands.py parses the command line and dispatches here through its table.
 A handler gathers data through the Session, core/report.py turns it into
-records (the JSON), core/render.py into text.
+records (the JSON), the render modules (core/render.py, btrender.py, reportrender.py)
+into text.
 """
 
 import argparse
 
+from .btrender import bt_lines, context_lines
 from .errors import NoImages, StackMapsError
 from .frames import WasmFrame
 from .image import ImageOrigin, WasmtimeImage
-from .render import (
-    NO_DUMP_LINE,
-    Style,
-    bt_lines,
-    context_lines,
-    diff_lines,
-    dump_error_line,
-    frame_dump_lines,
-    frame_lines,
-    images_lines,
-    loaded_line,
-    report_lines,
-    snapshot_line,
-)
+from .render import NO_DUMP_LINE, Style, dump_error_line, frame_dump_lines, frame_lines
 from .report import (
     apply_heap_frame,
     apply_suspicious,
@@ -37,6 +26,7 @@ from .report import (
     to_json,
     trap_record,
 )
+from .reportrender import diff_lines, images_lines, loaded_line, report_lines, snapshot_line
 from .session import Session
 from .snapshots import diff_roots, read_snapshot, root_count, roots, write_snapshot
 from .source import FileSource

@@ -260,24 +260,24 @@ def enrich(session, target, collected, rep) -> None:
     images = {id(f.image): f.image for _, acts in collected for a in acts for f in a.frames}
     for (tnum, level, _off), obj in rep.objects.items():
         key = _act_key(collected, tnum, level)
-        if key is None or key not in rep.heaps or "error" in obj:
+        if key is None or key not in rep.heaps or obj.error is not None:
             continue
         if key not in views:
             heap = rep.heaps[key]
-            refs = [o["address"] - heap.base for o in rep.objects.values()]
+            refs = [o.address - heap.base for o in rep.objects.values()]
             refs = [r for r in refs if 0 < r < heap.length]
             views[key] = _view_for(
                 session, target, rep, key, list(images.values()), refs, collected
             )
         view, _notes = views[key]
-        full = view.describe(obj["address"] - view.base, depth=0, elements=0)
-        obj["type"] = full.get("type")
+        full = view.describe(obj.address - view.base, depth=0, elements=0)
+        typed = obj.typed = {"type": full.get("type")}
         if "fields" in full:
-            obj["fields"] = full["fields"]
+            typed["fields"] = full["fields"]
         if "element_type" in full:
-            obj["element_type"] = full["element_type"]
+            typed["element_type"] = full["element_type"]
         if full.get("type") is None:
-            obj["type_note"] = full.get("type_note") or full.get("error") or view.type_note
+            typed["type_note"] = full.get("type_note") or full.get("error") or view.type_note
 
 
 def _act_key(collected, tnum, level):

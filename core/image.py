@@ -127,24 +127,22 @@ class WasmtimeImage:
             self._sections = sections
         return self._sections
 
-    def section_data(self, name: str) -> bytes | None:
+    def _section_bounds(self, name: str) -> tuple[int, int] | None:
+        """(offset, size) of section `name`, or None; CorruptSection when it claims more
+        than MAX_SECTION_READ bytes."""
         sec = self.sections.get(name)
-        if sec is None:
-            return None
-        off, size = sec
-        if size > MAX_SECTION_READ:
-            raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
-        return self.source.read(off, size)
+        if sec is not None and sec[1] > MAX_SECTION_READ:
+            raise CorruptSection(f"{self.name}: section {name} claims {sec[1]} bytes")
+        return sec
+
+    def section_data(self, name: str) -> bytes | None:
+        sec = self._section_bounds(name)
+        return None if sec is None else self.source.read(*sec)
 
     def section_view(self, name: str) -> memoryview | None:
         """Like section_data, without a copy where the source allows (a file: mmap pages)."""
-        sec = self.sections.get(name)
-        if sec is None:
-            return None
-        off, size = sec
-        if size > MAX_SECTION_READ:
-            raise CorruptSection(f"{self.name}: section {name} claims {size} bytes")
-        return self.source.view(off, size)
+        sec = self._section_bounds(name)
+        return None if sec is None else self.source.view(*sec)
 
     @property
     def text_range(self) -> tuple[int, int]:

@@ -17,6 +17,7 @@ import os
 import re
 from typing import NamedTuple
 
+from .target import ByteOrder
 from .wasmparse import WasmModule, WasmParseError, parse_module
 
 MAX_MODULE_FILE = 256 << 20
@@ -90,9 +91,10 @@ def core_notes(core_path: str) -> tuple[str | None, int | None]:
                         psargs = raw.split("\0", 1)[0]
                     elif note["n_type"] == "NT_AUXV" and isinstance(note["n_desc"], bytes):
                         d = note["n_desc"]
+                        order = ByteOrder(elf.little_endian)  # the core's own byte order
                         for i in range(0, len(d) - 15, 16):
-                            if int.from_bytes(d[i : i + 8], "little") == AT_EXECFN:
-                                execfn = int.from_bytes(d[i + 8 : i + 16], "little")
+                            if order.u64(d, i) == AT_EXECFN:
+                                execfn = order.u64(d, i + 8)
     except Exception:
         return psargs, execfn
     return psargs, execfn

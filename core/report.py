@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from .errors import StackMapsError
 from .frames import Activation, Slot, WasmFrame, wasm_offset
-from .gcheap import HeapFinding, HeapReport
+from .gcheap import GcObject, HeapFinding, HeapReport
 from .gcref import SlotKind
 from .image import WasmtimeImage
 from .suspended import SuspendedStack
@@ -142,7 +142,7 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
                 for s in fr["slots"]:
                     obj = objects.get((id(f), s["offset"]))
                     if obj is not None:
-                        s["object"] = obj
+                        s["object"] = object_record(obj)
                 if note and any(s["kind"] == SlotKind.HEAP for s in fr["slots"]):
                     fr["heap_note"] = note
                 frames.append(fr)
@@ -186,11 +186,35 @@ def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> d
     for s in fr.get("slots", []):
         obj = heap.objects.get((num, level, s.get("offset")))
         if obj is not None:
-            s["object"] = obj
+            s["object"] = object_record(obj)
     note = heap.frame_notes.get((num, level))
     if note is not None:
         fr["heap_note"] = note
     return fr
+
+
+def object_record(o: GcObject) -> dict:
+    """A heap slot's `object` record: what its ref points at (keys as in the schema)."""
+    rec: dict = {
+        "kind": o.kind,
+        "type_index": o.type_index,
+        "size": o.size,
+        "length": o.length,
+        "header": o.header.hex() if o.header is not None else None,
+        "address": o.address,
+        "collector": o.collector,
+    }
+    if o.error is not None:
+        rec["error"] = o.error
+    if o.copied:
+        rec["forwarded"] = o.forwarded
+    if o.ref_count is not None:
+        rec["ref_count"] = o.ref_count
+    if o.payload is not None:
+        rec["payload"] = o.payload.hex()
+    if o.typed is not None:
+        rec.update(o.typed)
+    return rec
 
 
 def heap_record(h: HeapFinding) -> dict:

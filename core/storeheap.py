@@ -19,7 +19,7 @@ from .gcref import SlotKind
 class StoreHeap(NamedTuple):
     finding: gcheap.HeapFinding  # the activation's heap: located (and where) or why not
     note: str | None  # the frames' `heap_note`
-    objects: dict[tuple[int, int], dict]  # (id(frame), slot offset) -> object record
+    objects: dict[tuple[int, int], gcheap.GcObject]  # (id(frame), slot offset) -> object
     heap: gcheap.Heap | None = None
 
 

@@ -110,6 +110,33 @@ class Target:
         print(text)
 
 
+class ByteOrder:
+    """The target's byte order: every multi-byte value read from the inferior (a word of
+    its memory, a field of a runtime structure or a GC object) is decoded through one of
+    these, made from `Target.little_endian` (MemoryCache.order)."""
+
+    def __init__(self, little_endian: bool):
+        self.little_endian = little_endian
+        self.prefix: Literal["<", ">"] = "<" if little_endian else ">"
+        self.name: Literal["little", "big"] = "little" if little_endian else "big"
+        self._u32 = struct.Struct(self.prefix + "I").unpack_from
+        self._u64 = struct.Struct(self.prefix + "Q").unpack_from
+
+    def unpack(self, fmt: str, data: bytes, offset: int = 0) -> tuple[int, ...]:
+        """struct.unpack_from of `fmt` (integer codes, no byte-order prefix) at `offset`."""
+        return struct.unpack_from(self.prefix + fmt, data, offset)
+
+    def u32(self, data: bytes, offset: int = 0) -> int:
+        return int(self._u32(data, offset)[0])
+
+    def u64(self, data: bytes, offset: int = 0) -> int:
+        return int(self._u64(data, offset)[0])
+
+    def int(self, data: bytes) -> int:
+        """All of `data` as one unsigned integer."""
+        return int.from_bytes(data, self.name)
+
+
 class MemoryCache:
     """Bulk, chunked reads of target memory for the length of one command.
 
@@ -126,10 +153,11 @@ class MemoryCache:
         self.target = target
         self._pages: dict[int, bytes | None] = {}
         self.reads = 0
-        self._endian = "<" if target.little_endian else ">"
-        self.byteorder: Literal["little", "big"] = "little" if target.little_endian else "big"
-        self._u64 = struct.Struct(self._endian + "Q").unpack
-        self._u32 = struct.Struct(self._endian + "I").unpack
+        self.order = ByteOrder(target.little_endian)
+        self.byteorder = self.order.name
+        # The hot path of a walk: unpack directly, in the same byte order.
+        self._u64 = struct.Struct(self.order.prefix + "Q").unpack
+        self._u32 = struct.Struct(self.order.prefix + "I").unpack
 
     def _fetch(self, address: int, size: int) -> bytes | None:
         self.reads += 1

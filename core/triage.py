@@ -182,20 +182,18 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
 
 def _triage(args: argparse.Namespace) -> int:
-    from .batch import run_batch
+    from .batch import Launch, run_batch
     from .outfile import write_atomic
-    from .render import Style, report_lines
+    from .render import Style
     from .report import to_json
+    from .reportrender import report_lines
 
     _preflight(args)
     try:
         r = run_batch(
             args.debugger,
             ["stackmap report --json"],
-            program=args.run,
-            core=args.core,
-            executable=args.exe,
-            pid=args.pid,
+            Launch(program=args.run, core=args.core, executable=args.exe, pid=args.pid),
             timeout=args.timeout,
         )
     except subprocess.TimeoutExpired:

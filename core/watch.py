@@ -25,7 +25,7 @@ from .errors import StackMapsError
 from .frames import WasmFrame
 from .gcwatch import GcWatch
 from .session import Session
-from .target import MemoryCache, Target
+from .target import ByteOrder, MemoryCache, Target
 
 WIDTH = 4  # a slot or a field word: GC refs, i32, f32 (wider fields: their first word)
 
@@ -224,7 +224,7 @@ class Watches:
 
 def _word(target: Target, address: int, width: int = WIDTH) -> int | None:
     try:
-        return int.from_bytes(target.read_memory(address, width), "little")
+        return ByteOrder(target.little_endian).int(target.read_memory(address, width))
     except StackMapsError:
         return None
 

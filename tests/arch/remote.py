@@ -14,10 +14,11 @@ from typing import NamedTuple
 
 from wasmtime_stackmaps.batch import (
     GDB_BATCH_OPTIONS,
-    GDB_PLUGIN,
-    LLDB_PLUGIN,
+    LLDB_BATCH_OPTIONS,
+    debugger_env,
     debugger_path,
     json_docs,
+    plugin_load,
 )
 
 TIMEOUT = 240
@@ -93,66 +94,42 @@ def qemu_gdb_stub(
             log.close()
 
 
-def gdb_remote_argv(
+def remote_argv(
+    debugger: str,
     commands: Sequence[str],
     executable: str,
     port: int,
     sysroot: str,
-    gdb: str | None = None,
+    binary: str | None = None,
     load: bool = True,
 ) -> list[str]:
-    """GDB (gdb-multiarch for a foreign target) attached to a gdb stub at 127.0.0.1:port:
-    continue to the first stop after the start, run `commands`, kill."""
-    argv = [
-        gdb or shutil.which("gdb-multiarch") or "gdb-multiarch",
-        *GDB_BATCH_OPTIONS,
-        "-ex",
-        f"set sysroot {sysroot}",
-        "-ex",
-        f"file {executable}",
-    ]
-    if load:
-        argv += ["-ex", f"source {GDB_PLUGIN}"]
-    argv += ["-ex", f"target remote 127.0.0.1:{port}", "-ex", "continue"]
-    for c in commands:
-        argv += ["-ex", c]
-    return argv + ["-ex", "kill"]
-
-
-def lldb_remote_argv(
-    commands: Sequence[str],
-    executable: str,
-    port: int,
-    sysroot: str,
-    lldb: str | None = None,
-    load: bool = True,
-) -> list[str]:
-    """LLDB attached with `gdb-remote`; `commands` run after the first stop past the start.
+    """GDB (gdb-multiarch for a foreign target) or LLDB attached to a gdb stub at
+    127.0.0.1:port: continue to the first stop after the start, run `commands`, kill.
 
     In batch mode LLDB goes on with the -o list after the stop at the program's entry
     (SIGTRAP from the stub), but a later signal stop counts as a crash: the rest of the
     -o list is skipped and the -k list runs. So everything after `process continue` is
-    given with -k only (unlike lldb_argv, which gives both: a launched process stops
-    differently)."""
-    argv = [
-        lldb or debugger_path("lldb") or "lldb",
-        "--no-lldbinit",
-        "-b",
-        "-o",
-        "settings set auto-confirm true",
-        "-o",
-        "settings set use-color false",
-        "-o",
-        f"platform select remote-linux --sysroot {sysroot}",
-        "-o",
-        f"target create {executable}",
-    ]
+    given with -k only (unlike batch.lldb_argv, which gives both: a launched process
+    stops differently)."""
+    if debugger == "gdb":
+        argv = [binary or shutil.which("gdb-multiarch") or "gdb-multiarch", *GDB_BATCH_OPTIONS]
+        flag, late, end = "-ex", "-ex", "kill"
+        setup = [f"set sysroot {sysroot}", f"file {executable}"]
+        attach = [f"target remote 127.0.0.1:{port}", "continue"]
+    else:
+        argv = [binary or debugger_path("lldb") or "lldb", *LLDB_BATCH_OPTIONS]
+        flag, late, end = "-o", "-k", "process kill"
+        setup = [f"platform select remote-linux --sysroot {sysroot}", f"target create {executable}"]
+        attach = [f"gdb-remote 127.0.0.1:{port}", "process continue"]
+    for c in setup:
+        argv += [flag, c]
     if load:
-        argv += ["-o", f"command script import {LLDB_PLUGIN}"]
-    argv += ["-o", f"gdb-remote 127.0.0.1:{port}", "-o", "process continue"]
-    for c in commands:
-        argv += ["-k", c]
-    return argv + ["-k", "process kill"]
+        argv += plugin_load(debugger)
+    for c in attach:
+        argv += [flag, c]
+    for c in [*commands, end]:
+        argv += [late, c]
+    return argv
 
 
 def run_remote(
@@ -177,12 +154,7 @@ def run_remote(
     with tempfile.NamedTemporaryFile(prefix="qemu-", suffix=".log") as logf:
         with qemu_gdb_stub(qemu, program, qenv, logf.name) as (port, proc):
             cmds = [c.replace("{qemu_pid}", str(proc.pid)) for c in commands]
-            build = gdb_remote_argv if debugger == "gdb" else lldb_remote_argv
-            argv = build(cmds, program[0], port, sysroot, debugger_binary, load)
-            denv = dict(os.environ)
-            denv["NO_COLOR"] = "1"
-            denv.pop("PYTHONPATH", None)
-            denv.pop("PYTHONHOME", None)
+            argv = remote_argv(debugger, cmds, program[0], port, sysroot, debugger_binary, load)
             t0 = time.monotonic()
             try:
                 p = subprocess.run(
@@ -190,7 +162,7 @@ def run_remote(
                     capture_output=True,
                     text=True,
                     timeout=timeout,
-                    env=denv,
+                    env=debugger_env(),
                     stdin=subprocess.DEVNULL,
                 )
             finally:

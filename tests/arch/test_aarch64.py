@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 import pytest
+from wasmtime_stackmaps.batch import LLDB_PLUGIN
 
 from tests.arch import remote
+from tests.plugins.common import check_frame_layout
 from tests.tooling import REPO, objdump, run_wasmtime
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +52,7 @@ EXPECTED_FUNCTIONS = ["wasm[0]::function[0]::build"] * (DEPTH + 1) + [
 ]
 MASK48 = (1 << 48) - 1
 CONFIGS = [("gdb", False), ("gdb", True), ("lldb", False), ("lldb", True)]
-LLDB_PLUGIN_MISSING = not remote.LLDB_PLUGIN.exists()
+LLDB_PLUGIN_MISSING = not LLDB_PLUGIN.exists()
 
 
 def _config_id(c):
@@ -249,12 +251,7 @@ def test_frames(session):
     assert not frames[DEPTH + 1]["safepoint"]
     assert frames[DEPTH + 1]["reason"] == "call site with no live GC references"
     assert "not wasm code" in frames[DEPTH + 2]["reason"]
-    fps = [f["fp"] for f in frames]
-    assert fps == sorted(fps) and len(set(fps)) == len(fps)
-    for f in calls:
-        assert f["sp"] == f["fp"] - f["frame_size"]
-        for s in f["slots"]:
-            assert s["address"] == f["sp"] + s["offset"]
+    check_frame_layout(frames, calls)
     # Each callee's frame record sits right below its caller's SP (docs/format.md §4).
     for callee, caller in zip(frames, calls, strict=False):
         assert callee["fp"] + 16 == caller["sp"]

@@ -5,7 +5,7 @@ DRC collector does not move objects, so every heap root comes out unchanged
 there; these cases pin what a moving collector's stop would show.
 """
 
-from wasmtime_stackmaps.render import diff_lines
+from wasmtime_stackmaps.reportrender import diff_lines
 from wasmtime_stackmaps.snapshots import diff_roots
 
 

@@ -147,7 +147,7 @@ def test_objects_in_the_proven_store(compiled):
     frames = collected[0][1][0].frames
     assert [f.level for f in frames] == list(range(len(frames)))
     values = [
-        struct.unpack_from("<i", bytes.fromhex(rep.objects[(1, f.level, s.offset)]["payload"]))[0]
+        struct.unpack_from("<i", rep.objects[(1, f.level, s.offset)].payload or b"")[0]
         for f in frames
         for s in f.slots
         if s.ref.kind == "heap"

@@ -120,6 +120,13 @@ def test_decoder(ver: Version, request):
     )
 
 
+def debugger_job(request, key, dbg):
+    """The finished debugger run `key` (started in the background); it printed JSON."""
+    r = job(request, key).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    return r
+
+
 # -- live: the Python embedder stopped in a host function ----------------------------------
 LIVE = [(v, d, m) for v in VERSIONS for d in driver.DEBUGGERS for m in ("inproc", "cwasm")]
 
@@ -127,8 +134,7 @@ LIVE = [(v, d, m) for v in VERSIONS for d in driver.DEBUGGERS for m in ("inproc"
 @pytest.mark.parametrize("ver,dbg,mode", LIVE, ids=[f"{v.py}-{d}-{m}" for v, d, m in LIVE])
 def test_live_host(ver: Version, dbg, mode, request):
     record(request, ver, f"{dbg} host", "")
-    r = job(request, ("host", ver.py, dbg, mode)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    r = debugger_job(request, ("host", ver.py, dbg, mode), dbg)
     images, bt = r.docs[-2], r.docs[-1]
     imgs = [i for i in images["images"] if not i["error"]]
     assert len(imgs) == 1, images
@@ -158,8 +164,7 @@ CORE = [(v, d) for v in VERSIONS for d in driver.DEBUGGERS]
 @pytest.mark.parametrize("ver,dbg", CORE, ids=[f"{v.py}-{d}" for v, d in CORE])
 def test_core_file(ver: Version, dbg, request):
     record(request, ver, f"{dbg} host", "")
-    r = job(request, ("core", ver.py, dbg)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    r = debugger_job(request, ("core", ver.py, dbg), dbg)
     frames = frames_of(r.docs[-1])
     if ver.major <= 31:
         builds = build_frames(frames)
@@ -181,8 +186,7 @@ CLI_LIVE = [(v, d) for v in VERSIONS if v.cli for d in driver.DEBUGGERS]
 @pytest.mark.parametrize("ver,dbg", CLI_LIVE, ids=[f"{v.py}-{d}" for v, d in CLI_LIVE])
 def test_live_cli_trap(ver: Version, dbg, request):
     record(request, ver, f"{dbg} cli", "")
-    r = job(request, ("cli", ver.py, dbg)).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    r = debugger_job(request, ("cli", ver.py, dbg), dbg)
     frames = frames_of(r.docs[-1])
     builds = build_frames(frames)
     assert len(builds) == CLI_DEPTH + 1, r.output[-4000:]
@@ -228,8 +232,7 @@ HOST_VALUES = [1000 * act + n for act in reversed(range(ACTIVATIONS)) for n in r
 
 def check_objects(request, ver: Version, dbg, key, expected, label):
     """The struct behind each live heap ref holds the value the program stored."""
-    r = job(request, key).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    r = debugger_job(request, key, dbg)
     doc = r.docs[-1]
     at_calls = [f for f in build_frames(frames_of(doc)) if f["safepoint"]]
     collector = check_structs(at_calls, expected)
@@ -264,8 +267,7 @@ def test_objects_core(ver: Version, dbg, request, headers):
 def check_typed(request, ver: Version, dbg, key, expected, label):
     """Each heap slot's object is the module's $node (type from the instance's type-ids
     array), its fields `v` the value the program stored and `next` the caller's ref."""
-    r = job(request, key).result()
-    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    r = debugger_job(request, key, dbg)
     at_calls = [f for f in build_frames(frames_of(r.docs[-1])) if f["safepoint"]]
     assert len(at_calls) == len(expected)
     for i, f in enumerate(at_calls):

@@ -53,6 +53,17 @@ def check_slots_distinct_heap(frames):
     assert len(set(heap)) == len(heap), f"heap refs not distinct: {heap}"
 
 
+def check_frame_layout(frames, at_calls):
+    """Every frame pointer above the previous one; in each frame with a map
+    SP = FP - frame_size, and every slot at SP + its offset."""
+    fps = [f["fp"] for f in frames]
+    assert fps == sorted(fps) and len(set(fps)) == len(fps), fps
+    for f in at_calls:
+        assert f["sp"] == f["fp"] - f["frame_size"], f
+        for s in f["slots"]:
+            assert s["address"] == f["sp"] + s["offset"], (f, s)
+
+
 def check_host_activations(frames, depth=3, activations=2):
     builds = [f for f in build_frames(frames) if f["safepoint"]]
     assert len(builds) == depth * activations, frames

@@ -11,7 +11,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from wasmtime_stackmaps.batch import DEBUGGERS, debugger_path, gdb_argv, run_batch
+from wasmtime_stackmaps import batch
+from wasmtime_stackmaps.batch import DEBUGGERS, Launch, debugger_path, run_batch
 
 __all__ = ["DEBUGGERS", "TIMEOUT", "Result", "debugger_path", "gcore", "run"]
 
@@ -34,8 +35,15 @@ def run(
     load: bool = True,
     pid: int | None = None,
 ) -> Result:
-    r = run_batch(debugger, commands, program, core, executable, pid, run, load, TIMEOUT)
+    r = run_batch(debugger, commands, Launch(program, core, executable, pid, run, load), TIMEOUT)
     return Result(r.output, r.docs, r.returncode)
+
+
+def gdb_argv(
+    commands: Sequence[str], program: Sequence[str], run: bool = True, load: bool = True
+) -> list[str]:
+    """GDB's batch command line running (or, `run=False`, only loading) `program`."""
+    return batch.gdb_argv(commands, Launch(program, run=run, load=load))
 
 
 def gcore(program: Sequence[str], path: str) -> str:

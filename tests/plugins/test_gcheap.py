@@ -19,7 +19,7 @@ from wasmtime_stackmaps import gcheap, heapfind
 from wasmtime_stackmaps.errors import ReadError
 from wasmtime_stackmaps.frames import Activation, Slot
 from wasmtime_stackmaps.gcref import decode_gcref
-from wasmtime_stackmaps.report import apply_heap, heap_record
+from wasmtime_stackmaps.report import apply_heap, heap_record, object_record
 from wasmtime_stackmaps.target import MemoryCache, Target, ThreadState
 
 from tests.plugins import driver
@@ -176,7 +176,8 @@ def test_synthetic_located(collector):
     rec = heap_record(rep.activations[(1, 0)])
     assert rec["located"] and rec["base"] == HEAP and rec["vmctx"] == VMCTX
     assert rec["collector"] == collector and rec["found_at"] == STACK + 0x1800 - 0x20
-    objs = [rep.objects[(1, 0, 8 * i)] for i in range(len(refs))]
+    # The records, as the report shows them (the schema's keys).
+    objs = [object_record(rep.objects[(1, 0, 8 * i)]) for i in range(len(refs))]
     assert [o["kind"] for o in objs] == ["structref"] * 2
     assert [o["type_index"] for o in objs] == [7, 7] and [o["size"] for o in objs] == [32, 32]
     assert [struct.unpack_from("<i", bytes.fromhex(o["payload"]))[0] for o in objs] == [11, 22]

@@ -19,6 +19,7 @@ from tests.plugins.common import (
     PROGRAMS,
     PY,
     build_frames,
+    check_frame_layout,
     check_host_activations,
     check_slots_distinct_heap,
     cli_program,
@@ -44,13 +45,7 @@ def test_cli_trap_frames(dbg, cli_image):
     expected = [[3 * (n + 1) + 1] for n in range(1, CLI_DEPTH)] + [[-7]]
     assert i31s == expected
     check_slots_distinct_heap(at_calls)
-    # Every frame pointer above the previous, SP = FP - frame_size.
-    fps = [f["fp"] for f in frames]
-    assert fps == sorted(fps) and len(set(fps)) == len(fps)
-    for f in at_calls:
-        assert f["sp"] == f["fp"] - f["frame_size"]
-        for s in f["slots"]:
-            assert s["address"] == f["sp"] + s["offset"]
+    check_frame_layout(frames, at_calls)
 
 
 def test_cli_trap_matches_objdump(dbg, cli_image):
