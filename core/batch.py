@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .install import plugin_path
 
@@ -63,7 +63,7 @@ class Launch(NamedTuple):
 class BatchResult(NamedTuple):
     output: str  # stdout and stderr
     stdout: str
-    docs: list[dict]
+    docs: list[dict[str, Any]]
     returncode: int
 
 
@@ -89,10 +89,10 @@ def debugger_env() -> dict[str, str]:
     return env
 
 
-def json_docs(text: str) -> list[dict]:
+def json_docs(text: str) -> list[dict[str, Any]]:
     """Every JSON document the `stackmap ... --json` commands printed (they carry "schema")."""
     dec = json.JSONDecoder()
-    docs: list[dict] = []
+    docs: list[dict[str, Any]] = []
     pos = 0
     while True:
         i = text.find('{\n "schema"', pos)

@@ -2,11 +2,12 @@
 stacks, rendered from the report records (core/report.py)."""
 
 from .render import Style, describe_slot, escaped, frame_parts, slot_color, slot_lines
+from .report import Record
 from .width import wrap_parts
 
 
 @escaped
-def context_lines(th: dict, style: Style, most: int = 8) -> list[str]:
+def context_lines(th: Record, style: Style, most: int = 8) -> list[str]:
     """`stackmap context on`: after a stop, the selected thread's roots in a few lines."""
     frames = th["frames"]
     rooted = [f for f in frames if f["safepoint"] and f["slots"]]
@@ -37,7 +38,7 @@ def context_lines(th: dict, style: Style, most: int = 8) -> list[str]:
 
 
 @escaped
-def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+def bt_lines(doc: Record, style: Style, full: bool = False) -> list[str]:
     """`stackmap bt`: each thread's wasm frames, then the suspended fiber stacks (if any)."""
     out: list[str] = []
     for th in doc["threads"]:
@@ -59,7 +60,7 @@ def bt_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
     return out
 
 
-def suspended_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
+def suspended_lines(doc: Record, style: Style, full: bool = False) -> list[str]:
     """One block per suspended fiber stack: a header, a note on the stack, its frames."""
     out: list[str] = []
     for s in doc.get("suspended") or []:
@@ -77,7 +78,7 @@ def suspended_lines(doc: dict, style: Style, full: bool = False) -> list[str]:
     return out
 
 
-def wasm_frames_lines(frames: list[dict], style: Style, full: bool = False) -> list[str]:
+def wasm_frames_lines(frames: list[Record], style: Style, full: bool = False) -> list[str]:
     """One line per frame (and its notes); `~~ host frames ~~` between activations."""
     out: list[str] = []
     prev_act = None
@@ -111,7 +112,7 @@ def _heap_note_shown(note: str) -> bool:
     return note.startswith(NOTE_SHOWN) or "unconfirmed:" in note
 
 
-def suspicious_lines(fr: dict, style: Style) -> list[str]:
+def suspicious_lines(fr: Record, style: Style) -> list[str]:
     words = fr["suspicious"]
     if words is None:
         return ["      suspicious-slot check " + fr["suspicious_note"]]

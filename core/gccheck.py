@@ -25,6 +25,7 @@ import struct
 from typing import NamedTuple
 
 from . import gcheap
+from .abi import GC_KINDS
 from .errors import ReadError, StackMapsError
 from .gcdrc import drc_problem
 from .gcref import SlotKind
@@ -217,7 +218,7 @@ def copying_spaces(mem: MemoryCache, heap: gcheap.Heap) -> Spaces | None:
             kind = mem.u32(heap.base + first)
         except ReadError:
             kind = 0
-        start = end // 2 if kind & heap.layout.kind_mask in gcheap.KINDS else 0
+        start = end // 2 if kind & heap.layout.kind_mask in GC_KINDS else 0
     else:
         start = max(candidates)
     return Spaces(start, bump, end)
@@ -239,7 +240,7 @@ def ref_problem(
         kind = mem.order.u32(mem.read(heap.base + r, 8))  # the header: kind word, type
     except ReadError:
         return f"object header at {heap.base + r:#x} is unreadable"
-    if kind & heap.layout.kind_mask not in gcheap.KINDS:
+    if kind & heap.layout.kind_mask not in GC_KINDS:
         return f"not an object: header {kind:#010x} is of no known kind"
     if collector == "copying":
         if kind & COPIED_BIT:

@@ -1,7 +1,5 @@
 """What the DRC collector's object header says about a ref after a collection."""
 
-import struct
-
 from . import gcheap
 from .errors import ReadError
 from .target import MemoryCache
@@ -22,7 +20,7 @@ def drc_problem(
     if r + 16 > heap.length:
         return f"DRC header cut off by the heap's end (index {r:#x}, length {heap.length:#x})"
     try:
-        count = struct.unpack("<Q", mem.read(heap.base + r + 8, 8))[0]
+        count = mem.order.u64(mem.read(heap.base + r + 8, 8))
     except ReadError:
         return f"DRC header at {heap.base + r:#x} is unreadable"
     if count == 0:

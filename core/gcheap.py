@@ -51,6 +51,7 @@ cached between commands.
 """
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -191,8 +192,12 @@ class _Finder:
     def __init__(self, target: Target, mem: MemoryCache, regions: object = None):
         self.mem = mem  # (regions: accepted for callers of the older signature, unused)
         self._objects: dict[int, bytes] = {}
-        self._u32 = struct.Struct(mem.order.prefix + "I").unpack_from
-        self._u64 = struct.Struct(mem.order.prefix + "Q").unpack_from
+        self._u32: Callable[[bytes, int], tuple[int]] = struct.Struct(
+            mem.order.prefix + "I"
+        ).unpack_from
+        self._u64: Callable[[bytes, int], tuple[int]] = struct.Struct(
+            mem.order.prefix + "Q"
+        ).unpack_from
 
     def object_bytes(self, base: int, r: int, length: int) -> bytes:
         """Up to OBJECT_READ bytes of the object at heap index r (ReadError if unreadable)."""
@@ -278,7 +283,7 @@ def _choose_collector(f: _Finder, heap: Heap, heads: dict[int, bytes]) -> str | 
     sane size, and one size to all structs of one type (a struct's size is its type's)."""
     lay = heap.layout
     for c in lay.collectors:
-        by_type: dict[int, set] = {}
+        by_type: dict[int, set[int]] = {}
         ok = True
         for r, h in heads.items():
             size = _sizes(f, c, r, h, heap.length, lay)[0]

@@ -1,8 +1,8 @@
 """The record of one collection gc-watch checked: every root of the store before and after."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import gccheck, gcheap
+from . import gcafter, gccheck, gcheap, gcverify
 from .errors import ReadError
 from .target import MemoryCache, Target
 
@@ -10,13 +10,74 @@ if TYPE_CHECKING:
     from .gcwatch import Pending
 
 
-def _heap_rec(heap: "gcheap.Heap | None", collector: str | None) -> dict | None:
+def _heap_rec(heap: "gcheap.Heap | None", collector: str | None) -> dict[str, Any] | None:
     if heap is None:
         return None
     return {"base": heap.base, "length": heap.length, "collector": collector}
 
 
-def check_after(target: Target, call: "Pending", number: int, host_known: bool) -> dict:
+def problem_records(problems: list[gcverify.HeapProblem]) -> list[dict[str, Any]]:
+    """The `lost` and verify `problems` records: heap index, what is wrong, how it was
+    reached (lost objects)."""
+    return [
+        {"ref": p.ref, "problem": p.problem, **({"path": p.path} if p.path is not None else {})}
+        for p in problems
+    ]
+
+
+def verify_record(ver: gcverify.Verified | None, typed: dict[str, Any]) -> dict[str, Any]:
+    """The `verify` record of a collection (`--verify`), with the heap inspector's typed
+    verify; `problem_count` counts both (lost objects are counted by the record's own
+    `lost`)."""
+    rec: dict[str, Any]
+    if ver is None:
+        rec = {"problem_count": 0}
+    elif ver.space is None:
+        rec = {"note": ver.note, "problem_count": 0}
+    else:
+        s, reach = ver.space, ver.reach
+        rec = {
+            "objects": s.objects,
+            "bytes": s.bytes,
+            "untraced": s.untraced,
+            "problems": problem_records(s.problems),
+            "problem_count": s.problem_count,
+            "reachable_before": len(reach.parent) if reach is not None else None,
+            "untraced_before": reach.untraced if reach is not None else None,
+            "lost": problem_records(ver.lost),
+        }
+    rec["typed"] = typed
+    rec["problem_count"] += typed.get("count", 0)
+    return rec
+
+
+def root_record(r: gccheck.Root, a: gcafter.RootAfter, before: str | None) -> dict[str, Any]:
+    """One root's record: where it is, its value before and after, its state, what is
+    wrong with it after the collection (`problem`) and before it (`problem_before`)."""
+    rec: dict[str, Any] = {
+        "thread": r.thread,
+        "level": r.level,
+        "function": r.function,
+        "pc": r.pc,
+        "fp": r.fp,
+        "offset": r.offset,
+        "address": r.address,
+        "old": r.raw,
+        "new": a.new,
+        "state": a.state.value,
+        "problem": a.problem,
+        "identical": a.identical,
+        "problem_before": before,
+        "path": gccheck.root_label(r),
+        "stack": r.stack,
+    }
+    if a.heap_ref:
+        rec["before"] = r.obj.hex() if r.obj is not None else None
+        rec["after"] = a.after.hex() if a.after is not None else None
+    return rec
+
+
+def check_after(target: Target, call: "Pending", number: int, host_known: bool) -> dict[str, Any]:
     """The record of one watched call: every root of the store before and after, and the
     violations (a root the collector left pointing at a forwarded, freed or out-of-heap
     object, or at an object that is not the one it pointed at before)."""
@@ -49,41 +110,8 @@ def check_after(target: Target, call: "Pending", number: int, host_known: bool) 
     for r in mine:
         assert r.heap is not None
         heap, spaces = now[r.heap.store_context]
-        new = values[r.address]
-        rec: dict = {
-            "thread": r.thread,
-            "level": r.level,
-            "function": r.function,
-            "pc": r.pc,
-            "fp": r.fp,
-            "offset": r.offset,
-            "address": r.address,
-            "old": r.raw,
-            "new": new,
-            "state": None,
-            "problem": None,
-            "identical": None,
-            "problem_before": call.early.get(r.address),
-            "path": gccheck.root_label(r),
-            "stack": r.stack,
-        }
-        if new is None:
-            rec["state"], rec["problem"] = "unreadable", "the slot is unreadable after the call"
-        elif new == 0 or new & 1 or not r.raw or r.raw & 1:
-            rec["state"] = "other" if new == r.raw else "changed"
-            if new != r.raw:
-                rec["problem"] = f"a null/i31 root changed: {r.raw:#x} -> {new:#x}"
-        else:
-            rec["state"] = "moved" if new != r.raw else "unchanged"
-            rec["problem"] = gccheck.ref_problem(mem, heap, r.collector, new, spaces, True)
-            after = gccheck.read_object(mem, heap, r.collector, new)
-            if rec["problem"] is None and r.obj is not None and after is not None:
-                diff = gccheck.object_difference(mem.order, r.obj, after, r.collector, moved)
-                rec["identical"] = diff is None
-                if diff and rec["state"] == "moved":
-                    rec["problem"] = f"not the object it pointed at before the move: {diff}"
-            rec["before"] = r.obj.hex() if r.obj is not None else None
-            rec["after"] = after.hex() if after is not None else None
+        verdict = gcafter.root_after(mem, r, values[r.address], heap, spaces, moved)
+        rec = root_record(r, verdict, call.early.get(r.address))
         counts[rec["state"] if rec["state"] in counts else "other"] += 1
         roots.append(rec)
     # The roots the collector got wrong first (a stale root), then objects that changed.

@@ -20,9 +20,10 @@ followed (counted). Everything is bounded by the space and `MAX_OBJECTS`.
 """
 
 from collections import deque
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import gccheck, gcheap
+from .abi import GC_KINDS
 from .errors import ReadError
 from .session import Session
 from .target import ByteOrder, MemoryCache, Target
@@ -53,6 +54,35 @@ def ref_offsets(order: ByteOrder, head: bytes, data: bytes | None = None) -> lis
         return [ARRAY_ELEMS + 4 * i for i in range(n)]
     bitmap = (reserved >> BITMAP_SHIFT) & ((1 << BITMAP_BITS) - 1)
     return [16 + 4 * i for i in range(BITMAP_BITS) if bitmap >> i & 1]
+
+
+class HeapProblem(NamedTuple):
+    """An object of the heap found wrong after a collection (core/gcrecord.py makes its
+    record)."""
+
+    ref: int  # its heap index
+    problem: str
+    path: str | None = None  # how the roots reached it before the collection (lost objects)
+
+
+class SpaceCheck(NamedTuple):
+    """The copying collector's active semi-space parsed object by object."""
+
+    objects: int
+    bytes: int
+    untraced: int  # objects whose refs could not be followed (trace info out of line)
+    problems: list[HeapProblem]  # the first MAX_PROBLEMS
+    problem_count: int
+
+
+class Verified(NamedTuple):
+    """`gc-watch --verify` of one collection: the active space after it (or why it could
+    not be read), what the roots reached before it, and which of those it lost."""
+
+    space: SpaceCheck | None
+    note: str | None  # why `space` is None
+    reach: "Reach | None"
+    lost: list[HeapProblem]
 
 
 class Reach(NamedTuple):
@@ -120,9 +150,9 @@ def path_of(reach: Reach, r: int) -> str:
     return " -> ".join([label, *reversed(steps)]) + f" = heap {r:#x}"
 
 
-def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) -> dict:
+def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) -> SpaceCheck:
     """Parse the active semi-space object by object; check headers and ref fields."""
-    problems: list[dict] = []
+    problems: list[HeapProblem] = []
     starts: list[tuple[int, bytes]] = []
     pos = spaces.start + 16
     total = 0
@@ -132,17 +162,17 @@ def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) ->
             word = mem.u32(heap.base + pos)
         except ReadError:
             word = 0
-        if data is None or word & heap.layout.kind_mask not in gcheap.KINDS:
+        if data is None or word & heap.layout.kind_mask not in GC_KINDS:
             problems.append(
-                {"ref": pos, "problem": f"no object header here ({word:#010x}): the parse stops"}
+                HeapProblem(pos, f"no object header here ({word:#010x}): the parse stops")
             )
             break
         size = mem.order.u32(data, 8)
         if size % 16 or pos + size > spaces.bump:
-            problems.append({"ref": pos, "problem": f"object size {size:#x} does not fit"})
+            problems.append(HeapProblem(pos, f"object size {size:#x} does not fit"))
             break
         if word & gccheck.COPIED_BIT:
-            problems.append({"ref": pos, "problem": "copied bit set after the collection"})
+            problems.append(HeapProblem(pos, "copied bit set after the collection"))
         starts.append((pos, data))
         total += size
         pos += size
@@ -159,22 +189,16 @@ def verify_space(mem: MemoryCache, heap: gcheap.Heap, spaces: gccheck.Spaces) ->
             v = mem.order.u32(data, off)
             if v and not v & 1 and v not in live:
                 problems.append(
-                    {
-                        "ref": p,
-                        "problem": f"field +{off:#x} holds {v:#x}: not an object of the "
-                        f"active space (dangling)",
-                    }
+                    HeapProblem(
+                        p,
+                        f"field +{off:#x} holds {v:#x}: not an object of the active space "
+                        "(dangling)",
+                    )
                 )
-    return {
-        "objects": len(starts),
-        "bytes": total,
-        "untraced": untraced,
-        "problems": problems[:MAX_PROBLEMS],
-        "problem_count": len(problems),
-    }
+    return SpaceCheck(len(starts), total, untraced, problems[:MAX_PROBLEMS], len(problems))
 
 
-def lost(mem: MemoryCache, heap_after: gcheap.Heap, before: Reach) -> list[dict]:
+def lost(mem: MemoryCache, heap_after: gcheap.Heap, before: Reach) -> list[HeapProblem]:
     """Objects reachable before the collection that it did not copy."""
     out = []
     for r in before.parent:
@@ -184,12 +208,12 @@ def lost(mem: MemoryCache, heap_after: gcheap.Heap, before: Reach) -> list[dict]
             continue
         if not word & gccheck.COPIED_BIT:
             out.append(
-                {
-                    "ref": r,
-                    "problem": "reachable before the collection, not copied by it: gone "
-                    "while still referenced",
-                    "path": path_of(before, r),
-                }
+                HeapProblem(
+                    r,
+                    "reachable before the collection, not copied by it: gone while still "
+                    "referenced",
+                    path_of(before, r),
+                )
             )
             if len(out) >= MAX_PROBLEMS:
                 break
@@ -216,24 +240,23 @@ def before_collection(mem: MemoryCache, snap: gccheck.Snapshot) -> Reach | None:
     return reachable(mem, roots[0].heap, labels)
 
 
-def after_collection(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> dict | None:
-    """The `verify` record of a collection: the active space parsed, lost objects."""
+def after_collection(
+    mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None
+) -> Verified | None:
+    """A collection verified: the active space parsed, the objects `reach` (taken before
+    it) held that it lost; None when the store has no copying-collector roots."""
     roots = _store_roots(snap)
     if not roots or roots[0].heap is None:
         return None
     heap = gccheck.heap_now(mem, roots[0].heap)
     spaces = gccheck.copying_spaces(mem, heap)
     if spaces is None:
-        return {"note": "the copying collector's active space could not be read"}
-    out = verify_space(mem, heap, spaces)
+        return Verified(None, "the copying collector's active space could not be read", reach, [])
     gone = lost(mem, heap, reach) if reach is not None else []
-    out["reachable_before"] = len(reach.parent) if reach is not None else None
-    out["untraced_before"] = reach.untraced if reach is not None else None
-    out["lost"] = gone  # (counted with the record's own "lost", not in problem_count)
-    return out
+    return Verified(verify_space(mem, heap, spaces), None, reach, gone)
 
 
-def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> list[dict]:
+def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) -> list[HeapProblem]:
     """After a collection: the objects `reach` (taken before it) holds that it did not copy."""
     roots = _store_roots(snap)
     if reach is None or not roots or roots[0].heap is None:
@@ -244,7 +267,7 @@ def lost_after(mem: MemoryCache, snap: gccheck.Snapshot, reach: Reach | None) ->
 TYPED_LISTED = 20
 
 
-def typed(session: Session, target: Target) -> dict:
+def typed(session: Session, target: Target) -> dict[str, Any]:
     """The heap inspector's `verify` (types, array lengths, forwarding headers) over the
     store's roots, from the stop after a collection; a note when it cannot run."""
     from .errors import StackMapsError

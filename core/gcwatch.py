@@ -255,14 +255,12 @@ class GcWatch:
         try:
             rec = gcrecord.check_after(target, call, len(self.log) + 1, self.host_known)
             # Objects the roots reached before and the collection did not copy.
-            rec["lost"] = gcverify.lost_after(MemoryCache(target), call.before, call.reach)
-            rec["counts"]["lost"] = len(rec["lost"])
+            lost = gcverify.lost_after(MemoryCache(target), call.before, call.reach)
+            rec["lost"] = gcrecord.problem_records(lost)
+            rec["counts"]["lost"] = len(lost)
             if self.verify:
                 ver = gcverify.after_collection(MemoryCache(target), call.before, call.reach)
-                ver = ver or {"problem_count": 0}
-                ver["typed"] = gcverify.typed(self.session, target)
-                ver["problem_count"] += ver["typed"].get("count", 0)
-                rec["verify"] = ver
+                rec["verify"] = gcrecord.verify_record(ver, gcverify.typed(self.session, target))
         except StackMapsError as e:
             self.errors += 1
             target.write(f"gc-watch: after {call.point.name}: {e}")

@@ -236,7 +236,7 @@ class WasmtimeImage:
             return self.no_stackmaps_reason()
         return "not a safepoint: not the return address of a call with live GC references"
 
-    def identity(self) -> tuple:
+    def identity(self) -> tuple[object, ...]:
         """What identifies this image's contents cheaply (for caches keyed by base)."""
         return (self.header, self.engine.version)
 

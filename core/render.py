@@ -15,6 +15,7 @@ from pygments.console import colorize
 
 from .gcref import SlotKind
 from .heaprender import brief
+from .report import Record
 from .text import safe_record
 from .width import wrap_parts
 
@@ -53,7 +54,7 @@ def color_wanted(debugger_styling: bool) -> bool:
     return debugger_styling and not os.environ.get("NO_COLOR")
 
 
-def describe_slot(s: dict) -> str:
+def describe_slot(s: Record) -> str:
     """A slot record's value: `null`, `i31 N`, `heap 0x.. (its object)`, or `unreadable`."""
     kind = s["kind"]
     if kind == SlotKind.NULL:
@@ -89,7 +90,7 @@ def slot_color(kind: str) -> str:
     return SLOT_COLORS.get(kind, "red")
 
 
-def _where_parts(fr: dict, style: Style) -> list[tuple[str, str]]:
+def _where_parts(fr: Record, style: Style) -> list[tuple[str, str]]:
     name = fr["function"] or "??"
     off = fr.get("function_offset")
     where = f"{name}+{off:#x}" if off is not None else name
@@ -107,7 +108,7 @@ def _where_parts(fr: dict, style: Style) -> list[tuple[str, str]]:
     return parts
 
 
-def frame_parts(fr: dict, style: Style, full: bool = False) -> list[tuple[str, str]]:
+def frame_parts(fr: Record, style: Style, full: bool = False) -> list[tuple[str, str]]:
     """One frame's line as (separator, text) parts: where it is, then its slots (the
     summary only with `full`, whose slots get lines of their own), or why it has none."""
     parts = _where_parts(fr, style)
@@ -125,7 +126,7 @@ def frame_parts(fr: dict, style: Style, full: bool = False) -> list[tuple[str, s
     return parts
 
 
-def slot_lines(fr: dict, style: Style) -> list[str]:
+def slot_lines(fr: Record, style: Style) -> list[str]:
     out = []
     for s in fr["slots"]:
         raw = f"{s['raw']:#010x}" if s["raw"] is not None else "??????????"
@@ -146,7 +147,7 @@ def _wrapped(prefix: str, text: str, style: Style, indent: str = "        ") -> 
 
 
 @escaped
-def frame_lines(fr: dict, style: Style) -> list[str]:
+def frame_lines(fr: Record, style: Style) -> list[str]:
     name = fr["function"] or "??"
     out = [f"frame #{fr['level']} (thread {fr.get('thread', '?')}): " + style("green", name)]
     to = fr.get("text_offset")

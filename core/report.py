@@ -9,6 +9,7 @@ Stable keys (more may be added, these stay):
 import json
 import signal
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import StackMapsError
 from .frames import Activation, Slot, WasmFrame, wasm_offset
@@ -20,9 +21,11 @@ from .target import ThreadState
 from .traps import lookup_trap, lookup_wasm_offset
 
 SCHEMA_VERSION = 1
+# A JSON-ready record: str keys; values str, int, bool, None, lists and records.
+Record = dict[str, Any]
 
 
-def slot_record(s: Slot) -> dict:
+def slot_record(s: Slot) -> Record:
     ref = s.ref
     return {
         "offset": s.offset,
@@ -33,7 +36,7 @@ def slot_record(s: Slot) -> dict:
     }
 
 
-def frame_record(f: WasmFrame) -> dict:
+def frame_record(f: WasmFrame) -> Record:
     return {
         "level": f.level,
         "pc": f.pc,
@@ -62,7 +65,7 @@ def frame_record(f: WasmFrame) -> dict:
     }
 
 
-def thread_record(num: int, activations: list[Activation], extra: dict | None = None) -> dict:
+def thread_record(num: int, activations: list[Activation], extra: Record | None = None) -> Record:
     rec = {
         "thread": num,
         "frames": [frame_record(f) for a in activations for f in a.frames],
@@ -75,7 +78,7 @@ def thread_record(num: int, activations: list[Activation], extra: dict | None = 
     return rec
 
 
-def image_record(img: WasmtimeImage) -> dict:
+def image_record(img: WasmtimeImage) -> Record:
     rec = {
         "base": img.base,
         "size": img.size,
@@ -105,7 +108,7 @@ def image_record(img: WasmtimeImage) -> dict:
     return rec
 
 
-def document(threads: list[dict], **extra: object) -> dict:
+def document(threads: list[Record], **extra: object) -> Record:
     doc = {"schema": SCHEMA_VERSION, "threads": threads}
     doc.update(extra)
     return doc
@@ -115,7 +118,7 @@ def threads_document(
     collected: Iterable[tuple[ThreadState, list[Activation]]],
     heap: HeapReport,
     limit: int | None = None,
-) -> dict:
+) -> Record:
     """The document of the walked threads (the `limit` innermost frames of each), with the
     GC objects their live refs point at."""
     threads = []
@@ -128,7 +131,7 @@ def threads_document(
     return apply_heap(document(threads), heap)
 
 
-def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
+def suspended_records(stacks: Iterable[SuspendedStack]) -> list[Record]:
     """The `suspended` key: one record per suspended fiber stack, frames as a thread's."""
     out = []
     for st in stacks:
@@ -166,7 +169,7 @@ def suspended_records(stacks: Iterable[SuspendedStack]) -> list[dict]:
     return out
 
 
-def apply_heap(doc: dict, heap: HeapReport) -> dict:
+def apply_heap(doc: Record, heap: HeapReport) -> Record:
     """Add `object`, `heap_note` and activation `heap` keys to a report document."""
     for th in doc.get("threads", []):
         num = th.get("thread")
@@ -179,7 +182,7 @@ def apply_heap(doc: dict, heap: HeapReport) -> dict:
     return doc
 
 
-def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> dict:
+def apply_heap_frame(fr: Record, heap: HeapReport, thread: int | None = None) -> Record:
     """Add the `object` of each slot and the frame's `heap_note` to one frame record."""
     num: int = fr["thread"] if thread is None else thread
     level: int = fr["level"]
@@ -193,9 +196,9 @@ def apply_heap_frame(fr: dict, heap: HeapReport, thread: int | None = None) -> d
     return fr
 
 
-def object_record(o: GcObject) -> dict:
+def object_record(o: GcObject) -> Record:
     """A heap slot's `object` record: what its ref points at (keys as in the schema)."""
-    rec: dict = {
+    rec: Record = {
         "kind": o.kind,
         "type_index": o.type_index,
         "size": o.size,
@@ -217,7 +220,7 @@ def object_record(o: GcObject) -> dict:
     return rec
 
 
-def heap_record(h: HeapFinding) -> dict:
+def heap_record(h: HeapFinding) -> Record:
     """An activation's `heap` record: where its GC heap is, or why it was not located."""
     tie = {}
     if h.tie is not None or h.tie_by_records is not None:
@@ -225,7 +228,7 @@ def heap_record(h: HeapFinding) -> dict:
     if h.located is None:  # no live heap refs: the store it runs in, only
         return {"located": None, "store_context": h.store_context, **tie, "vmctx": h.vmctx}
     if not h.located or h.heap is None:
-        rec: dict = {"located": False, "note": h.note}
+        rec: Record = {"located": False, "note": h.note}
         if h.ambiguous is not None:
             rec["ambiguous"] = list(h.ambiguous)
         if tie:
@@ -247,7 +250,7 @@ def heap_record(h: HeapFinding) -> dict:
     }
 
 
-def apply_suspicious(doc: dict, found: dict[tuple[int, int], dict]) -> dict:
+def apply_suspicious(doc: Record, found: dict[tuple[int, int], Record]) -> Record:
     """Add `suspicious` words and their note to the frames the heuristic checked."""
     for th in doc["threads"]:
         for fr in th["frames"]:
@@ -258,7 +261,7 @@ def apply_suspicious(doc: dict, found: dict[tuple[int, int], dict]) -> dict:
     return doc
 
 
-def images_document(images: Iterable[WasmtimeImage], problems: dict[int, str]) -> dict:
+def images_document(images: Iterable[WasmtimeImage], problems: dict[int, str]) -> Record:
     return {
         "schema": SCHEMA_VERSION,
         "images": [image_record(img) for img in images],
@@ -266,7 +269,7 @@ def images_document(images: Iterable[WasmtimeImage], problems: dict[int, str]) -
     }
 
 
-def stop_record(stop: dict | None) -> dict | None:
+def stop_record(stop: Record | None) -> Record | None:
     """The debugger's stop info, with the signal's name when the debugger gave none."""
     if stop and stop.get("signal") and not stop.get("signal_name"):
         stop["signal_name"] = signal_name(stop["signal"])
@@ -281,7 +284,7 @@ def signal_name(signo: int) -> str | None:
         return None
 
 
-def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
+def trap_record(image: WasmtimeImage | None, pc: int | None) -> Record | None:
     """Trap code and wasm offset when the stopped thread's pc is in wasm code."""
     if image is None or pc is None:
         return None
@@ -289,7 +292,7 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     if off is None:  # not in this image's .text
         return None
     func = image.function_at(off)
-    info: dict = {
+    info: Record = {
         "pc": pc,
         "text_offset": off,
         "function": func.name if func else None,
@@ -313,12 +316,12 @@ def trap_record(image: WasmtimeImage | None, pc: int | None) -> dict | None:
     return info
 
 
-def error_document(error: StackMapsError) -> dict:
+def error_document(error: StackMapsError) -> Record:
     """Why a `--json` command failed, for scripts (`wasmtime-stackmaps triage` reads it)."""
     return {"schema": SCHEMA_VERSION, "error": {"kind": error.kind, "message": str(error)}}
 
 
-def to_json(doc: dict) -> str:
+def to_json(doc: Record) -> str:
     """One JSON document, one top-level key a line.
 
     Scripts parse it; people page through it. Indenting every level makes

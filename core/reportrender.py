@@ -3,10 +3,11 @@ the crash report (`stackmap report`, `wasmtime-stackmaps triage`)."""
 
 from .btrender import bt_lines
 from .render import Style, escaped
+from .report import Record
 
 
 @escaped
-def images_lines(doc: dict) -> list[str]:
+def images_lines(doc: Record) -> list[str]:
     """`stackmap images`: one line per image (from `report.images_document`), then problems."""
     lines = [
         f"{'base':>18} {'size':>10}  {'kind':9} {'target':28} {'ver':>5} "
@@ -28,7 +29,7 @@ def images_lines(doc: dict) -> list[str]:
 
 
 @escaped
-def loaded_line(rec: dict) -> str:
+def loaded_line(rec: Record) -> str:
     """`stackmap load`: what was loaded where (an `image_record`)."""
     start, size = rec["text_start"], rec["text_size"]
     return (
@@ -46,7 +47,7 @@ def snapshot_line(name: str, roots: int, frames: int, path: str | None) -> str:
 
 
 @escaped
-def diff_lines(result: dict) -> list[str]:
+def diff_lines(result: Record) -> list[str]:
     """`stackmap diff`: the counts, then each matched frame's roots and their state."""
     c = result["counts"]
     out = [
@@ -64,7 +65,7 @@ def diff_lines(result: dict) -> list[str]:
 
 
 @escaped
-def report_lines(doc: dict, style: Style) -> list[str]:
+def report_lines(doc: Record, style: Style) -> list[str]:
     """`stackmap report` (and `wasmtime-stackmaps triage`) as text."""
     out = []
     proc = doc.get("process") or {}

@@ -7,7 +7,7 @@ memory regions when it knows them. Everything else lives in the core.
 
 import struct
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from .abi import ADDRESS_LIMIT, PAGE_SIZE
 from .errors import ReadError, StackMapsError
@@ -63,7 +63,7 @@ class Target:
     def threads(self) -> list[ThreadState]:  # pragma: no cover - protocol
         raise NotImplementedError
 
-    def identity(self) -> tuple:
+    def identity(self) -> tuple[object, ...]:
         """What distinguishes one inferior/process run from another (pid, core path...)."""
         return ()
 
@@ -75,11 +75,11 @@ class Target:
         """The debugger's selected frame (pc and, if known, its FP), or None."""
         return None
 
-    def stop_info(self) -> dict | None:
+    def stop_info(self) -> dict[str, Any] | None:
         """Why the process stopped: {"thread", "pc", "signal", "signal_name"}, or None."""
         return None
 
-    def process_info(self) -> dict:
+    def process_info(self) -> dict[str, Any]:
         """{"pid", "executable", "core_file"} as far as the debugger knows them."""
         return {}
 
@@ -156,8 +156,8 @@ class MemoryCache:
         self.order = ByteOrder(target.little_endian)
         self.byteorder = self.order.name
         # The hot path of a walk: unpack directly, in the same byte order.
-        self._u64 = struct.Struct(self.order.prefix + "Q").unpack
-        self._u32 = struct.Struct(self.order.prefix + "I").unpack
+        self._u64: Callable[[bytes], tuple[int]] = struct.Struct(self.order.prefix + "Q").unpack
+        self._u32: Callable[[bytes], tuple[int]] = struct.Struct(self.order.prefix + "I").unpack
 
     def _fetch(self, address: int, size: int) -> bytes | None:
         self.reads += 1

@@ -16,6 +16,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from .errors import StackMapsError
 from .text import safe
@@ -31,7 +33,7 @@ class TriageFailure(Exception):
         self.code = code
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: "argparse._SubParsersAction[Any]") -> None:
     s = sub.add_parser(
         "triage",
         help="crash report of GC roots from a core file or a process (batch debugger)",
@@ -115,7 +117,7 @@ def _preflight(args: argparse.Namespace) -> None:
 
 
 # What each debugger prints when the program ran to its end, when attaching failed.
-_EXITED = [
+_EXITED: list[tuple[re.Pattern[str], Callable[[re.Match[str]], int]]] = [
     (re.compile(r"\[Inferior \d+ \(process \d+\) exited normally\]"), lambda m: 0),
     (
         re.compile(r"\[Inferior \d+ \(process \d+\) exited with code (\d+)\]"),
@@ -132,7 +134,9 @@ _ATTACH = re.compile(
 )
 
 
-def _outcome(output: str, docs: list[dict], debugger: str, pid: int | None) -> TriageFailure:
+def _outcome(
+    output: str, docs: list[dict[str, Any]], debugger: str, pid: int | None
+) -> TriageFailure:
     """What went wrong when the debugger printed no report, as one line and an exit code.
 
     The report command's JSON error document says why (core/report.py error_document);

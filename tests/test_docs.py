@@ -25,7 +25,11 @@ import pytest
 
 from tests.tooling import REPO
 
-DOCS = ["README.md", "lldb_plugin/README.md", *sorted(str(p.relative_to(REPO)) for p in REPO.glob("examples/*/README.md"))]
+DOCS = [
+    "README.md",
+    "lldb_plugin/README.md",
+    *sorted(str(p.relative_to(REPO)) for p in REPO.glob("examples/*/README.md")),
+]
 _BLOCK = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 TIMEOUT = 600
 

@@ -67,7 +67,7 @@ def test_gc_readers_follow_the_target_byte_order(little):
     )
     assert gcverify.ref_offsets(mem.order, obj, obj) == [16]
     ver = gcverify.verify_space(mem, heap, spaces)
-    assert (ver["objects"], ver["bytes"], ver["problem_count"]) == (2, 64, 0), ver
+    assert (ver.objects, ver.bytes, ver.problem_count) == (2, 64, 0), ver
     assert set(gcverify.reachable(mem, heap, [("root", A)]).parent) == {A, B}
     assert watch._word(target, HEAP + A + 16) == B
 

@@ -97,15 +97,12 @@ def log_of(output: str) -> dict:
     return last_doc(output, "collections")
 
 
-@pytest.mark.parametrize("verify", ["", "--verify"])
-def test_every_collection_checked(dbg, verify):
-    """Every collection of the run is checked, each root moves to an identical object,
-    and none of ~140 collections reports a violation (nor, with --verify, a heap problem:
-    the five nodes reachable before each collection are the live objects after it)."""
-    expected = runtime_collections()
-    assert expected >= 100
+def watched_run(dbg: str, verify: str, collector: str | None) -> list[dict]:
+    """gc_churn.wat run to its end under `gc-watch on [--verify]`: its records, once checked
+    that they are every collection the runtime ran (its own count), without violation."""
+    expected = runtime_collections(collector)
     steps = [f"stackmap gc-watch on {verify}", "continue"]
-    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"])
+    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"], collector=collector)
     doc = log_of(out)
     st = doc["status"]
     assert st["collections"] == expected, (st, out[-2000:])
@@ -113,6 +110,16 @@ def test_every_collection_checked(dbg, verify):
     recs = doc["collections"]
     assert len(recs) == expected
     assert len(re.findall(r"^gc-watch: collection #\d+: ", out, re.M)) == expected
+    return recs
+
+
+@pytest.mark.parametrize("verify", ["", "--verify"])
+def test_every_collection_checked(dbg, verify):
+    """Every collection of the run is checked, each root moves to an identical object,
+    and none of ~140 collections reports a violation (nor, with --verify, a heap problem:
+    the five nodes reachable before each collection are the live objects after it)."""
+    recs = watched_run(dbg, verify, None)
+    assert len(recs) >= 100
     for rec in recs:
         assert rec["point"] == "gc_alloc_raw" and rec["collections"] >= 1, rec
         assert rec["caller"]["function"].endswith("::churn"), rec["caller"]
@@ -158,17 +165,8 @@ def test_drc_collections_leave_roots_in_place(dbg, verify):
     """The deferred reference-counting collector does not move objects: gc-watch reports
     every collection of the run (the runtime's own count), each root unchanged and its
     object identical (the collector's ref count aside), and no violation."""
-    expected = runtime_collections("drc")
-    assert expected >= 20
-    steps = [f"stackmap gc-watch on {verify}", "continue"]
-    out = run_from_entry(dbg, steps, ["stackmap gc-watch log --json"], collector="drc")
-    doc = log_of(out)
-    st = doc["status"]
-    assert st["collections"] == expected, (st, out[-2000:])
-    assert st["unbracketed"] == 0 and st["errors"] == 0 and st["violations"] == 0, st
-    recs = doc["collections"]
-    assert len(recs) == expected
-    assert len(re.findall(r"^gc-watch: collection #\d+: ", out, re.M)) == expected
+    recs = watched_run(dbg, verify, "drc")
+    assert len(recs) >= 20
     first = None
     for rec in recs:
         assert rec["point"] == "gc_alloc_raw" and rec["collections"] >= 1, rec
