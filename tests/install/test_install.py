@@ -326,10 +326,17 @@ def test_plugin_finds_the_dependencies_of_a_venv_of_another_python(dist, tmp_pat
     assert 'Thread 1 "wasmtime": 8 wasm frames in 1 activation' in p.stdout, p.stdout + p.stderr
 
 
-def test_plugin_without_its_dependencies_says_what_to_run(dist, tmp_path, outside):
+@pytest.mark.parametrize("debugger", driver.DEBUGGERS)
+def test_plugin_without_its_dependencies_says_what_to_run(dist, tmp_path, outside, debugger):
     v = make_venv(tmp_path / "venv", sys.executable, dist[0], deps=False)
-    line = _ok(_run([v / "bin" / "wasmtime-stackmaps", "gdbinit"], cwd=outside)).stdout.strip()
-    p = _run(["gdb", "-nx", "-batch", "-ex", line, "-ex", "help stackmap"], cwd=outside)
+    tool = v / "bin" / "wasmtime-stackmaps"
+    if debugger == "gdb":
+        line = _ok(_run([tool, "gdbinit"], cwd=outside)).stdout.strip()
+        p = _run(["gdb", "-nx", "-batch", "-ex", line, "-ex", "help stackmap"], cwd=outside)
+    else:
+        line = _ok(_run([tool, "lldbinit"], cwd=outside)).stdout.strip()
+        lldb = driver.debugger_path("lldb")
+        p = _run([lldb, "--no-lldbinit", "-b", "-o", line, "-o", "help stackmap"], cwd=outside)
     said = [s for s in p.stdout.splitlines() if s.startswith("wasmtime-stackmaps:")]
     assert len(said) == 1, p.stdout + p.stderr
     # The debugger's own Python may have one of them (Debian's python3-pygments).
@@ -339,7 +346,12 @@ def test_plugin_without_its_dependencies_says_what_to_run(dist, tmp_path, outsid
         said[0],
     )
     assert m and m.group(2) == m.group(1).replace(", ", " "), said[0]
-    assert 'Undefined command: "stackmap"' in p.stderr  # GDB stays usable, without the command
+    # The debugger stays usable, without the command (and no traceback).
+    assert "Traceback" not in p.stdout + p.stderr
+    if debugger == "gdb":
+        assert 'Undefined command: "stackmap"' in p.stderr
+    else:
+        assert "'stackmap' is not a known command" in p.stderr, p.stdout + p.stderr
 
 
 def test_lldb_imports_the_printed_line(venv, outside, cli_core):
