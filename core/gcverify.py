@@ -274,7 +274,7 @@ def typed(session: Session, target: Target) -> dict[str, Any]:
 
     try:
         from .heapctx import context
-        from .heapgraph import verify
+        from .heapverify import verify
     except ImportError:
         return {"note": "typed verify not available"}
     try:

@@ -6,12 +6,22 @@ the graph walks from core/heapgraph.py; text from core/heaprender.py.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from . import heapgraph
 from .errors import StackMapsError
 from .heapctx import Context, context, modules, state
 from .heaprender import heap_lines, obj_lines, verify_lines
+from .heapverify import verify
 from .heapview import DEFAULT_ELEMENTS, HeapView
 from .modfind import ModuleError, check_against_images, load_module
+
+if TYPE_CHECKING:
+    from .render import Style
+    from .session import Session
+    from .target import Target
 
 SUBCOMMANDS = {
     "module": "the wasm module used to type GC objects (FILE: .wasm or .wat)",
@@ -22,7 +32,7 @@ SUBCOMMANDS = {
 }
 
 
-def add_parsers(sub, int_type) -> None:
+def add_parsers(sub: argparse._SubParsersAction, int_type: Callable[[str], int]) -> None:
     s = sub.add_parser(
         "module",
         help=SUBCOMMANDS["module"],
@@ -41,8 +51,8 @@ def add_parsers(sub, int_type) -> None:
         "heap",
         help=SUBCOMMANDS["heap"],
         description="Objects reachable from every root of the store a debugger can read, "
-        "with a histogram by type (count, bytes); with the copying collector, also the "
-        "unreachable objects still in its active space.",
+        "with a histogram by type (count, bytes); with the copying and null collectors, "
+        "also the unreachable objects still in their bump-allocated space.",
     )
     s.add_argument("--stat", action="store_true", help="the histogram only")
     s.add_argument("--json", action="store_true", help="one JSON document")
@@ -68,7 +78,7 @@ def add_parsers(sub, int_type) -> None:
     )
 
 
-def _picture_options(s) -> None:
+def _picture_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dot", metavar="FILE", help="write the graph from the roots as Graphviz")
     s.add_argument("--svg", metavar="FILE", help="render it to SVG (needs Graphviz's dot)")
 
@@ -76,7 +86,7 @@ def _picture_options(s) -> None:
 # -- commands -----------------------------------------------------------------------------
 
 
-def run(session, args, target, style) -> str:
+def run(session: Session, args: argparse.Namespace, target: Target, style: Style) -> str:
     from .report import to_json
 
     if args.sub == "module":
@@ -117,7 +127,7 @@ def run(session, args, target, style) -> str:
         if not paths:
             return f"heap {args.ref:#x}: not reachable from the {len(ctx.roots)} roots read"
         return "\n".join(" -> ".join(p + [f"heap {args.ref:#x}"]) for p in paths)
-    res = heapgraph.verify(v, ctx.roots, max(1, args.max_objects))
+    res = verify(v, ctx.roots, max(1, args.max_objects))
     doc = {**base, "roots": len(ctx.roots), **res}
     return to_json(doc) if args.json else "\n".join(verify_lines(doc))
 
@@ -138,10 +148,10 @@ def parse_ref(words: list[str]) -> int:
     return r
 
 
-def _heap_doc(v: HeapView, ctx: Context, w, with_objects: bool) -> dict:
+def _heap_doc(v: HeapView, ctx: Context, w: heapgraph.Walk, with_objects: bool) -> dict[str, Any]:
     from .heapspace import unreachable_in_active_space
 
-    doc: dict = {
+    doc: dict[str, Any] = {
         "roots": len(ctx.roots),
         "objects": len(w.headers),
         "bytes": sum(h.size or 0 for h in w.headers.values()),
@@ -161,7 +171,7 @@ def _heap_doc(v: HeapView, ctx: Context, w, with_objects: bool) -> dict:
     return doc
 
 
-def cmd_module(session, args, target) -> str:
+def cmd_module(session: Session, args: argparse.Namespace, target: Target) -> str:
     st = state(session)
     if args.clear:
         st.user.clear()

@@ -13,7 +13,8 @@ from an instance of the store (core/instances.py, core/typemap.py).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import heapgraph
 from .errors import StackMapsError
@@ -30,7 +31,17 @@ from .modfind import (
     modules_from_command_line,
 )
 from .target import MemoryCache
-from .typemap import read_type_map
+from .typemap import TypeMap, read_type_map
+
+if TYPE_CHECKING:
+    from .frames import Activation
+    from .gcheap import HeapReport
+    from .image import WasmtimeImage
+    from .session import Session
+    from .suspended import SuspendedStack
+    from .target import Target, ThreadState
+
+    Threads = list[tuple[ThreadState, list[Activation]]]
 
 # Root sets a debugger cannot read reliably: host-held refs (`Rooted`, `ManuallyRooted`,
 # `OwnedRooted`) live in the store's Rust structures, whose layout is not repr(C).
@@ -40,17 +51,17 @@ NOT_READ = ["host-held refs (Rooted/ManuallyRooted)"]
 class _State:
     """Per-session: modules the user gave, and the command-line module (cached)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.user: list[LoadedModule] = []
-        self.cmdline_key: tuple | None = None
+        self.cmdline_key: tuple[Any, Any] | None = None
         self.cmdline: tuple[list[LoadedModule], str] = ([], "")
 
 
-def state(session) -> _State:
+def state(session: Session) -> _State:
     st = getattr(session, "_heap_state", None)
     if st is None:
         st = _State()
-        session._heap_state = st
+        setattr(session, "_heap_state", st)  # noqa: B010 (per-session state, not a Session field)
     return st
 
 
@@ -65,7 +76,7 @@ class Context(NamedTuple):
     root_sets: dict[str, list[str]]  # {"read": [...], "not_read": [...]}
 
 
-def modules(session, target) -> tuple[list[LoadedModule], list[str]]:
+def modules(session: Session, target: Target) -> tuple[list[LoadedModule], list[str]]:
     st = state(session)
     notes: list[str] = []
     info = target.process_info() or {}
@@ -85,7 +96,15 @@ def modules(session, target) -> tuple[list[LoadedModule], list[str]]:
     return st.user + loaded, notes
 
 
-def type_map_for(session, target, heap, images, root_refs, view: HeapView, vmctxs):
+def type_map_for(
+    session: Session,
+    target: Target,
+    heap: Heap,
+    images: list[WasmtimeImage],
+    root_refs: Iterable[int],
+    view: HeapView,
+    vmctxs: list[int],
+) -> tuple[TypeMap | None, list[str]]:
     """(TypeMap or None, notes): the first candidate module that matches the images and
     whose type-ids, read from one of the store's instances, agree with the root objects."""
     mods, notes = modules(session, target)
@@ -117,7 +136,7 @@ def type_map_for(session, target, heap, images, root_refs, view: HeapView, vmctx
     return None, notes
 
 
-def _disagreeing(view: HeapView, refs) -> str | None:
+def _disagreeing(view: HeapView, refs: Iterable[int]) -> str | None:
     for r in list(refs)[:256]:
         try:
             h = view.header(r)
@@ -134,7 +153,9 @@ def _disagreeing(view: HeapView, refs) -> str | None:
     return None
 
 
-def _vmctxs(session, target, heap: Heap, collected, rep) -> list[int]:
+def _vmctxs(
+    session: Session | None, target: Target, heap: Heap, collected: Threads, rep: HeapReport
+) -> list[int]:
     """The store's instances: the heap's own VMContext, then those found on its stacks."""
     vmctxs = [heap.vmctx] if heap.vmctx else []
     if session is not None:
@@ -149,7 +170,14 @@ def _vmctxs(session, target, heap: Heap, collected, rep) -> list[int]:
 
 
 def _view_for(
-    session, target, rep, key, images, root_refs, collected, vmctxs=None
+    session: Session,
+    target: Target,
+    rep: HeapReport,
+    key: tuple[int, int],
+    images: list[WasmtimeImage],
+    root_refs: Sequence[int],
+    collected: Threads,
+    vmctxs: list[int] | None = None,
 ) -> tuple[HeapView, list[str]]:
     heap = rep.heaps[key]
     collector = rep.activations[key].collector
@@ -166,7 +194,7 @@ def _view_for(
     return view, notes + tnotes
 
 
-def context(session, target) -> Context:
+def context(session: Session, target: Target) -> Context:
     got = session.collect(target, None, True)
     collected, rep = got.threads, got.heap
     if not rep.heaps:
@@ -177,18 +205,25 @@ def context(session, target) -> Context:
         )
     key = _selected_key(target, collected, rep)
     heap = rep.heaps[key]
-    roots, images, skipped = [], {}, 0
+    roots: list[heapgraph.Root] = []
+    images: dict[int, WasmtimeImage] = {}
+    skipped = 0
     for t, acts in collected:
         for n, act in enumerate(acts):
             h2 = rep.heaps.get((t.num, n))
-            refs = [(f, s) for f in act.frames for s in f.slots if s.ref and s.ref.kind == "heap"]
+            refs = [
+                (f, s, s.ref.value)
+                for f in act.frames
+                for s in f.slots
+                if s.ref and s.ref.kind == "heap" and s.ref.value is not None
+            ]
             if h2 is None or h2.store_context != heap.store_context:
                 skipped += bool(refs)
                 continue
-            for f, s in refs:
+            for f, s, value in refs:
                 images[id(f.image)] = f.image
                 label = f"thread {t.num} frame #{f.level} SP+{s.offset}"
-                roots.append(heapgraph.Root(label, s.ref.value))
+                roots.append(heapgraph.Root(label, value))
     roots += _suspended_roots(got.suspended or [], heap.store_context, images)
     stack_roots = len(roots)
     vmctxs = _vmctxs(session, target, heap, collected, rep)
@@ -215,7 +250,9 @@ def context(session, target) -> Context:
     return Context(view, roots, heap, notes, sets)
 
 
-def _suspended_roots(stacks, store_context: int, images: dict) -> list[heapgraph.Root]:
+def _suspended_roots(
+    stacks: list[SuspendedStack], store_context: int, images: dict[int, WasmtimeImage]
+) -> list[heapgraph.Root]:
     """Heap refs of suspended fiber stacks tied to the same store (core/suspended.py)."""
     out = []
     for st in stacks:
@@ -233,7 +270,7 @@ def _suspended_roots(stacks, store_context: int, images: dict) -> list[heapgraph
     return out
 
 
-def _selected_key(target, collected, rep):
+def _selected_key(target: Target, collected: Threads, rep: HeapReport) -> tuple[int, int]:
     sel_t = target.selected_thread()
     sel = target.selected_frame()
     for t, acts in collected:
@@ -252,7 +289,7 @@ def _selected_key(target, collected, rep):
 # -- the bt/frame/report hook ------------------------------------------------------------
 
 
-def enrich(session, target, collected, rep) -> None:
+def enrich(session: Session, target: Target, collected: Threads, rep: HeapReport | None) -> None:
     """Give every decoded heap-slot object its `type` and `fields` (depth 1)."""
     if rep is None or not rep.objects:
         return
@@ -280,7 +317,7 @@ def enrich(session, target, collected, rep) -> None:
             typed["type_note"] = full.get("type_note") or full.get("error") or view.type_note
 
 
-def _act_key(collected, tnum, level):
+def _act_key(collected: Threads, tnum: int, level: int) -> tuple[int, int] | None:
     for t, acts in collected:
         if t.num != tnum:
             continue

@@ -109,7 +109,8 @@ def heap_lines(doc: dict, stat_only: bool) -> list[str]:
     out.extend(stat_lines(doc["stat"]))
     un = doc.get("unreachable")
     if un and un.get("walked"):
-        out.append(f"unreachable in the active space: {un['objects']} objects, {un['bytes']} bytes")
+        where = "active space" if h["collector"] == "copying" else "heap"
+        out.append(f"unreachable in the {where}: {un['objects']} objects, {un['bytes']} bytes")
     elif un:
         out.append(f"unreachable objects: {clean(un.get('note'))}")
     for p in doc.get("problems", [])[:20]:

@@ -2,35 +2,35 @@
 
 `HeapView` reads the heap in 1 MiB chunks (bulk reads; a chunk the debugger
 cannot read falls back to exact reads) and decodes objects at Wasmtime's
-layout for the version and collector (core/gctypes.py). `TypeMap` says what
+layout for the version and collector (core/gctypes.py); core/heapobj.py
+turns an object into its record. `TypeMap` says what
 wasm type of which module a header's engine-wide type index is; without one,
 objects keep their raw header and payload and say why.
 """
 
 from __future__ import annotations
 
-import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from . import heapobj
 from .abi import GC_KINDS, NO_TYPE
 from .errors import ReadError
-from .gcref import GcRef, SlotKind, decode_gcref
 from .gctypes import (
     ArrayLayout,
     HeaderLayout,
     StructLayout,
     array_layout,
-    describe_storage,
     heap_top,
     struct_layout,
 )
+from .heapobj import DEFAULT_ELEMENTS
 from .target import Target
 from .typemap import TypeMap
-from .wasmparse import FieldType, RefType
+from .wasmparse import RefType
 
 KINDS = GC_KINDS
-DEFAULT_ELEMENTS = 16
+__all__ = ["DEFAULT_ELEMENTS", "KINDS", "Header", "HeapView"]
 
 
 class Header(NamedTuple):
@@ -228,153 +228,10 @@ class HeapView:
             return list(range(h.ref + lay.elems_offset, end, 4)), None
         return [], None
 
-    # -- decoding ---------------------------------------------------------------------
-    def type_record(self, h: Header) -> dict | None:
-        t = self.type_of(h.shared_type)
-        if t is None:
-            return None
-        return {"module_index": t[0], "name": self.types.name(t[0])}  # type: ignore[union-attr]
+    # -- decoding (core/heapobj.py) -------------------------------------------------------
+    def type_record(self, h: Header) -> dict[str, Any] | None:
+        return heapobj.type_record(self, h)
 
-    def describe(
-        self,
-        r: int,
-        depth: int = 1,
-        elements: int = DEFAULT_ELEMENTS,
-        _budget: list[int] | None = None,
-    ) -> dict:
-        """An object record: header facts, its type, fields/elements; refs decoded down to
-        `depth` more levels (a shared budget bounds the total)."""
-        budget = _budget if _budget is not None else [256]
-        budget[0] -= 1
-        obj: dict = {"ref": r, "address": self.base + r, "kind": "unknown"}
-        try:
-            h = self.header(r)
-        except ReadError as e:
-            obj["error"] = str(e)
-            return obj
-        obj.update(
-            kind=h.kind or f"unknown {h.kind_word:#010x}",
-            type_index=h.shared_type,
-            size=h.size,
-            collector=self.collector,
-        )
-        if h.forwarded is not None:
-            obj["forwarded"] = h.forwarded
-        obj["type"] = self.type_record(h)
-        if h.kind is None:
-            obj["error"] = f"{h.kind_word:#010x} is not a GC object header"
-            return obj
-        if not self.size_ok(h):
-            obj["error"] = f"size {h.size} does not fit the {self.collector} layout"
-            return obj
-        t = self.type_of(h.shared_type)
-        if t is None:
-            obj["type_note"] = self._why_untyped(h)
-            body = self.hl.size if self.hl else 8
-            try:
-                obj["payload"] = self.read(r + body, max(0, min(32, (h.size or 0) - body))).hex()
-            except ReadError:
-                pass
-            return obj
-        idx, comp, lay = t
-        want = {"struct": "structref", "array": "arrayref"}.get(comp.kind)
-        if want != h.kind:
-            obj["error"] = f"header kind {h.kind} but type {idx} is a {comp.kind} type"
-            return obj
-        try:
-            if comp.kind == "struct":
-                if h.size < lay.size:
-                    obj["error"] = f"object size {h.size} is below its type's {lay.size} bytes"
-                    return obj
-                names = self.types.module.field_names.get(idx, {})  # type: ignore[union-attr]
-                obj["fields"] = [
-                    self._field(i, names.get(i), f, r + off, depth, elements, budget)
-                    for i, (f, off) in enumerate(zip(comp.fields, lay.offsets, strict=True))
-                ]
-            else:
-                n = self.u32(r + lay.length_offset)
-                f = comp.fields[0]
-                obj["length"] = n
-                obj["element_type"] = self._type_text(f)
-                if lay.elems_offset + n * lay.elem_size > h.size:
-                    obj["error"] = f"array length {n} runs past the object's {h.size} bytes"
-                    return obj
-                shown = min(n, max(0, elements))
-                obj["elements"] = [
-                    self._value(
-                        f, r + lay.elems_offset + i * lay.elem_size, depth, elements, budget
-                    )
-                    for i in range(shown)
-                ]
-        except ReadError as e:
-            obj["error"] = f"object body unreadable ({e})"
-        return obj
-
-    def _why_untyped(self, h: Header) -> str:
-        if h.shared_type is None:
-            return "no type (externref or untyped object)"
-        if self.types is None:
-            return self.type_note or "no module: types unknown"
-        return f"shared type {h.shared_type} is not one of the module's types"
-
-    def _type_text(self, f: FieldType) -> str:
-        mod = self.types.module if self.types else None
-        t = describe_storage(mod, f.storage)
-        return f"mut {t}" if f.mutable else t
-
-    def _field(
-        self,
-        i: int,
-        name: str | None,
-        f: FieldType,
-        at: int,
-        depth: int,
-        elements: int,
-        budget: list[int],
-    ) -> dict:
-        rec = {"index": i, "name": name, "type": self._type_text(f), "offset": at}
-        rec.update(self._value(f, at, depth, elements, budget))
-        return rec
-
-    def _value(self, f: FieldType, at: int, depth: int, elements: int, budget: list[int]) -> dict:
-        s = f.storage
-        if s == "i8":
-            v = self.read(at, 1)[0]
-            return {"value": v - 256 if v & 0x80 else v, "unsigned": v}
-        if s == "i16":
-            v = int.from_bytes(self.read(at, 2), "little" if self.little else "big")
-            return {"value": v - 65536 if v & 0x8000 else v, "unsigned": v}
-        e = "<" if self.little else ">"
-        if s == "i32":
-            v = struct.unpack(e + "i", self.read(at, 4))[0]
-            return {"value": v, "unsigned": v & 0xFFFFFFFF}
-        if s == "i64":
-            v = struct.unpack(e + "q", self.read(at, 8))[0]
-            return {"value": v, "unsigned": v & 0xFFFFFFFFFFFFFFFF}
-        if s in ("f32", "f64"):
-            data = self.read(at, 4 if s == "f32" else 8)
-            v = struct.unpack(e + ("f" if s == "f32" else "d"), data)[0]
-            bits = int.from_bytes(data, "little" if self.little else "big")
-            # JSON has no NaN/infinity: those become text.
-            return {"value": v if math.isfinite(v) else repr(v), "bits": bits}
-        if s == "v128":
-            return {"value": self.read(at, 16).hex()}
-        assert isinstance(s, RefType)
-        raw = self.u32(at)
-        types = self.types.module.types if self.types else []
-        if heap_top(types, s.heap) == "func":
-            return {"value": "null" if raw == 0 else f"funcref {raw}", "raw": raw}
-        ref = decode_gcref(raw)
-        out: dict = {"value": _ref_text(ref), "raw": raw, "ref_kind": ref.kind}
-        if ref.kind == "heap" and ref.value is not None and depth > 0 and budget[0] > 0:
-            out["object"] = self.describe(ref.value, depth - 1, elements, budget)
-        return out
-
-
-def _ref_text(ref: GcRef) -> str:
-    """A field's ref value: `null`, `i31 N` or `heap 0x..`."""
-    if ref.kind is SlotKind.NULL:
-        return "null"
-    if ref.kind is SlotKind.I31:
-        return f"i31 {ref.value}"
-    return f"heap {ref.raw:#x}"
+    def describe(self, r: int, depth: int = 1, elements: int = DEFAULT_ELEMENTS) -> dict[str, Any]:
+        """An object record (core/heapobj.describe)."""
+        return heapobj.describe(self, r, depth, elements)

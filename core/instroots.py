@@ -164,6 +164,23 @@ def check_layout(read: Read, vmctx: int, module: WasmModule, off: Offsets, littl
     return ""
 
 
+def _definition(
+    mem: _Mem,
+    vmctx: int,
+    i: int,
+    imported: int,
+    imports_at: int,
+    import_size: int,
+    defined_at: int,
+    definition_size: int,
+) -> int:
+    """The address of global/table `i`'s definition: in the VMContext when the instance
+    defines it, else where its import record (first field: `from`) points."""
+    if i < imported:
+        return mem.u64(vmctx + imports_at + i * import_size)
+    return vmctx + defined_at + (i - imported) * definition_size
+
+
 def read_instance_roots(
     read: Read,
     vmctx: int,
@@ -186,10 +203,16 @@ def read_instance_roots(
             continue
         assert isinstance(t, RefType)
         try:
-            if i < module.imported_globals:
-                at = mem.u64(vmctx + off.imported_globals + i * off.global_import)
-            else:
-                at = vmctx + off.globals + (i - module.imported_globals) * GLOBAL_DEFINITION
+            at = _definition(
+                mem,
+                vmctx,
+                i,
+                module.imported_globals,
+                off.imported_globals,
+                off.global_import,
+                off.globals,
+                GLOBAL_DEFINITION,
+            )
             if at in seen:
                 continue
             seen.add(at)
@@ -204,10 +227,16 @@ def read_instance_roots(
         if not is_gc_root_type(module, tt.element):
             continue
         try:
-            if i < module.imported_tables:
-                at = mem.u64(vmctx + off.imported_tables + i * off.table_import)
-            else:
-                at = vmctx + off.tables + (i - module.imported_tables) * TABLE_DEFINITION
+            at = _definition(
+                mem,
+                vmctx,
+                i,
+                module.imported_tables,
+                off.imported_tables,
+                off.table_import,
+                off.tables,
+                TABLE_DEFINITION,
+            )
             if at in seen:
                 continue
             seen.add(at)

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .target import ByteOrder
 from .wasmparse import WasmModule, WasmParseError, parse_module
+
+if TYPE_CHECKING:
+    from .image import WasmtimeImage
+
+Read = Callable[[int, int], bytes]
 
 MAX_MODULE_FILE = 256 << 20
 WASM_SUFFIXES = (".wasm", ".wat", ".wast")
@@ -58,7 +64,7 @@ def load_module(path: str, source: str) -> LoadedModule:
 
 def wat_to_wasm(path: str, data: bytes) -> bytes:
     try:
-        import wasmtime  # type: ignore[import-not-found]
+        import wasmtime  # type: ignore[import-not-found,unused-ignore]
     except Exception:
         raise ModuleError(
             f"{path} is WebAssembly text and the wasmtime Python package is not importable "
@@ -100,7 +106,7 @@ def core_notes(core_path: str) -> tuple[str | None, int | None]:
     return psargs, execfn
 
 
-def argv_from_stack(read, execfn: int, psargs: str) -> list[str] | None:
+def argv_from_stack(read: Read, execfn: int, psargs: str) -> list[str] | None:
     """The full argv from the process's initial stack, where the kernel put the argument
     strings (then the environment, then the AT_EXECFN string): found by the first argument
     as psargs shows it; the strings after it up to the first NAME=value one (upper-case
@@ -139,7 +145,9 @@ def argv_from_stack(read, execfn: int, psargs: str) -> list[str] | None:
     return None
 
 
-def command_line(process_info: dict, read=None) -> tuple[list[str] | None, str | None, str]:
+def command_line(
+    process_info: dict[str, Any], read: Read | None = None
+) -> tuple[list[str] | None, str | None, str]:
     """(argv, cwd, where from) of the debugged process, as far as it can be read."""
     core = process_info.get("core_file")
     if core:
@@ -164,7 +172,9 @@ def command_line(process_info: dict, read=None) -> tuple[list[str] | None, str |
     return argv, cwd, f"/proc/{pid}/cmdline"
 
 
-def modules_from_command_line(process_info: dict, read=None) -> tuple[list[str], str]:
+def modules_from_command_line(
+    process_info: dict[str, Any], read: Read | None = None
+) -> tuple[list[str], str]:
     """Existing .wasm/.wat files named on the command line, and a note on where from."""
     argv, cwd, where = command_line(process_info, read)
     if argv is None:
@@ -181,7 +191,7 @@ def modules_from_command_line(process_info: dict, read=None) -> tuple[list[str],
     return found, where
 
 
-def check_against_images(module: WasmModule, images) -> tuple[bool, str]:
+def check_against_images(module: WasmModule, images: Iterable[WasmtimeImage]) -> tuple[bool, str]:
     """Does some `wasm[M]` of the images have exactly the module's defined functions (by
     index, and by name where both have one)?"""
     seen = []

@@ -6,6 +6,7 @@ import struct
 import pytest
 import wasmtime
 from wasmtime_stackmaps import gctypes
+from wasmtime_stackmaps.heapverify import verify
 from wasmtime_stackmaps.heapview import HeapView
 from wasmtime_stackmaps.typemap import read_type_map
 from wasmtime_stackmaps.wasmparse import RefType, WasmParseError, parse_module
@@ -202,7 +203,7 @@ def test_verify_finds_each_kind_of_damage():
     }
     v, _, _ = _synthetic(m, objs)
     roots = [heapgraph.Root(f"root{r:#x}", r) for r in (0x20, 0x60, 0x80, 0xC0)]
-    res = heapgraph.verify(v, roots)
+    res = verify(v, roots)
     probs = [(x["ref"], x["problem"]) for x in res["violations"]]
     text = "\n".join(f"{r:#x} {p}" for r, p in probs)
     assert any(r == 0x40 and "$tree, not a subtype of the field's $node" in p for r, p in probs), (

@@ -169,3 +169,40 @@ def test_no_module_or_no_instance_says_so():
     assert "no module" in instroots.store_roots(Memory().read, [1], [], 49, True)[2][0]
     m = LoadedModule("x", module(CLI), "test")
     assert "no instance" in instroots.store_roots(Memory().read, [], [m], 49, True)[2][0]
+
+
+def test_imported_global_and_table_read_through_their_records():
+    """An imported global/table: the import record's first word points at the exporter's
+    definition; a definition reached twice (imported here, defined by another instance of
+    the same store) is read once."""
+    m = module(
+        """(module
+        (import "a" "g" (global $g (mut anyref))) (import "a" "t" (table $t 2 anyref))
+        (import "a" "f" (func)))"""
+    )
+    off = instroots.vmctx_offsets(m, 49)
+    assert off.imported_tables == 48 + 32  # after one function import (32 bytes from 45)
+    assert off.imported_globals == off.imported_tables + 24
+    mem = Memory()
+    vmctx = 0x10000
+    ctx = bytearray(off.globals)
+    ctx[0:4] = b"core"
+    _, count = interned_map(m)
+    mem.put(0x20000, struct.pack(f"<{count}I", *range(count)))
+    struct.pack_into("<Q", ctx, 40, 0x20000)
+    struct.pack_into("<Q", ctx, off.imported_globals, 0x40000)  # VMGlobalImport.from
+    struct.pack_into("<Q", ctx, off.imported_tables, 0x41000)  # VMTableImport.from
+    mem.put(vmctx, ctx)
+    mem.put(0x40000, struct.pack("<I12x", 0x30))  # the exporter's VMGlobalDefinition
+    mem.put(0x41000, struct.pack("<QQ", 0x42000, 2))  # the exporter's VMTableDefinition
+    mem.put(0x42000, struct.pack("<2I", 0, 0x48))
+    lm = LoadedModule("imports.wat", m, "test")
+    roots, read, _ = instroots.store_roots(mem.read, [vmctx], [lm], 49, True)
+    assert {r.label: (r.ref, r.address) for r in roots} == {
+        "global 0": (0x30, 0x40000),
+        "table 0[1]": (0x48, 0x42004),
+    }
+    assert "1 GC global(s), 1 GC table(s) with 2 element(s)" in read[0]
+    seen = {0x40000, 0x41000}  # already read as another instance's definitions
+    got = instroots.read_instance_roots(mem.read, vmctx, m, off, True, "", seen, [100])
+    assert got.roots == [] and got.globals_read == 0

@@ -17,9 +17,13 @@ COLUMNS = [
     ("gdb host", "GDB: Python host"),
     ("gdb cli", "GDB: CLI trap"),
     ("gdb objects", "GDB: GC objects"),
+    ("gdb types", "GDB: typed objects"),
+    ("gdb roots", "GDB: global/table roots"),
     ("lldb host", "LLDB: Python host"),
     ("lldb cli", "LLDB: CLI trap"),
     ("lldb objects", "LLDB: GC objects"),
+    ("lldb types", "LLDB: typed objects"),
+    ("lldb roots", "LLDB: global/table roots"),
 ]
 _RESULTS = {}  # (version, column) -> [(test id suffix, outcome, detail)]
 _START = time.time()

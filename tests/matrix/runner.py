@@ -197,6 +197,20 @@ def _core(v: Version, dbg: str, root: Path) -> driver.Result:
         core.unlink(missing_ok=True)
 
 
+def _roots(v: Version, dbg: str, root: Path) -> driver.Result:
+    """heap_host.py running heap_roots.wat (objects kept only by globals and tables): the
+    heap from every root set, the module found on the command line."""
+    check_venv(v)
+    d = root / v.py / f"roots-{dbg}"
+    d.mkdir(parents=True, exist_ok=True)
+    wat = d / "roots.wat"
+    src = (PROGRAMS / "heap_roots.wat").read_text()
+    src = src.replace(";;IMPORT", '(import "host" "stop" (func $host_stop))')
+    wat.write_text(src.replace(";;STOP", "(call $host_stop)"))
+    program = [str(v.python), str(PROGRAMS / "heap_host.py"), str(wat)]
+    return driver.run(dbg, ["stackmap heap --json"], program)
+
+
 def _cli(v: Version, dbg: str, root: Path) -> driver.Result:
     check_venv(v)
     program = [str(v.cli_path), "run", *CLI_RUN_FLAGS, str(PROGRAMS / "deep_trap.wat")]
@@ -220,6 +234,8 @@ def job_key(item) -> tuple | None:
         return ("cli", v, cs.params["dbg"])
     if name in ("test_core_file", "test_objects_core"):
         return ("core", v, cs.params["dbg"])
+    if name == "test_roots_host":
+        return ("roots", v, cs.params["dbg"])
     return None
 
 
@@ -232,6 +248,8 @@ def column(item) -> str | None:
         return "decoder"
     if item.originalname.startswith("test_objects"):
         return f"{key[2]} objects"
+    if item.originalname.startswith("test_typed_objects"):
+        return f"{key[2]} types"
     if key[0] == "core":  # shown with the live Python host runs
         return f"{key[2]} host"
     return f"{key[2]} {key[0]}"
@@ -256,7 +274,7 @@ class Jobs:
         self.lock = threading.Lock()
         by_py = {v.py: v for v in VERSIONS}
         for key in keys:
-            if key[0] in ("host", "cli", "core") and debugger_skip(key[2]):
+            if key[0] in ("host", "cli", "core", "roots") and debugger_skip(key[2]):
                 continue
             if key[0] == "cli":
                 self.submit(("cli-objdump", key[1]), by_py)
@@ -272,6 +290,7 @@ class Jobs:
                     "host": _host,
                     "cli": _cli,
                     "core": _core,
+                    "roots": _roots,
                 }[key[0]]
                 self.futures[key] = self.pool.submit(fn, v, *key[2:], self.root)
             return self.futures[key]
@@ -286,7 +305,7 @@ KEYS_KEY = pytest.StashKey[list]() if hasattr(pytest, "StashKey") else None
 
 def job(request, key) -> Future:
     """The future of one job (started with all the others at the first call)."""
-    if key[0] in ("host", "cli", "core"):
+    if key[0] in ("host", "cli", "core", "roots"):
         reason = debugger_skip(key[2])
         if reason:
             pytest.skip(reason)

@@ -291,3 +291,23 @@ def test_typed_objects_host(ver: Version, dbg, mode, request):
 def test_typed_objects_cli(ver: Version, dbg, request):
     """The module found on the CLI's command line."""
     check_typed(request, ver, dbg, ("cli", ver.py, dbg), list(range(1, CLI_DEPTH + 1)), "cli")
+
+
+# -- globals and tables as roots: the VMContext's per-module records per release ---------------
+ROOTS = [(v, d) for v, d, m in LIVE if v.major > 31 and m == "inproc"]
+
+
+@pytest.mark.parametrize("ver,dbg", ROOTS, ids=[f"{v.py}-{d}" for v, d in ROOTS])
+def test_roots_host(ver: Version, dbg, request):
+    """heap_roots.wat in the Python host: the 7 $node objects, 6 of them kept only by a
+    global and two tables read at that release's VMContext offsets (one imported function
+    before them: its record's size changed in 45)."""
+    r = job(request, ("roots", ver.py, dbg)).result()
+    assert r.docs, f"no JSON from {dbg}:\n{r.output[-4000:]}"
+    doc = r.docs[-1]
+    read = doc["root_sets"]["read"]
+    assert any("2 GC global(s), 2 GC table(s) with 12 element(s)" in s for s in read), doc
+    labels = sorted(x["label"] for x in doc["root_list"] if "frame" not in x["label"])
+    assert labels == ["global 0", "table 0[3]", "table 0[5]", "table 2[1]"], labels
+    assert doc["objects"] == 7 and not doc["problems"], doc
+    record(request, ver, f"{dbg} roots", "✓")

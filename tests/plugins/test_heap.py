@@ -45,10 +45,13 @@ def py_wat(tmp_path):
 def program(kind, wat):
     if kind == "cli":
         return [wasmtime_cli(), "run", *CLI_FLAGS, str(wat)]
+    if kind == "null":  # the CLI with the null collector (the Python package cannot pick one)
+        return [wasmtime_cli(), "run", *CLI_FLAGS, "-C", "collector=null", str(wat)]
     return [PY, str(PROGRAMS / "heap_host.py"), str(wat)]
 
 
-COLLECTOR = {"cli": "copying", "py": "drc"}
+COLLECTOR = {"cli": "copying", "py": "drc", "null": "null"}
+KINDS = list(COLLECTOR)
 
 
 def hold_roots(doc):
@@ -194,32 +197,40 @@ def plant_command(dbg, heap_index, value):
     """Write the u32 `value` at `heap_index` with the debugger's own memory-write command.
     The heap's base moves between runs (compiler threads map memory in a racy order), so
     the one-liner asks the plugin for this run's base first."""
-    get = "stackmap heap --stat --json"
+    base = 'd["heap"]["base"]'
+    return write_u32_command(dbg, "stackmap heap --stat --json", f"{base} + {heap_index}", value)
+
+
+def write_u32_command(dbg, get, address_expr, value):
+    """A debugger one-liner: run the plugin's `get` (a --json command), evaluate the Python
+    `address_expr` over its document `d`, write the u32 `value` there with the debugger's
+    own memory-write command."""
     if dbg == "gdb":
         return (
-            f"python import json; b = json.loads(gdb.execute({get!r}, to_string=True))"
-            f'["heap"]["base"]; gdb.execute("set {{int}}%#x = %#x" % (b + {heap_index}, {value}))'
+            f"python import json; d = json.loads(gdb.execute({get!r}, to_string=True)); "
+            f'gdb.execute("set {{int}}%#x = %#x" % ({address_expr}, {value}))'
         )
     return (
         "script import json, lldb; r = lldb.SBCommandReturnObject(); "
         f"lldb.debugger.GetCommandInterpreter().HandleCommand({get!r}, r); "
-        'b = json.loads(r.GetOutput()[r.GetOutput().index("{"):])["heap"]["base"]; '
-        f'lldb.debugger.HandleCommand("memory write -s 4 %#x %#x" % (b + {heap_index}, {value}))'
+        'd = json.loads(r.GetOutput()[r.GetOutput().index("{"):]); '
+        f'lldb.debugger.HandleCommand("memory write -s 4 %#x %#x" % ({address_expr}, {value}))'
     )
 
 
-@pytest.mark.parametrize("kind", ["cli", "py"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_live_graph(dbg, kind, tmp_path):
     """Every field and name; heap --stat counts; verify clean; gcroot of the tail; then a
     ref planted wrong from the debugger (head.next := the tree root) is reported."""
-    prog = program(kind, cli_wat(tmp_path) if kind == "cli" else py_wat(tmp_path))
+    prog = program(kind, py_wat(tmp_path) if kind == "py" else cli_wat(tmp_path))
     r = first_run(dbg, prog)
     bt, stat, ver = r.docs
     hold, roots = check_bt(bt, COLLECTOR[kind])
     check_heap_stat(stat)
     un = stat["unreachable"]
-    if kind == "cli":  # the copying collector's active space, walked linearly: the 2 garbage
-        assert un["walked"] and un["objects"] == 2 and un["bytes"] == 64, un
+    if kind != "py":  # the bump-allocated space, walked linearly: the 2 garbage $nodes
+        size = {"cli": 32, "null": 16}[kind]  # copying: 16-byte header, sizes rounded to 16
+        assert un["walked"] and un["objects"] == 2 and un["bytes"] == 2 * size, un
     else:
         assert not un["walked"] and "copying" in un["note"]
     assert ver["violations"] == [] and ver["objects"] == sum(COUNTS.values()), ver
@@ -239,14 +250,14 @@ def test_live_graph(dbg, kind, tmp_path):
 def graph_cores(tmp_path_factory):
     d = tmp_path_factory.mktemp("heapcores")
     out = {}
-    for kind in ("cli", "py"):
-        wat = cli_wat(d) if kind == "cli" else py_wat(d)
+    for kind in KINDS:
+        wat = py_wat(d) if kind == "py" else cli_wat(d)
         prog = program(kind, wat)
         out[kind] = (driver.gcore(prog, str(d / f"{kind}.core")), prog, wat)
     return out
 
 
-@pytest.mark.parametrize("kind", ["cli", "py"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_core_graph(dbg, kind, graph_cores, tmp_path):
     """From a core file: the module given with `stackmap module`; the same graph."""
     core, prog, wat = graph_cores[kind]

@@ -6,17 +6,20 @@ shows the path the program built (`global 0 -> node.next`, `table 0[3] ->
 node.next`), and `verify` reports a global planted wrong from the debugger
 with the global as its path. On the CLI 49 (copying collector) and the
 Python package 50 (DRC, with one imported function), GDB and LLDB, live and
-core file. Refs come from a first run's `heap --json`; a second run of the
-same deterministic program (or core) checks they are the same objects.
+core file, and the CLI with the null collector. Refs come from a first run's
+`heap --json`; a second run of the same deterministic program (or core)
+checks they are the same objects.
 """
 
 import pytest
 
 from tests.plugins import driver
 from tests.plugins.common import CLI_FLAGS, PROGRAMS, PY
+from tests.plugins.test_heap import write_u32_command
 from tests.tooling import wasmtime_cli
 
 SOURCE = PROGRAMS / "heap_roots.wat"
+KINDS = ["cli", "py", "null"]  # CLI 49 (copying), Python 50 (DRC), CLI 49 -C collector=null
 # val -> the path gcroot must print (root label, then the slots), "" = the stack slot
 PATHS = {
     1: "",
@@ -31,10 +34,11 @@ PATHS = {
 
 def program(kind, d):
     src = SOURCE.read_text()
-    if kind == "cli":
+    if kind in ("cli", "null"):
         p = d / "roots_cli.wat"
         p.write_text(src.replace(";;STOP", "(unreachable)"))
-        return [wasmtime_cli(), "run", *CLI_FLAGS, str(p)]
+        null = ["-C", "collector=null"] if kind == "null" else []
+        return [wasmtime_cli(), "run", *CLI_FLAGS, *null, str(p)]
     p = d / "roots_py.wat"
     src = src.replace(";;IMPORT", '(import "host" "stop" (func $host_stop))')
     p.write_text(src.replace(";;STOP", "(call $host_stop)"))
@@ -45,7 +49,7 @@ def program(kind, d):
 def root_cores(tmp_path_factory):
     d = tmp_path_factory.mktemp("rootcores")
     out = {}
-    for kind in ("cli", "py"):
+    for kind in KINDS:
         prog = program(kind, d)
         out[kind] = (driver.gcore(prog, str(d / f"{kind}.core")), prog)
     return out
@@ -65,7 +69,7 @@ def check(dbg, kind, prog=None, core=None):
     assert "globals, tables" not in sets["not_read"]
     labels = sorted(x["label"] for x in doc["root_list"] if "frame" not in x["label"])
     assert labels == ["global 0", "table 0[3]", "table 0[5]", "table 2[1]"], labels
-    if kind == "cli":  # the garbage node is still in the active space, unreachable
+    if kind != "py":  # the garbage node is still in the bump-allocated space, unreachable
         assert doc["unreachable"]["objects"] == 1
     refs = [o["ref"] for o in doc["object_list"]]
     cmds = [f"stackmap obj {r:#x} --json" for r in refs]
@@ -88,33 +92,22 @@ def check(dbg, kind, prog=None, core=None):
             assert "frame #" in g["paths"][0][0] and len(g["paths"][0]) == 1, g["paths"]
     if not core:
         bad = [v for v in r2.docs[-1]["violations"] if v["path"] == ["global 0"]]
-        assert bad and bad[0]["ref"] == 0x8, r2.docs[-1]["violations"]
+        assert bad == [bad[0]] and bad[0]["ref"] == 12, r2.docs[-1]["violations"]
 
 
 def _plant(dbg, label):
-    """Write 8 (no object) into the root `label`, at the address this run's `heap --json`
-    gives (globals and tables move between runs of the Python host)."""
-    get = "stackmap heap --json"
+    """Write 12 (no object: misaligned) into the root `label`, at the address this run's
+    `heap --json` gives (globals and tables move between runs of the Python host)."""
     pick = f'[x["address"] for x in d["root_list"] if x["label"] == {label!r}][0]'
-    if dbg == "gdb":
-        return (
-            f"python import json; d = json.loads(gdb.execute({get!r}, to_string=True)); "
-            f'gdb.execute("set {{int}}%#x = 8" % {pick})'
-        )
-    return (
-        "script import json, lldb; r = lldb.SBCommandReturnObject(); "
-        f"lldb.debugger.GetCommandInterpreter().HandleCommand({get!r}, r); "
-        'd = json.loads(r.GetOutput()[r.GetOutput().index("{"):]); '
-        f'lldb.debugger.HandleCommand("memory write -s 4 %#x 8" % {pick})'
-    )
+    return write_u32_command(dbg, "stackmap heap --json", pick, 12)
 
 
-@pytest.mark.parametrize("kind", ["cli", "py"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_live_roots(dbg, kind, tmp_path):
     check(dbg, kind, prog=program(kind, tmp_path))
 
 
-@pytest.mark.parametrize("kind", ["cli", "py"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_core_roots(dbg, kind, root_cores):
     core, prog = root_cores[kind]
     check(dbg, kind, prog=prog, core=core)
