@@ -50,7 +50,7 @@ def root_after(
         why = f"a null/i31 root changed: {r.raw:#x} -> {new:#x}"
         return RootAfter(new, RootState.CHANGED, why, None, False, None)
     state = RootState.MOVED if new != r.raw else RootState.UNCHANGED
-    problem = gccheck.ref_problem(mem, heap, r.collector, new, spaces)
+    problem = gccheck.ref_problem(mem, heap, r.collector, new, spaces, stack_root=True)
     after = gccheck.read_object(mem, heap, r.collector, new)
     identical = None
     if problem is None and r.obj is not None and after is not None:

@@ -27,6 +27,7 @@ from typing import NamedTuple
 from . import gcheap
 from .abi import GC_KINDS
 from .errors import ReadError, StackMapsError
+from .gcdrc import drc_problem
 from .gcref import SlotKind
 from .session import Collected, Session
 from .target import ByteOrder, MemoryCache, Target
@@ -150,7 +151,9 @@ def take_snapshot(session: Session, target: Target, thread: int | None) -> Snaps
 
 
 def _suspended_roots(got: Collected) -> list[Root]:
-    """The live slots of suspended fiber stacks tied to a store whose heap is located."""
+    """The live slots of suspended fiber stacks whose heap is located: each activation in
+    the heap of the store it is tied to (its own tie, so that a store with no activation
+    on any thread, e.g. one the host collects while its async call is suspended, counts)."""
     heaps: dict[int, tuple[gcheap.Heap, str | None]] = {}
     for key, h in got.heap.heaps.items():
         finding = got.heap.activations.get(key)
@@ -158,11 +161,16 @@ def _suspended_roots(got: Collected) -> list[Root]:
     out = []
     for st in got.suspended or []:
         for act, info in st.activations:
+            own = info.get("heap")
             store = info.get("store_context")
-            found = heaps.get(store) if store is not None else None
+            if isinstance(own, gcheap.HeapFinding) and own.located and own.heap is not None:
+                found: tuple[gcheap.Heap, str | None] | None = (own.heap, own.collector)
+            else:
+                found = heaps.get(store) if store is not None else None
             if found is None:
                 continue
             heap, collector = found
+            where = f"suspended stack {st.region.start:#x}"
             for f in act.frames:
                 for s in f.slots:
                     obj = None
@@ -172,7 +180,6 @@ def _suspended_roots(got: Collected) -> list[Root]:
                         and s.ref.value is not None
                     ):
                         obj = read_object(got.mem, heap, collector, s.ref.value)
-                    where = f"suspended stack {st.region.start:#x}"
                     out.append(
                         Root(0, f.level, f.function_name, f.pc, f.fp, s.offset, s.address,
                              s.raw, heap, collector, obj, where)
@@ -223,8 +230,10 @@ def ref_problem(
     collector: str | None,
     r: int,
     spaces: Spaces | None,
+    stack_root: bool = False,
 ) -> str | None:
-    """Why heap index r does not point at a live object after a collection (None: it does)."""
+    """Why heap index r does not point at a live object after a collection (None: it does).
+    stack_root: r is held by a wasm frame's live slot (the DRC collector's stack-root rule)."""
     if r + 8 > heap.length:
         return f"out of the heap (index {r:#x}, heap length {heap.length:#x})"
     try:
@@ -246,6 +255,8 @@ def ref_problem(
                 return "freed object: in the idle semi-space (the root was not updated)"
             if r >= spaces.bump:
                 return f"unallocated memory: past the bump pointer {spaces.bump:#x}"
+    if collector == "drc" and heap.layout.drc_size_in_header:
+        return drc_problem(mem, heap, r, kind, stack_root)
     return None
 
 
@@ -310,7 +321,7 @@ def problems_now(mem: MemoryCache, roots: list[Root], store: int | None) -> dict
         key = r.heap.store_context
         if r.collector == "copying" and key not in spaces:
             spaces[key] = copying_spaces(mem, r.heap)
-        why = ref_problem(mem, r.heap, r.collector, r.raw, spaces.get(key))
+        why = ref_problem(mem, r.heap, r.collector, r.raw, spaces.get(key), True)
         if why:
             out[r.address] = why
     return out
