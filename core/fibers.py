@@ -321,7 +321,7 @@ def find_suspended(
         return []
     trampoline = exit_is_trampoline(registry)
     data = DataRegions(regions)
-    scan = TopScan(mem, target.little_endian)
+    scan = TopScan(mem)
     out = []
     rest = []
     for r in candidate_regions(regions, threads):

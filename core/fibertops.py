@@ -106,9 +106,8 @@ def _guard_first(regions: list[Region] | None, cands: list[Region]) -> list[Regi
 class TopScan:
     """The bounded search for fiber tops inside merged mappings, for one command."""
 
-    def __init__(self, mem: MemoryCache, little: bool):
+    def __init__(self, mem: MemoryCache):
         self.mem = mem
-        self.little = little
         self.budget = SCAN_BUDGET
         self.live_budget = LIVE_BUDGET
         self.tops_left = MAX_INNER_TOPS
@@ -149,7 +148,7 @@ class TopScan:
         if hi <= r.start or self.tops_left <= 0:
             return
         chunks = self._window(r.start, hi)
-        fmt = ("<" if self.little else ">") + "QQ"
+        fmt = self.mem.order.prefix + "QQ"
         for base, data in chunks:
             for off in range(page, len(data) + 1, page):
                 saved_sp, running = struct.unpack_from(fmt, data, off - 16)
